@@ -1,0 +1,46 @@
+# The two commands of the README: `make dev` (the whole local stack) and `make test` (everything CI runs).
+PYTHON ?= python3
+VENV := .venv
+EMU_VENV := .venv-emulator
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EMU_STAMP := $(EMU_VENV)/.installed
+
+.PHONY: dev test lint typecheck unit fault-run bench bench-dashboard install clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(EMU_STAMP): requirements-emulator.txt
+	$(PYTHON) -m venv $(EMU_VENV)
+	$(EMU_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-emulator.txt
+	touch $@
+
+install: $(STAMP) $(EMU_STAMP)
+
+dev: install
+	$(PY) -m dev.stack
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy common functions main.py dev tests
+
+test: install lint typecheck
+	$(PY) -m pytest
+
+fault-run: install
+	$(PY) -m dev.fault_run
+
+bench: install
+	$(PY) -m dev.bench
+
+bench-dashboard: install
+	$(PY) -m dev.bench_dashboard
+
+clean:
+	rm -rf $(VENV) $(EMU_VENV) .local

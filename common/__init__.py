@@ -1,0 +1,1 @@
+"""Shared code of every Planter function: configuration, database, auth, services."""

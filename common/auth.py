@@ -1,0 +1,160 @@
+"""Who is calling: user JWTs, task-bound callback tokens, and signed step deliveries."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from common.config import Settings, get_settings
+from common.errors import DatabaseUnavailable, Unauthorized
+
+CALLBACK_AUDIENCE = "planter-progress"
+SIGNATURE_HEADER = "X-Planter-Signature"
+# Never read from the token: a fixed allow-list per key type, so no "none" and no HS/RS confusion.
+_ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
+_SYMMETRIC_ALGORITHMS = ("HS256",)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A verified user token: who it names."""
+
+    email: str
+    subject: str | None
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
+    """The token of an ``Authorization: Bearer`` header, or 401."""
+    value = headers.get("Authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("a bearer token is required")
+    return token.strip()
+
+
+@functools.cache
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    # One client per instance: it caches the key set and refetches once for an unknown kid.
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=5)
+
+
+def _decode(token: str, key: Any, algorithms: tuple[str, ...], settings: Settings, **options: Any) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        key,
+        algorithms=list(algorithms),
+        leeway=settings.jwt_leeway_seconds,
+        options={"require": ["exp"], **options.pop("options", {})},
+        **options,
+    )
+    return claims
+
+
+def verify_user_token(token: str, settings: Settings | None = None) -> Identity:
+    """Verify a user's JWT (HS256 with JWT_SECRET, or RS256/ES256 against the JWKS)."""
+    settings = settings or get_settings()
+    try:
+        header = jwt.get_unverified_header(token)
+        alg = header.get("alg")
+        extra: dict[str, Any] = {}
+        if settings.jwt_issuer:
+            extra["issuer"] = settings.jwt_issuer
+        if settings.jwt_audience:
+            extra["audience"] = settings.jwt_audience
+        else:
+            extra["options"] = {"verify_aud": False}
+        if alg in _ASYMMETRIC_ALGORITHMS and settings.jwt_jwks_url:
+            key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+            claims = _decode(token, key, _ASYMMETRIC_ALGORITHMS, settings, **extra)
+        elif alg in _SYMMETRIC_ALGORITHMS and settings.jwt_secret:
+            claims = _decode(token, settings.jwt_secret, _SYMMETRIC_ALGORITHMS, settings, **extra)
+        else:
+            raise Unauthorized("the token's algorithm is not accepted")
+        if claims.get("aud") == CALLBACK_AUDIENCE:
+            raise Unauthorized("a callback token cannot act as a user")
+    except jwt.PyJWKClientConnectionError as error:
+        raise DatabaseUnavailable("the identity provider's keys could not be fetched") from error
+    except jwt.PyJWTError as error:
+        raise Unauthorized(_reason(error)) from error
+    email = claims.get("email")
+    if not isinstance(email, str) or "@" not in email or len(email) > 320:
+        raise Unauthorized("the token carries no email claim")
+    subject = claims.get("sub")
+    return Identity(email=email.strip().lower(), subject=subject if isinstance(subject, str) else None)
+
+
+def _reason(error: jwt.PyJWTError) -> str:
+    if isinstance(error, jwt.ExpiredSignatureError):
+        return "the token has expired"
+    if isinstance(error, jwt.ImmatureSignatureError):
+        return "the token is not valid yet"
+    if isinstance(error, jwt.InvalidAudienceError):
+        return "the token is for another audience"
+    if isinstance(error, jwt.InvalidIssuerError):
+        return "the token is from another issuer"
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return f"the token lacks the {error.claim!r} claim"
+    if isinstance(error, jwt.PyJWKClientError):
+        return "the token's signing key is unknown"
+    return "the token is invalid"
+
+
+def issue_callback_token(task_id: str, settings: Settings | None = None, ttl_seconds: int | None = None) -> str:
+    """A token that lets an outside worker post progress for this one task, and nothing else."""
+    settings = settings or get_settings()
+    now = int(time.time())
+    ttl = ttl_seconds if ttl_seconds is not None else settings.callback_token_ttl_seconds
+    claims = {"sub": task_id, "aud": CALLBACK_AUDIENCE, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, settings.step_signing_secret, algorithm="HS256")
+
+
+def verify_callback_token(token: str, task_id: str, settings: Settings | None = None) -> None:
+    """Accept only a callback token bound to ``task_id``; anything else is 401."""
+    settings = settings or get_settings()
+    try:
+        claims = _decode(token, settings.step_signing_secret, _SYMMETRIC_ALGORITHMS, settings, audience=CALLBACK_AUDIENCE)
+    except jwt.PyJWTError as error:
+        raise Unauthorized(_reason(error)) from error
+    if claims.get("sub") != task_id:
+        raise Unauthorized("the token is bound to another task")
+
+
+def sign_body(body: bytes, secret: str) -> str:
+    """The ``X-Planter-Signature`` value of a step request body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_step_caller(headers: Mapping[str, str], body: bytes, settings: Settings | None = None) -> None:
+    """Refuse a step or scheduler request that our own queue or scheduler did not send."""
+    settings = settings or get_settings()
+    given = headers.get(SIGNATURE_HEADER, "")
+    if not given or not hmac.compare_digest(given, sign_body(body, settings.step_signing_secret)):
+        raise Unauthorized("the request signature is missing or wrong")
+    if settings.verify_oidc:
+        _verify_oidc(bearer_token(headers), settings)
+
+
+def _verify_oidc(token: str, settings: Settings) -> None:
+    # Imported lazily: only the internal functions in production verify Google-signed tokens.
+    import google.auth.transport.requests
+    from google.oauth2 import id_token
+
+    try:
+        claims = id_token.verify_oauth2_token(
+            token, google.auth.transport.requests.Request(), audience=settings.oidc_audience or settings.step_url
+        )
+    except ValueError as error:
+        raise Unauthorized("the OIDC token is invalid") from error
+    if claims.get("iss") not in {"https://accounts.google.com", "accounts.google.com"}:
+        raise Unauthorized("the OIDC token is from another issuer")
+    if settings.oidc_service_account and claims.get("email") != settings.oidc_service_account:
+        raise Unauthorized("the OIDC token names another service account")
+    if not claims.get("email_verified", False):
+        raise Unauthorized("the OIDC token's email is not verified")

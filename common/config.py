@@ -1,0 +1,164 @@
+"""Settings read once from the environment into a frozen object; bad config fails fast."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
+DEV_STEP_SECRET = "dev-only-step-secret-change-me-0123456789"
+_DEV_SECRETS = {DEV_JWT_SECRET, DEV_STEP_SECRET}
+_MIN_SECRET_BYTES = 32
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable configuration."""
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    try:
+        return int(raw) if raw else default
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name).lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, validated once per process."""
+
+    environment: str = "development"
+    # Database: a URL locally, the Cloud SQL connector in production.
+    database_url: str = ""
+    instance_connection_name: str = ""
+    db_user: str = ""
+    db_password: str = ""
+    db_name: str = "planter"
+    db_iam_auth: bool = False
+    db_ip_type: str = "public"
+    db_pool_size: int = 2
+    db_max_overflow: int = 2
+    # Auth.
+    jwt_secret: str = ""
+    jwt_jwks_url: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_leeway_seconds: int = 30
+    step_signing_secret: str = ""
+    # Cloud Tasks.
+    tasks_project: str = "planter-local"
+    tasks_location: str = "us-central1"
+    tasks_queue: str = "planter-steps"
+    tasks_emulator_host: str = ""
+    step_url: str = "http://127.0.0.1:8080/internal/steps"
+    oidc_service_account: str = ""
+    oidc_audience: str = ""
+    verify_oidc: bool = False
+    # Pipeline.
+    step_provider: str = "simulated"
+    step_timeout_seconds: float | None = None
+    redelivery_grace_seconds: float = 60.0
+    callback_token_ttl_seconds: int = 6 * 3600
+    # HTTP.
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    max_body_bytes: int = 64 * 1024
+    # Money.
+    cost_per_ai_operation: float = 0.05
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment in {"development", "test"}
+
+    @property
+    def queue_path(self) -> str:
+        return f"projects/{self.tasks_project}/locations/{self.tasks_location}/queues/{self.tasks_queue}"
+
+
+def load_settings() -> Settings:
+    """Read and validate the environment; raise ConfigError naming the variable at fault."""
+    environment = _env("PLANTER_ENV", "development")
+    dev = environment in {"development", "test"}
+    timeout_raw = _env("STEP_TIMEOUT_SECONDS")
+    settings = Settings(
+        environment=environment,
+        database_url=_env("DATABASE_URL"),
+        instance_connection_name=_env("INSTANCE_CONNECTION_NAME"),
+        db_user=_env("DB_USER"),
+        db_password=_env("DB_PASSWORD"),
+        db_name=_env("DB_NAME", "planter"),
+        db_iam_auth=_env_bool("DB_IAM_AUTH", False),
+        db_ip_type=_env("DB_IP_TYPE", "public").lower(),
+        db_pool_size=_env_int("DB_POOL_SIZE", 2),
+        db_max_overflow=_env_int("DB_MAX_OVERFLOW", 2),
+        jwt_secret=_env("JWT_SECRET", DEV_JWT_SECRET if dev else ""),
+        jwt_jwks_url=_env("JWT_JWKS_URL"),
+        jwt_issuer=_env("JWT_ISSUER"),
+        jwt_audience=_env("JWT_AUDIENCE"),
+        jwt_leeway_seconds=_env_int("JWT_LEEWAY_SECONDS", 30),
+        step_signing_secret=_env("STEP_SIGNING_SECRET", DEV_STEP_SECRET if dev else ""),
+        tasks_project=_env("TASKS_PROJECT", "planter-local"),
+        tasks_location=_env("TASKS_LOCATION", "us-central1"),
+        tasks_queue=_env("TASKS_QUEUE", "planter-steps"),
+        tasks_emulator_host=_env("CLOUD_TASKS_EMULATOR_HOST"),
+        step_url=_env("STEP_URL", "http://127.0.0.1:8080/internal/steps"),
+        oidc_service_account=_env("TASKS_OIDC_SERVICE_ACCOUNT"),
+        oidc_audience=_env("TASKS_OIDC_AUDIENCE"),
+        verify_oidc=_env_bool("VERIFY_OIDC", not dev),
+        step_provider=_env("STEP_PROVIDER", "simulated"),
+        step_timeout_seconds=float(timeout_raw) if timeout_raw else None,
+        redelivery_grace_seconds=_env_float("REDELIVERY_GRACE_SECONDS", 60.0),
+        callback_token_ttl_seconds=_env_int("CALLBACK_TOKEN_TTL_SECONDS", 6 * 3600),
+        cors_origins=tuple(o.strip() for o in _env("CORS_ORIGINS").split(",") if o.strip()),
+        max_body_bytes=_env_int("MAX_BODY_BYTES", 64 * 1024),
+        cost_per_ai_operation=_env_float("COST_PER_AI_OPERATION", 0.05),
+    )
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if s.db_ip_type not in {"public", "private", "psc"}:
+        raise ConfigError("DB_IP_TYPE must be public, private or psc")
+    if s.max_body_bytes <= 0 or s.db_pool_size <= 0:
+        raise ConfigError("MAX_BODY_BYTES and DB_POOL_SIZE must be positive")
+    if "*" in s.cors_origins:
+        raise ConfigError("CORS_ORIGINS must list origins; '*' is refused because tokens are sent")
+    if s.is_development:
+        return
+    if not s.database_url and not s.instance_connection_name:
+        raise ConfigError("set INSTANCE_CONNECTION_NAME (Cloud SQL) or DATABASE_URL")
+    if s.instance_connection_name and not s.db_user:
+        raise ConfigError("DB_USER is required with INSTANCE_CONNECTION_NAME")
+    if not s.jwt_secret and not s.jwt_jwks_url:
+        raise ConfigError("set JWT_JWKS_URL or JWT_SECRET")
+    for name, secret in (("JWT_SECRET", s.jwt_secret), ("STEP_SIGNING_SECRET", s.step_signing_secret)):
+        if name == "JWT_SECRET" and not secret:
+            continue
+        if not secret or secret in _DEV_SECRETS or len(secret.encode()) < _MIN_SECRET_BYTES:
+            raise ConfigError(f"{name} must be set to a random secret of at least {_MIN_SECRET_BYTES} bytes")
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()

@@ -1,0 +1,129 @@
+"""The process-wide SQLAlchemy engine, created on first use, and the one transaction helper.
+
+Production reaches Cloud SQL through the Cloud SQL Python Connector with pg8000; development
+and tests use a plain ``DATABASE_URL``. Driver errors that mean "the database is not there"
+are translated here, once, into ``DatabaseUnavailable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from common.config import Settings, get_settings
+from common.errors import DatabaseUnavailable
+
+T = TypeVar("T")
+
+_engine: sa.Engine | None = None
+_connector: Any = None
+_lock = threading.Lock()
+
+# Pool sizing for serverless concurrency: one instance serves at most `concurrency` requests at
+# once (gunicorn threads), each holding one connection for the length of a short transaction.
+# pool_size + max_overflow = DB_POOL_SIZE + DB_MAX_OVERFLOW (2 + 2 by default) bounds what one
+# instance can hold; max_instances x that must stay under the Cloud SQL connection limit
+# (docs/DEPLOY.md does the arithmetic). Recycle before Cloud SQL's idle cut-off; no pre-ping,
+# because it costs a round trip on every checkout: a dead connection is detected when used,
+# the pool is invalidated, and run_in_transaction retries once on a fresh one.
+_POOL_RECYCLE_SECONDS = 1800
+_POOL_TIMEOUT_SECONDS = 10
+
+
+def _cloud_sql_creator(settings: Settings) -> Callable[[], Any]:
+    # Imported here: the connector is heavy (~0.6 s) and only production needs it.
+    from google.cloud.sql.connector import Connector, IPTypes
+
+    global _connector
+    _connector = Connector(refresh_strategy="LAZY")
+    ip_type = {"public": IPTypes.PUBLIC, "private": IPTypes.PRIVATE, "psc": IPTypes.PSC}[settings.db_ip_type]
+
+    def getconn() -> Any:
+        kwargs: dict[str, Any] = {"user": settings.db_user, "db": settings.db_name, "ip_type": ip_type}
+        if settings.db_iam_auth:
+            kwargs["enable_iam_auth"] = True
+        else:
+            kwargs["password"] = settings.db_password
+        return _connector.connect(settings.instance_connection_name, "pg8000", **kwargs)
+
+    return getconn
+
+
+def create_engine(settings: Settings) -> sa.Engine:
+    """Build an engine for these settings (the connector in production, a URL otherwise)."""
+    common: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_recycle": _POOL_RECYCLE_SECONDS,
+        "pool_timeout": _POOL_TIMEOUT_SECONDS,
+        "pool_pre_ping": False,
+    }
+    if settings.instance_connection_name:
+        return sa.create_engine("postgresql+pg8000://", creator=_cloud_sql_creator(settings), **common)
+    if not settings.database_url:
+        raise DatabaseUnavailable("no database configured (DATABASE_URL or INSTANCE_CONNECTION_NAME)")
+    return sa.create_engine(settings.database_url, **common)
+
+
+def get_engine() -> sa.Engine:
+    """The engine of this instance, created on first use and reused by warm invocations."""
+    global _engine
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                _engine = create_engine(get_settings())
+    return _engine
+
+
+def reset_engine() -> None:
+    """Dispose of the engine (tests and the dev stack switch databases with this)."""
+    global _engine
+    with _lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+
+
+def is_disconnect(error: BaseException) -> bool:
+    """True when a driver error means the connection or the server is gone."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return True
+    if isinstance(error, sa_exc.TimeoutError):  # pool exhausted
+        return True
+    return isinstance(error, ConnectionError | OSError)
+
+
+@contextlib.contextmanager
+def _begin(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with engine.begin() as conn:
+        yield conn
+
+
+def run_in_transaction(work: Callable[[sa.Connection], T], *, engine: sa.Engine | None = None) -> T:
+    """Run ``work`` in one transaction and commit; retry once if the connection was dead.
+
+    Retrying is safe because a transaction whose connection died was never committed.
+    """
+    engine = engine or get_engine()
+    for attempt in (1, 2):
+        try:
+            with _begin(engine) as conn:
+                return work(conn)
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError, ConnectionError) as error:
+            if not is_disconnect(error):
+                raise
+            if attempt == 2:
+                raise DatabaseUnavailable("the database is unreachable") from error
+    raise AssertionError("unreachable")
+
+
+def ping(engine: sa.Engine | None = None) -> None:
+    """Round-trip to the database; raise DatabaseUnavailable when it does not answer."""
+    run_in_transaction(lambda conn: conn.execute(sa.text("SELECT 1")), engine=engine)

@@ -1,0 +1,272 @@
+"""The one place that knows Flask: routing, JSON in and out, problem+json, CORS, auth gates.
+
+Every deployed function calls ``dispatch`` with its own name; it serves only the routes the
+route table gives that function, so the local gateway and the API Gateway agree by construction.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import flask
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from common import auth, log
+from common.config import get_settings
+from common.db import is_disconnect
+from common.errors import (
+    BadRequest,
+    DatabaseUnavailable,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PlanterError,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+M = TypeVar("M", bound=BaseModel)
+AuthKind = Literal["user", "callback", "internal", "none"]
+PROBLEM_TYPE_BASE = "https://planter.dev/problems/"
+_ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-None-Match"
+_EXPOSED_HEADERS = "Location, ETag, Retry-After"
+
+logger = log.get_logger("planter.http")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One public or internal operation: the single source of truth for routing and OpenAPI."""
+
+    method: str
+    path: str
+    function: str  # the deployed Cloud Function that serves it
+    handler: str  # "module:callable", imported on first use so each function loads only its own code
+    summary: str
+    auth: AuthKind
+    status: int = 200
+    request_model: type[BaseModel] | None = None
+    query_model: type[BaseModel] | None = None
+    response_model: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path)
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.rsplit(":", 1)[1]
+
+
+@dataclass
+class Call:
+    """What a handler receives: the request, its path parameters and the verified caller."""
+
+    request: flask.Request
+    params: dict[str, str]
+    route: Route
+    user: Any = None  # common.services.users.User for routes with auth="user"
+
+    def json(self, model: type[M]) -> M:
+        return parse_json(self.request, model)
+
+    def query(self, model: type[M]) -> M:
+        return parse_query(self.request, model)
+
+    def uuid_param(self, name: str) -> uuid.UUID:
+        """A path id; a malformed one is answered like an unknown one (404)."""
+        try:
+            return uuid.UUID(self.params[name])
+        except ValueError:
+            raise NotFound(f"no {name.removesuffix('_id')} with that id") from None
+
+
+@dataclass
+class Reply:
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Call], Reply]
+UserResolver = Callable[[auth.Identity], Any]
+
+
+def _field_errors(error: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for item in error.errors(include_url=False):
+        name = ".".join(str(p) for p in item["loc"]) or "body"
+        errors.setdefault(name, item["msg"])
+    return errors
+
+
+def read_body(request: flask.Request) -> bytes:
+    """The raw body, refused with 413 past the configured limit (before reading it all)."""
+    limit = get_settings().max_body_bytes
+    request.max_content_length = limit
+    try:
+        return request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(f"the body is over the {limit}-byte limit") from None
+
+
+def parse_json(request: flask.Request, model: type[M]) -> M:
+    """Validate a JSON body against ``model``: 413, 415, 400 and 422 as API.md says."""
+    raw = read_body(request)
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType("send the body as application/json")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be a JSON object", errors={"body": "must be a JSON object"})
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ValidationFailed("the body has invalid fields", errors=_field_errors(error)) from None
+
+
+def parse_query(request: flask.Request, model: type[M]) -> M:
+    """Validate query parameters against ``model`` (each given at most once)."""
+    args = request.args
+    repeated = [k for k in args if len(args.getlist(k)) > 1]
+    if repeated:
+        raise BadRequest(f"query parameter {repeated[0]!r} is given more than once")
+    try:
+        return model.model_validate(dict(args.items()))
+    except ValidationError as error:
+        raise ValidationFailed("the query has invalid parameters", errors=_field_errors(error)) from None
+
+
+def problem(error: PlanterError) -> flask.Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + error.type_slug,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+    }
+    if error.errors:
+        body["errors"] = error.errors
+    response = flask.Response(json.dumps(body), status=error.status, mimetype="application/problem+json")
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
+
+
+def _to_response(reply: Reply) -> flask.Response:
+    body = reply.body
+    if isinstance(body, BaseModel):
+        body = body.model_dump(mode="json")
+    text = "" if body is None else json.dumps(body, separators=(",", ":"))
+    response = flask.Response(text, status=reply.status, mimetype="application/json" if text else None)
+    response.headers.update(reply.headers)
+    return response
+
+
+@dataclass
+class Router:
+    """Matches requests to a set of routes and runs their handlers."""
+
+    routes: Sequence[Route]
+    resolve_user: UserResolver
+    # Every route of the API: preflights and 405s name the methods of all functions on a path.
+    all_routes: Sequence[Route] = ()
+    _handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def _handler(self, route: Route) -> Handler:
+        handler = self._handlers.get(route.handler)
+        if handler is None:
+            module, _, name = route.handler.partition(":")
+            handler = getattr(importlib.import_module(module), name)
+            self._handlers[route.handler] = handler
+        return handler
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        for route in self.routes:
+            found = route.pattern.match(path)
+            if found and route.method == method:
+                return route, found.groupdict()
+        allowed = self.allowed_methods(path)
+        if allowed:
+            raise MethodNotAllowed(
+                f"{method} is not allowed here", headers={"Allow": ", ".join([*allowed, "OPTIONS"])}
+            )
+        raise NotFound(f"no route for {path}")
+
+    def allowed_methods(self, path: str) -> list[str]:
+        return sorted({r.method for r in (*self.routes, *self.all_routes) if r.pattern.match(path)})
+
+    def handle(self, request: flask.Request) -> flask.Response:
+        """Answer one request; every failure becomes problem+json, never a trace."""
+        origin = request.headers.get("Origin")
+        log.request_fields.set({})
+        trace = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0]
+        log.bind(trace=trace, path=request.path, method=request.method)
+        try:
+            if request.method == "OPTIONS":
+                response = self._preflight(request)
+            else:
+                route, params = self._match(request.method, request.path)
+                call = Call(request=request, params=params, route=route)
+                self._authenticate(call)
+                response = _to_response(self._handler(route)(call))
+        except PlanterError as error:
+            response = problem(error)
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
+            if not is_disconnect(error):
+                logger.exception("unexpected database error")
+                response = problem(PlanterError("an unexpected error occurred"))
+            else:
+                response = problem(DatabaseUnavailable())
+        except Exception:
+            logger.exception("unhandled error")
+            response = problem(PlanterError("an unexpected error occurred"))
+        _add_cors(response, origin)
+        return response
+
+    def _authenticate(self, call: Call) -> None:
+        kind = call.route.auth
+        headers = call.request.headers
+        if kind == "user":
+            identity = auth.verify_user_token(auth.bearer_token(headers))
+            call.user = self.resolve_user(identity)
+            log.bind(user=identity.email)
+        elif kind == "callback":
+            auth.verify_callback_token(auth.bearer_token(headers), call.params.get("task_id", ""))
+            log.bind(task_id=call.params.get("task_id", ""))
+        elif kind == "internal":
+            auth.verify_step_caller(headers, read_body(call.request))
+
+    def _preflight(self, request: flask.Request) -> flask.Response:
+        methods = self.allowed_methods(request.path)
+        if not methods:
+            raise NotFound(f"no route for {request.path}")
+        response = flask.Response(status=204)
+        response.headers["Allow"] = ", ".join([*methods, "OPTIONS"])
+        if request.headers.get("Origin") in get_settings().cors_origins:
+            response.headers["Access-Control-Allow-Methods"] = ", ".join([*methods, "OPTIONS"])
+            response.headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS
+            response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+
+def _add_cors(response: flask.Response, origin: str | None) -> None:
+    response.vary.add("Origin")
+    if origin and origin in get_settings().cors_origins:
+        # The origin is echoed, never "*": tokens travel with these requests.
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = _EXPOSED_HEADERS

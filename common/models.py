@@ -1,0 +1,216 @@
+"""Request and response bodies, declared once; validation and the OpenAPI document use them."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from common.pipeline import STEP_NAMES
+
+_SLUG_STRIP = re.compile(r"[^a-z0-9._-]+")
+PHASES = ("initializing", *STEP_NAMES)
+
+
+def slugify(name: str) -> str:
+    """The repository name a project name becomes: lowercase, dashes, GitHub's character set."""
+    slug = _SLUG_STRIP.sub("-", name.strip().lower()).strip("-.")
+    return re.sub(r"-{2,}", "-", slug)[:100]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Simulation(StrictModel):
+    """Knobs of the simulated step provider (local development and tests only)."""
+
+    step_seconds: float = Field(0.0, ge=0, le=600, description="How long each step takes.")
+    fail_step: Literal[STEP_NAMES] | None = Field(None, description="The step that fails.")  # type: ignore[valid-type]
+    failures: int = Field(0, ge=0, le=100, description="How many times it fails before it succeeds.")
+
+
+class CreateProject(StrictModel):
+    project_name: str = Field(min_length=1, max_length=100)
+    project_description: str = Field("", max_length=5000)
+    mode: Literal["saas", "user"] = "saas"
+    simulate: Simulation | None = None
+
+    @field_validator("project_name")
+    @classmethod
+    def _slugifies(cls, value: str) -> str:
+        slug = slugify(value)
+        if not slug or slug.endswith(".git") or slug in {".", ".."}:
+            raise ValueError("must contain letters or digits that make a valid repository name")
+        return value
+
+
+class Step(BaseModel):
+    name: str
+    status: Literal["pending", "running", "succeeded", "failed", "skipped"]
+    attempts: int
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+
+
+class Task(BaseModel):
+    task_id: str
+    type: str
+    project_name: str
+    project_description: str
+    mode: str
+    status: str
+    progress_percent: int
+    message: str
+    current_step: str | None
+    org_url: str | None
+    repo_url: str | None
+    deployment_url: str | None
+    gcp_project_id: str | None
+    error_message: str | None
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+    failed_at: str | None
+    cancelled_at: str | None
+    steps: list[Step]
+
+
+class TaskList(BaseModel):
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+class ProgressEntry(BaseModel):
+    status: str
+    message: str
+    progress_percent: int
+    org_url: str | None
+    repo_url: str | None
+    deployment_url: str | None
+    timestamp: str
+
+
+class ProgressList(BaseModel):
+    task_id: str
+    progress: list[ProgressEntry]
+
+
+HttpUrl = Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s/$.?#][^\s]*$")]
+
+
+class ProgressCallback(StrictModel):
+    update_id: str | None = Field(None, min_length=1, max_length=200)
+    status: Literal[PHASES] | None = None  # type: ignore[valid-type]
+    message: str = Field(max_length=2000)
+    progress_percent: int | None = Field(None, ge=0, le=100)
+    org_url: HttpUrl | None = None
+    repo_url: HttpUrl | None = None
+    deployment_url: HttpUrl | None = None
+    gcp_project_id: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+
+class StepRequest(StrictModel):
+    task_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    step: Literal[STEP_NAMES]  # type: ignore[valid-type]
+    generation: int = Field(0, ge=0)
+
+
+class TickResult(BaseModel):
+    reenqueued: int
+    failed: int
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: dict[str, str] | None = None
+
+
+class TaskListQuery(StrictModel):
+    status: Literal["active", "completed", "failed", "cancelled"] | None = None
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=500)
+
+
+class DashboardQuery(StrictModel):
+    tz: str = Field("UTC", max_length=64, description="IANA time zone where days and weeks begin.")
+
+
+class ActiveTask(BaseModel):
+    task_id: str
+    project_name: str
+    status: str
+    message: str
+    progress_percent: int
+    created_at: str
+    updated_at: str
+    repo_url: str | None
+    org_url: str | None
+    deployment_url: str | None
+    current_step: str | None
+    estimated_completion_at: str | None
+
+
+class ActiveTasks(BaseModel):
+    active_tasks: list[ActiveTask]
+    total_active: int
+    total_completed_today: int
+    total_failed_today: int
+
+
+class ProjectHealth(BaseModel):
+    health_score: int
+    tasks_completed_today: int
+    tasks_completed_this_week: int
+    tasks_failed_this_week: int
+    success_rate_30d: float | None
+    active_tasks: int
+    avg_completion_minutes: float | None
+    stuck_tasks: int
+
+
+class CostMetrics(BaseModel):
+    total_ai_operations: int
+    monthly_operations_limit: int
+    operations_used_percent: float
+    estimated_monthly_cost: float
+    cost_per_operation: float
+    projects_created_count: int
+
+
+class Metrics(BaseModel):
+    user_email: str
+    subscription_tier: str
+    project_health: ProjectHealth
+    cost_metrics: CostMetrics
+    timestamp: str
+
+
+class TimeSeriesQuery(DashboardQuery):
+    metric: Literal[
+        "tasks_created", "tasks_completed", "tasks_failed", "success_rate", "avg_duration_minutes", "ai_operations"
+    ]
+    period: Literal["hourly", "daily", "weekly"] = "daily"
+    days: int = Field(30, ge=1, le=90)
+
+
+class DataPoint(BaseModel):
+    timestamp: str
+    value: float
+
+
+class TimeSeries(BaseModel):
+    metric_name: str
+    period: str
+    unit: str
+    data_points: list[DataPoint]

@@ -1,0 +1,130 @@
+"""The OpenAPI 3.1 document, generated from the route table and the pydantic models."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from common.http import Route
+from common.models import Problem
+
+_REASONS = {
+    304: "Not modified (If-None-Match matched the ETag)",
+    400: "Malformed JSON, query or cursor",
+    401: "Missing, invalid or expired token",
+    404: "Unknown resource, or one that belongs to another user",
+    405: "Method not allowed",
+    409: "State conflict (the task is terminal)",
+    413: "Body over the size limit",
+    415: "Body is not JSON",
+    422: "Field validation failed, or an Idempotency-Key reused with another body",
+    429: "Monthly AI-operation quota reached",
+    503: "Database unreachable, or retry later (Retry-After)",
+}
+_SECURITY = {
+    "user": [{"bearerAuth": []}],
+    "callback": [{"callbackToken": []}],
+    "internal": [{"stepSignature": []}],
+    "none": [],
+}
+
+
+def _models(routes: Sequence[Route]) -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {"Problem": Problem}
+    for r in routes:
+        for model in (r.request_model, r.response_model):
+            if model is not None:
+                found[model.__name__] = model
+    return list(found.values())
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "security": _SECURITY[route.auth],
+        "x-planter-function": route.function,
+    }
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+        for p in re.findall(r"\{(\w+)\}", route.path)
+    ]
+    if route.query_model is not None:
+        params += _query_parameters(route.query_model)
+    if route.path == "/api/v1/projects":
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}})
+    if route.path.endswith("{task_id}") and route.method == "GET":
+        params.append({"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}})
+    if params:
+        op["parameters"] = params
+    if route.request_model is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{route.request_model.__name__}"}}},
+        }
+    success: dict[str, Any] = {"description": "Success"}
+    if route.response_model is not None:
+        success["content"] = {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{route.response_model.__name__}"}}
+        }
+    elif route.function == "openapi":
+        success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    else:
+        success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    responses: dict[str, Any] = {str(route.status): success}
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for status in route.errors:
+        responses[str(status)] = {"description": _REASONS[status]} if status == 304 else {
+            "description": _REASONS[status],
+            "content": problem,
+        }
+    op["responses"] = responses
+    return op
+
+
+def build_document(routes: Sequence[Route]) -> dict[str, Any]:
+    """An OpenAPI 3.1 document describing exactly these routes."""
+    _, defs = models_json_schema(
+        [(m, "validation" if m.__name__ in {r.request_model.__name__ for r in routes if r.request_model} else "serialization") for m in _models(routes)],
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Planter API", "version": "1.0.0", "description": "Plants software projects for its users."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "callbackToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "HS256 token bound to one task (aud planter-progress, sub = task id).",
+                },
+                "stepSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Planter-Signature",
+                    "description": "sha256=<hex HMAC-SHA256(STEP_SIGNING_SECRET, raw body)>",
+                },
+            },
+        },
+    }

@@ -1,0 +1,54 @@
+"""What a pipeline step does in the world. The pipeline calls a provider through StepProvider."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class StepFailed(Exception):
+    """A step attempt failed; the pipeline retries it with backoff until its attempts are spent."""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything a provider may use to do one step of one task."""
+
+    task_id: str
+    step: str
+    attempt: int
+    project_name: str
+    project_description: str
+    mode: str
+    payload: dict[str, Any]
+    # What earlier steps produced (org_url, repo_url, gcp_project_id, ...).
+    facts: dict[str, Any]
+    # Mints a token an outside worker can use to post progress for this task only.
+    callback_token: Callable[[], str]
+
+
+@dataclass
+class StepOutcome:
+    """What a step produced: facts shown on the task, and usage to meter exactly once."""
+
+    facts: dict[str, str] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+    message: str | None = None
+
+
+class StepProvider(Protocol):
+    def run(self, ctx: StepContext) -> StepOutcome:
+        """Do the step; raise StepFailed (or anything) to have it retried."""
+
+
+FACT_COLUMNS = ("org_url", "repo_url", "deployment_url", "gcp_project_id", "project_id")
+
+
+def get_provider(name: str) -> StepProvider:
+    """The provider configured by STEP_PROVIDER."""
+    if name == "simulated":
+        from common.providers.simulated import SimulatedProvider
+
+        return SimulatedProvider()
+    raise ValueError(f"unknown STEP_PROVIDER {name!r}; the available one is 'simulated'")

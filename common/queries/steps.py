@@ -1,0 +1,208 @@
+"""Step rows: claiming a step, recording its outcome, and the reaper's scans."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from common.queries.tasks import TERMINAL_SQL
+
+_LOCK_STEP = sa.text(
+    """
+    SELECT t.status AS task_status, t.user_id, t.payload, t.project_name, t.project_description, t.mode,
+           t.progress_percent, t.org_url, t.repo_url, t.deployment_url, t.gcp_project_id, t.project_id,
+           s.status, s.attempts, s.max_attempts, s.generation, s.position, s.claim_id,
+           s.due_at > now() AS backing_off, extract(epoch FROM s.due_at - now()) AS due_in,
+           s.lease_expires_at > now() AS leased, extract(epoch FROM s.lease_expires_at - now()) AS lease_left,
+           EXISTS (SELECT 1 FROM task_steps p WHERE p.task_id = s.task_id AND p.position < s.position
+                   AND p.status <> 'succeeded') AS earlier_unfinished
+    FROM tasks t JOIN task_steps s ON s.task_id = t.id
+    WHERE t.id = :task_id AND s.name = :step
+    FOR UPDATE OF t
+    """
+)
+
+_CLAIM = sa.text(
+    """
+    WITH step AS (
+        UPDATE task_steps SET status = 'running', attempts = attempts + 1, claim_id = :claim_id,
+               started_at = coalesce(started_at, now()), heartbeat_at = now(),
+               lease_expires_at = now() + make_interval(secs => :timeout), due_at = NULL
+        WHERE task_id = :task_id AND name = :step
+        RETURNING attempts
+    ), task AS (
+        UPDATE tasks SET status = :step, current_step = :step, message = :message,
+               progress_percent = greatest(progress_percent, :percent), updated_at = now(), version = version + 1
+        WHERE id = :task_id
+        RETURNING progress_percent
+    ), progress AS (
+        INSERT INTO task_progress (task_id, update_id, status, message, progress_percent)
+        SELECT :task_id, 'step:' || :step, :step, :message, task.progress_percent FROM task
+        ON CONFLICT (task_id, update_id) DO NOTHING
+    )
+    SELECT step.attempts FROM step
+    """
+)
+
+_HEARTBEAT = sa.text(
+    """
+    UPDATE task_steps SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => :timeout)
+    WHERE task_id = :task_id AND name = :step AND claim_id = :claim_id AND status = 'running'
+    """
+)
+
+_SUCCEED = sa.text(
+    """
+    UPDATE task_steps SET status = 'succeeded', finished_at = now(), claim_id = NULL, lease_expires_at = NULL,
+           error = NULL, result = CAST(:result AS jsonb)
+    WHERE task_id = :task_id AND name = :step
+    """
+)
+
+_RETRY_LATER = sa.text(
+    """
+    UPDATE task_steps SET status = 'pending', claim_id = NULL, lease_expires_at = NULL, error = coalesce(:error, error),
+           due_at = now() + make_interval(secs => :delay), generation = generation + :bump
+    WHERE task_id = :task_id AND name = :step
+    RETURNING generation
+    """
+)
+
+_FAIL_STEP = sa.text(
+    """
+    UPDATE task_steps SET status = 'failed', finished_at = now(), claim_id = NULL, lease_expires_at = NULL,
+           error = :error, due_at = NULL
+    WHERE task_id = :task_id AND name = :step
+    """
+)
+
+_SKIP_REST = sa.text(
+    "UPDATE task_steps SET status = 'skipped', due_at = NULL WHERE task_id = :task_id AND status = 'pending'"
+)
+
+_MAKE_DUE = sa.text(
+    """
+    UPDATE task_steps SET due_at = now() WHERE task_id = :task_id AND name = :step AND status = 'pending'
+    RETURNING generation
+    """
+)
+
+_ADVANCE_TASK = sa.text(
+    """
+    UPDATE tasks SET current_step = :next_step, updated_at = now(), version = version + 1,
+           org_url = coalesce(:org_url, org_url), repo_url = coalesce(:repo_url, repo_url),
+           deployment_url = coalesce(:deployment_url, deployment_url),
+           gcp_project_id = coalesce(:gcp_project_id, gcp_project_id), project_id = coalesce(:project_id, project_id),
+           message = coalesce(:message, message)
+    WHERE id = :task_id
+    """
+)
+
+_COMPLETE_TASK = sa.text(
+    """
+    UPDATE tasks SET status = 'completed', completed_at = now(), progress_percent = 100, current_step = NULL,
+           message = :message, updated_at = now(), version = version + 1
+    WHERE id = :task_id
+    RETURNING org_url, repo_url, deployment_url, gcp_project_id
+    """
+)
+
+_FAIL_TASK = sa.text(
+    """
+    UPDATE tasks SET status = 'failed', failed_at = now(), error_message = :error, message = :message,
+           updated_at = now(), version = version + 1
+    WHERE id = :task_id
+    RETURNING progress_percent
+    """
+)
+
+# Steps of active tasks whose run went silent, or that were due long ago and never arrived.
+_STALLED = sa.text(
+    f"""
+    SELECT s.task_id, t.user_id, s.name, s.status, s.attempts, s.max_attempts FROM task_steps s
+    JOIN tasks t ON t.id = s.task_id
+    WHERE t.status NOT IN {TERMINAL_SQL}
+      AND ((s.status = 'running' AND s.lease_expires_at < now())
+           OR (s.status = 'pending' AND s.due_at < now() - make_interval(secs => :grace)))
+    ORDER BY s.task_id LIMIT :limit
+    FOR UPDATE OF t SKIP LOCKED
+    """
+)
+
+
+def lock_step(conn: sa.Connection, task_id: uuid.UUID, step: str) -> dict[str, Any] | None:
+    """Lock the task and read the step's state; None when there is no such task or step."""
+    row = conn.execute(_LOCK_STEP, {"task_id": task_id, "step": step}).mappings().first()
+    return dict(row) if row else None
+
+
+def claim(
+    conn: sa.Connection, task_id: uuid.UUID, step: str, claim_id: uuid.UUID, timeout: float, message: str, percent: int
+) -> int:
+    """Mark the step running under ``claim_id`` and show its phase; returns the attempt number."""
+    params = {
+        "task_id": task_id,
+        "step": step,
+        "claim_id": claim_id,
+        "timeout": timeout,
+        "message": message,
+        "percent": percent,
+    }
+    attempts: int = conn.execute(_CLAIM, params).scalar_one()
+    return attempts
+
+
+def heartbeat(conn: sa.Connection, task_id: uuid.UUID, step: str, claim_id: uuid.UUID, timeout: float) -> bool:
+    """Extend the lease; False when the claim was lost (the reaper gave the step to another run)."""
+    result = conn.execute(_HEARTBEAT, {"task_id": task_id, "step": step, "claim_id": claim_id, "timeout": timeout})
+    return result.rowcount == 1
+
+
+def succeed(conn: sa.Connection, task_id: uuid.UUID, step: str, result_json: str) -> None:
+    conn.execute(_SUCCEED, {"task_id": task_id, "step": step, "result": result_json})
+
+
+def retry_later(conn: sa.Connection, task_id: uuid.UUID, step: str, error: str | None, delay: float, *, bump: bool = False) -> int:
+    """Put the step back to pending, due after ``delay``; returns its generation (bumped if asked)."""
+    params = {"task_id": task_id, "step": step, "error": error, "delay": delay, "bump": 1 if bump else 0}
+    generation: int = conn.execute(_RETRY_LATER, params).scalar_one()
+    return generation
+
+
+def fail_step(conn: sa.Connection, task_id: uuid.UUID, step: str, error: str) -> None:
+    """Mark the step failed (its task decides separately what that means)."""
+    conn.execute(_FAIL_STEP, {"task_id": task_id, "step": step, "error": error})
+
+
+def fail(conn: sa.Connection, task_id: uuid.UUID, step: str, error: str, message: str) -> int:
+    """Fail the step and the task, skip the steps after it; returns the task's progress."""
+    fail_step(conn, task_id, step, error)
+    conn.execute(_SKIP_REST, {"task_id": task_id})
+    percent: int = conn.execute(
+        _FAIL_TASK, {"task_id": task_id, "error": f"{step}: {error}", "message": message}
+    ).scalar_one()
+    return percent
+
+
+def advance(conn: sa.Connection, task_id: uuid.UUID, next_step: str, facts: dict[str, Any], message: str | None) -> int:
+    """Record the step's facts on the task and make the next step due; returns its generation."""
+    conn.execute(_ADVANCE_TASK, {"task_id": task_id, "next_step": next_step, "message": message, **facts})
+    generation: int = conn.execute(_MAKE_DUE, {"task_id": task_id, "step": next_step}).scalar_one()
+    return generation
+
+
+def record_facts(conn: sa.Connection, task_id: uuid.UUID, facts: dict[str, Any]) -> None:
+    """Record a step's facts without advancing (the task was cancelled meanwhile)."""
+    conn.execute(_ADVANCE_TASK, {"task_id": task_id, "next_step": None, "message": None, **facts})
+
+
+def complete(conn: sa.Connection, task_id: uuid.UUID, facts: dict[str, Any], message: str) -> dict[str, Any]:
+    conn.execute(_ADVANCE_TASK, {"task_id": task_id, "next_step": None, "message": None, **facts})
+    return dict(conn.execute(_COMPLETE_TASK, {"task_id": task_id, "message": message}).mappings().one())
+
+
+def stalled(conn: sa.Connection, grace: float, limit: int) -> list[dict[str, Any]]:
+    """Lock and return up to ``limit`` stalled steps of active tasks (skipping tasks in use)."""
+    return [dict(r) for r in conn.execute(_STALLED, {"grace": grace, "limit": limit}).mappings()]

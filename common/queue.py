@@ -1,0 +1,117 @@
+"""Handing pipeline steps to Cloud Tasks: signed HTTP tasks with deterministic names."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Protocol
+
+from common.auth import SIGNATURE_HEADER, sign_body
+from common.config import Settings, get_settings
+from common.log import get_logger
+
+logger = get_logger("planter.queue")
+
+
+class Enqueuer(Protocol):
+    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
+        """Ask for ``step`` of ``task_id`` to be delivered to the step handler (at least once)."""
+
+
+def task_name(task_id: str, step: str, generation: int) -> str:
+    """One name per (task, step, generation): a repeated enqueue of the same handover is a no-op."""
+    return f"{task_id}-{step}-{generation}".replace("_", "-")
+
+
+def step_body(task_id: str, step: str, generation: int) -> bytes:
+    return json.dumps({"task_id": task_id, "step": step, "generation": generation}, separators=(",", ":")).encode()
+
+
+class CloudTasksEnqueuer:
+    """The real google-cloud-tasks client; against the emulator when CLOUD_TASKS_EMULATOR_HOST is set."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _get_client(self) -> Any:
+        # Imported on first use: the client library costs ~0.65 s, and only step producers need it.
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    from google.cloud import tasks_v2
+
+                    if self._settings.tasks_emulator_host:
+                        import grpc
+                        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+                        channel = grpc.insecure_channel(self._settings.tasks_emulator_host)
+                        self._client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+                    else:
+                        self._client = tasks_v2.CloudTasksClient()
+        return self._client
+
+    def build_task(self, task_id: str, step: str, generation: int) -> dict[str, Any]:
+        s = self._settings
+        body = step_body(task_id, step, generation)
+        request: dict[str, Any] = {
+            "http_method": "POST",
+            "url": s.step_url,
+            "headers": {"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(body, s.step_signing_secret)},
+            "body": body,
+        }
+        if s.oidc_service_account:
+            request["oidc_token"] = {
+                "service_account_email": s.oidc_service_account,
+                "audience": s.oidc_audience or s.step_url,
+            }
+        return {"name": f"{s.queue_path}/tasks/{task_name(task_id, step, generation)}", "http_request": request}
+
+    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
+        from google.api_core.exceptions import AlreadyExists
+
+        try:
+            self._get_client().create_task(
+                parent=self._settings.queue_path, task=self.build_task(task_id, step, generation), timeout=10
+            )
+        except AlreadyExists:
+            logger.info("step already enqueued", extra={"fields": {"task_id": task_id, "step": step}})
+
+    def ensure_queue(self) -> None:
+        """Create the queue if it is missing (local stack; production creates it in the build)."""
+        from google.api_core.exceptions import AlreadyExists
+
+        s = self._settings
+        parent = f"projects/{s.tasks_project}/locations/{s.tasks_location}"
+        try:
+            self._get_client().create_queue(parent=parent, queue={"name": s.queue_path})
+        except AlreadyExists:
+            pass
+
+
+_enqueuer: Enqueuer | None = None
+
+
+def get_enqueuer() -> Enqueuer:
+    """The instance's enqueuer, created on first use."""
+    global _enqueuer
+    if _enqueuer is None:
+        _enqueuer = CloudTasksEnqueuer(get_settings())
+    return _enqueuer
+
+
+def set_enqueuer(enqueuer: Enqueuer | None) -> None:
+    """Swap the enqueuer (a recording one in unit tests); None goes back to Cloud Tasks."""
+    global _enqueuer
+    _enqueuer = enqueuer
+
+
+def hand_over(task_id: str, step: str, generation: int) -> bool:
+    """Enqueue after commit; a failure is logged and left to the reaper, never lost."""
+    try:
+        get_enqueuer().enqueue_step(task_id, step, generation)
+        return True
+    except Exception:
+        logger.exception("enqueue failed; the scheduler tick will retry", extra={"fields": {"task_id": task_id}})
+        return False

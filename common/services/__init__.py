@@ -1,0 +1,1 @@
+"""Use cases: each owns its transaction, calls queries, and enqueues only after commit."""

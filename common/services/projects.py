@@ -1,0 +1,118 @@
+"""Starting the create-project pipeline: validation, idempotency, quota, one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from common.config import get_settings
+from common.db import run_in_transaction
+from common.errors import QuotaExceeded, ValidationFailed
+from common.models import CreateProject, Task
+from common.pipeline import INITIAL_MESSAGE, STEPS
+from common.queries import tasks as task_q
+from common.queries import users as user_q
+from common.queue import hand_over
+from common.services.tasks import read_task, to_task
+from common.services.users import User
+from common.timeutil import utcnow
+
+IDEMPOTENCY_TTL = "24 hours"
+
+
+@dataclass(frozen=True)
+class Created:
+    task: Task
+    replayed: bool
+
+
+def _fingerprint(body: CreateProject) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(conn: sa.Connection, user: User, key: str, fingerprint: str) -> uuid.UUID | None:
+    """The task an earlier request with this key created, 422 if its body differed, else None."""
+    # Serialise requests that share a key, so concurrent ones create one task between them.
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"{user.id}:{key}"})
+    row = conn.execute(
+        sa.text(
+            """
+            SELECT fingerprint, task_id, expires_at > now() AS live FROM idempotency_keys
+            WHERE user_id = :u AND key = :k
+            """
+        ),
+        {"u": user.id, "k": key},
+    ).first()
+    if row is None:
+        return None
+    if not row.live:
+        conn.execute(sa.text("DELETE FROM idempotency_keys WHERE user_id = :u AND key = :k"), {"u": user.id, "k": key})
+        return None
+    if row.fingerprint != fingerprint:
+        raise ValidationFailed(
+            "this Idempotency-Key was used with a different body", errors={"Idempotency-Key": "reused with another body"}
+        )
+    task_id: uuid.UUID = row.task_id
+    return task_id
+
+
+def _check_quota(conn: sa.Connection, user: User) -> None:
+    plan = user_q.plan_and_usage(conn, user.id, user_q.billing_period_start(utcnow().date()))
+    limit = plan["monthly_operations_limit"]
+    if limit != -1 and plan["ai_operations_count"] >= limit:
+        raise QuotaExceeded(
+            f"the {plan['tier']} tier's {limit} AI operations this month are used up",
+            headers={"Retry-After": "3600"},
+        )
+
+
+def create_project(user: User, body: CreateProject, idempotency_key: str | None) -> Created:
+    """Write the task, its steps and first progress row in one transaction, then enqueue step one."""
+    if body.simulate is not None and get_settings().step_provider != "simulated":
+        raise ValidationFailed(
+            "simulate is only accepted with the simulated step provider",
+            errors={"simulate": "not accepted by this deployment"},
+        )
+    fingerprint = _fingerprint(body)
+    payload: dict[str, Any] = {"simulate": body.simulate.model_dump()} if body.simulate else {}
+
+    def work(conn: sa.Connection) -> tuple[dict[str, Any], bool]:
+        if idempotency_key:
+            existing = _replay(conn, user, idempotency_key, fingerprint)
+            if existing is not None:
+                return read_task(conn, existing, user), True
+        _check_quota(conn, user)
+        task_id = uuid.uuid4()
+        task_q.insert_task(
+            conn,
+            task_id=task_id,
+            user_id=user.id,
+            user_email=user.email,
+            project_name=body.project_name,
+            project_description=body.project_description,
+            mode=body.mode,
+            payload=payload,
+            message=INITIAL_MESSAGE,
+        )
+        if idempotency_key:
+            conn.execute(
+                sa.text(
+                    f"""
+                    INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, expires_at)
+                    VALUES (:u, :k, :f, :t, now() + interval '{IDEMPOTENCY_TTL}')
+                    """
+                ),
+                {"u": user.id, "k": idempotency_key, "f": fingerprint, "t": task_id},
+            )
+        return read_task(conn, task_id, user), False
+
+    row, replayed = run_in_transaction(work)
+    if not replayed:
+        hand_over(str(row["id"]), STEPS[0].name, 0)
+    return Created(task=to_task(row), replayed=replayed)

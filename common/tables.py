@@ -1,0 +1,213 @@
+"""SQLAlchemy Core tables: the one description of the schema, and Alembic's target metadata."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TZ = sa.DateTime(timezone=True)
+NOW = sa.text("now()")
+
+TIERS = ("free", "pro", "enterprise")
+MODES = ("saas", "user")
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+# Kept in step with common.pipeline.STEP_NAMES; a unit test checks the two agree.
+TASK_STATUSES = (
+    "initializing",
+    "creating_org",
+    "forking_template",
+    "customizing_project",
+    "creating_gcp_project",
+    "deploying",
+    "creating_issues",
+    *TERMINAL_STATUSES,
+)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()")),
+    sa.Column("email", sa.Text, nullable=False, unique=True),
+    sa.Column("subject", sa.Text),
+    sa.Column("created_at", TZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint("email = lower(email) AND length(email) BETWEEN 3 AND 320", name="email_normalised"),
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("user_id", pg.UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tier", sa.Text, nullable=False, server_default="free"),
+    # -1 means unlimited (enterprise), as in the original system.
+    sa.Column("monthly_operations_limit", sa.Integer, nullable=False, server_default="100"),
+    sa.Column("created_at", TZ, nullable=False, server_default=NOW),
+    sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint(_in("tier", TIERS), name="tier_known"),
+    sa.CheckConstraint("monthly_operations_limit >= -1", name="limit_valid"),
+)
+
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("user_id", pg.UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("period_start", sa.Date, primary_key=True),
+    sa.Column("ai_operations_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("projects_created", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("issues_generated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("prs_created", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("api_calls", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint(
+        "ai_operations_count >= 0 AND projects_created >= 0 AND issues_generated >= 0"
+        " AND prs_created >= 0 AND api_calls >= 0",
+        name="counts_non_negative",
+    ),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("user_id", pg.UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_email", sa.Text, nullable=False),
+    sa.Column("type", sa.Text, nullable=False, server_default="create_project"),
+    sa.Column("status", sa.Text, nullable=False, server_default="initializing"),
+    sa.Column("project_name", sa.Text, nullable=False),
+    sa.Column("project_description", sa.Text, nullable=False, server_default=""),
+    sa.Column("mode", sa.Text, nullable=False, server_default="saas"),
+    sa.Column("message", sa.Text, nullable=False, server_default=""),
+    sa.Column("progress_percent", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("current_step", sa.Text),
+    sa.Column("project_id", sa.Text),
+    sa.Column("org_url", sa.Text),
+    sa.Column("repo_url", sa.Text),
+    sa.Column("deployment_url", sa.Text),
+    sa.Column("gcp_project_id", sa.Text),
+    sa.Column("error_message", sa.Text),
+    sa.Column("payload", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("result", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("extra", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", TZ, nullable=False, server_default=NOW),
+    sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
+    sa.Column("completed_at", TZ),
+    sa.Column("failed_at", TZ),
+    sa.Column("cancelled_at", TZ),
+    sa.CheckConstraint(_in("status", TASK_STATUSES), name="status_known"),
+    sa.CheckConstraint(_in("mode", MODES), name="mode_known"),
+    sa.CheckConstraint("progress_percent BETWEEN 0 AND 100", name="progress_range"),
+    sa.CheckConstraint("length(project_name) BETWEEN 1 AND 100", name="name_length"),
+    sa.CheckConstraint("(status = 'completed') = (completed_at IS NOT NULL)", name="completed_at_iff_completed"),
+    sa.CheckConstraint("(status = 'failed') = (failed_at IS NOT NULL)", name="failed_at_iff_failed"),
+    sa.CheckConstraint("(status = 'cancelled') = (cancelled_at IS NOT NULL)", name="cancelled_at_iff_cancelled"),
+    # Listing newest first per user, keyset-paginated.
+    sa.Index("ix_tasks_user_created", "user_id", sa.text("created_at DESC"), sa.text("id DESC")),
+    # Dashboard: a user's active tasks; small because finished tasks leave it.
+    sa.Index(
+        "ix_tasks_user_active",
+        "user_id",
+        "created_at",
+        postgresql_where=sa.text("status NOT IN ('completed', 'failed', 'cancelled')"),
+    ),
+    # Dashboard: finished tasks per user by the time they finished.
+    sa.Index(
+        "ix_tasks_user_completed",
+        "user_id",
+        "completed_at",
+        postgresql_where=sa.text("completed_at IS NOT NULL"),
+        postgresql_include=["created_at"],
+    ),
+    sa.Index(
+        "ix_tasks_user_failed",
+        "user_id",
+        "failed_at",
+        postgresql_where=sa.text("failed_at IS NOT NULL"),
+    ),
+)
+
+task_steps = sa.Table(
+    "task_steps",
+    metadata,
+    sa.Column("task_id", pg.UUID(as_uuid=True), sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("position", sa.SmallInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    # Bumped each time the step is handed to the queue anew, so that task names stay unique.
+    sa.Column("generation", sa.Integer, nullable=False, server_default="0"),
+    # When the step should next be delivered; the reaper re-enqueues what is overdue.
+    sa.Column("due_at", TZ),
+    sa.Column("claim_id", pg.UUID(as_uuid=True)),
+    sa.Column("started_at", TZ),
+    sa.Column("finished_at", TZ),
+    sa.Column("heartbeat_at", TZ),
+    sa.Column("lease_expires_at", TZ),
+    sa.Column("error", sa.Text),
+    sa.Column("result", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.CheckConstraint(_in("status", STEP_STATUSES), name="status_known"),
+    sa.CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts_valid"),
+    sa.UniqueConstraint("task_id", "position"),
+    # The reaper's two scans: overdue pending steps and expired leases.
+    sa.Index("ix_task_steps_due", "due_at", postgresql_where=sa.text("status = 'pending' AND due_at IS NOT NULL")),
+    sa.Index("ix_task_steps_lease", "lease_expires_at", postgresql_where=sa.text("status = 'running'")),
+    # Dashboard: recent durations per step name for completion estimates.
+    sa.Index(
+        "ix_task_steps_name_finished",
+        "name",
+        sa.text("finished_at DESC"),
+        postgresql_where=sa.text("status = 'succeeded'"),
+        postgresql_include=["started_at"],
+    ),
+)
+
+task_progress = sa.Table(
+    "task_progress",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("task_id", pg.UUID(as_uuid=True), sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    # Set by steps and by workers that send one; a repeated id for the same task stores one row.
+    sa.Column("update_id", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False, server_default=""),
+    sa.Column("progress_percent", sa.SmallInteger, nullable=False),
+    sa.Column("org_url", sa.Text),
+    sa.Column("repo_url", sa.Text),
+    sa.Column("deployment_url", sa.Text),
+    sa.Column("gcp_project_id", sa.Text),
+    sa.Column("timestamp", TZ, nullable=False, server_default=NOW),
+    sa.Column("extra", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.CheckConstraint("progress_percent BETWEEN 0 AND 100", name="progress_range"),
+    sa.CheckConstraint("length(update_id) BETWEEN 1 AND 200", name="update_id_length"),
+    sa.UniqueConstraint("task_id", "update_id"),
+    sa.Index("ix_task_progress_task_id", "task_id", "id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("user_id", pg.UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("task_id", pg.UUID(as_uuid=True), sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", TZ, nullable=False, server_default=NOW),
+    sa.Column("expires_at", TZ, nullable=False),
+    sa.CheckConstraint("length(key) BETWEEN 1 AND 255", name="key_length"),
+    sa.Index("ix_idempotency_keys_expires_at", "expires_at"),
+)

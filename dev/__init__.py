@@ -1,0 +1,1 @@
+"""Local-only tooling: the dev stack, the gateway, token minting, benchmarks. Never deployed."""

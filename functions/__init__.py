@@ -1,0 +1,1 @@
+"""One module per deployed function: parse the request, call a service, answer."""

@@ -1,0 +1,11 @@
+"""POST /api/v1/tasks/{task_id}/progress — progress callbacks from outside workers."""
+
+from __future__ import annotations
+
+from common.http import Call, Reply
+from common.models import ProgressCallback
+from common.services.progress import post_progress as record
+
+
+def post_progress(call: Call) -> Reply:
+    return Reply(record(call.uuid_param("task_id"), call.json(ProgressCallback)))

@@ -1,0 +1,21 @@
+"""POST /api/v1/projects — start the create-project pipeline."""
+
+from __future__ import annotations
+
+from common.errors import ValidationFailed
+from common.http import Call, Reply
+from common.models import CreateProject
+from common.services import projects
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def create_project(call: Call) -> Reply:
+    body = call.json(CreateProject)
+    key = call.request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+        raise ValidationFailed(
+            "the Idempotency-Key header is not valid", errors={"Idempotency-Key": "1-255 printable characters"}
+        )
+    created = projects.create_project(call.user, body, key)
+    return Reply(created.task, 202, {"Location": f"/api/v1/tasks/{created.task.task_id}"})

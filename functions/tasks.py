@@ -1,0 +1,30 @@
+"""Reading, listing and cancelling tasks, for the browser."""
+
+from __future__ import annotations
+
+from common.http import Call, Reply
+from common.models import TaskListQuery
+from common.services import tasks
+
+
+def get_task(call: Call) -> Reply:
+    row = tasks.get_task(call.uuid_param("task_id"), call.user)
+    tag = tasks.etag(row)
+    headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
+    if_none_match = call.request.headers.get("If-None-Match", "")
+    if tag in [t.strip() for t in if_none_match.split(",")] or if_none_match.strip() == "*":
+        return Reply(None, 304, headers)
+    return Reply(tasks.to_task(row), 200, headers)
+
+
+def get_progress(call: Call) -> Reply:
+    return Reply(tasks.get_progress(call.uuid_param("task_id"), call.user))
+
+
+def list_tasks(call: Call) -> Reply:
+    query = call.query(TaskListQuery)
+    return Reply(tasks.list_tasks(call.user, status=query.status, limit=query.limit, cursor=query.cursor))
+
+
+def cancel_task(call: Call) -> Reply:
+    return Reply(tasks.cancel_task(call.uuid_param("task_id"), call.user))

@@ -1,0 +1,29 @@
+"""Alembic environment: the engine comes from common.db, so migrations reach Cloud SQL through
+the connector in production and DATABASE_URL locally, with no credentials in alembic.ini."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from common.db import get_engine
+from common.tables import metadata
+
+target_metadata = metadata
+
+
+def run_migrations_online() -> None:
+    connectable = context.config.attributes.get("connection")
+    if connectable is not None:
+        context.configure(connection=connectable, target_metadata=target_metadata, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    with get_engine().connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (SQL script) migrations are not supported; run against a database")
+run_migrations_online()

@@ -1,0 +1,121 @@
+"""Shared fixtures: a real PostgreSQL started by the suite, a migrated template database cloned
+for each test, the gateway app, and tokens."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pathlib
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jwt
+import pytest
+import sqlalchemy as sa
+
+from common import config, db, queue
+from common.services import users
+from dev import pg
+
+os.environ.setdefault("PLANTER_ENV", "test")
+TEST_JWT_SECRET = "test-jwt-secret-for-the-suite-only-0123456789"
+TEST_STEP_SECRET = "test-step-secret-for-the-suite-only-0123456789"
+_BASE_ENV = {
+    "PLANTER_ENV": "test",
+    "JWT_SECRET": TEST_JWT_SECRET,
+    "STEP_SIGNING_SECRET": TEST_STEP_SECRET,
+    "STEP_PROVIDER": "simulated",
+    "CORS_ORIGINS": "https://app.example.test",
+}
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_dir() -> Iterator[pathlib.Path]:
+    # Short path: the unix socket path must stay under ~100 characters.
+    path = pathlib.Path(tempfile.mkdtemp(prefix="pt", dir="/tmp"))
+    server = pg.start(path)
+    yield path
+    server.cleanup()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_dir: pathlib.Path) -> str:
+    """A database migrated to head once per session, cloned for each test."""
+    name = f"template_{os.getpid()}"
+    pg.create_database(pg.url(pg_dir), name)
+    pg.migrate(pg.url(pg_dir, name))
+    return name
+
+
+def apply_env(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> None:
+    """Set the environment and make the process re-read it (settings, engine, caches)."""
+    for key, value in {**_BASE_ENV, **overrides}.items():
+        monkeypatch.setenv(key, value)
+    config.get_settings.cache_clear()
+    db.reset_engine()
+    users.forget_users()
+
+
+@pytest.fixture
+def database_url(pg_dir: pathlib.Path, template_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    name = f"t{os.getpid()}_{next(_counter)}"
+    pg.create_database(pg.url(pg_dir), name, template=template_db)
+    url = pg.url(pg_dir, name)
+    apply_env(monkeypatch, DATABASE_URL=url)
+    yield url
+    db.reset_engine()
+    config.get_settings.cache_clear()
+
+
+@pytest.fixture
+def engine(database_url: str) -> sa.Engine:
+    return db.get_engine()
+
+
+class RecordingEnqueuer:
+    """Satisfies queue.Enqueuer; remembers what would have gone to Cloud Tasks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
+        self.calls.append((task_id, step, generation))
+
+
+@pytest.fixture
+def enqueued() -> Iterator[RecordingEnqueuer]:
+    recorder = RecordingEnqueuer()
+    queue.set_enqueuer(recorder)
+    yield recorder
+    queue.set_enqueuer(None)
+
+
+@pytest.fixture
+def client(database_url: str, enqueued: RecordingEnqueuer) -> Any:
+    from dev.gateway import create_app
+
+    return create_app().test_client()
+
+
+def make_token(email: str = "alice@example.test", secret: str = TEST_JWT_SECRET, **claims: Any) -> str:
+    now = int(time.time())
+    body: dict[str, Any] = {"email": email, "sub": f"sub-{email}", "iat": now, "exp": now + 600, **claims}
+    return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm="HS256")
+
+
+@pytest.fixture
+def auth_header() -> Callable[..., dict[str, str]]:
+    def build(email: str = "alice@example.test", **claims: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_token(email, **claims)}"}
+
+    return build
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
