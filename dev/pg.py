@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from urllib.parse import parse_qs, urlparse
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,9 +17,23 @@ def start(data_dir: pathlib.Path) -> Any:
     return pgserver.get_server(str(data_dir), cleanup_mode="stop")
 
 
-def url(data_dir: pathlib.Path, database: str = "postgres") -> str:
-    """A pg8000 SQLAlchemy URL over the server's unix socket."""
-    return f"postgresql+pg8000://postgres@/{database}?unix_sock={data_dir}/.s.PGSQL.5432"
+def url(server: Any, database: str = "postgres") -> str:
+    """A pg8000 SQLAlchemy URL over the server's unix socket (wherever pgserver put it)."""
+    socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+    return f"postgresql+pg8000://postgres@/{database}?unix_sock={socket_dir}/.s.PGSQL.5432"
+
+
+def restart(server: Any) -> None:
+    """Restart PostgreSQL in place (fast shutdown: open connections are cut, as in a failover)."""
+    from pgserver._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+
+
+def stop(server: Any) -> None:
+    from pgserver._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
 
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> None:

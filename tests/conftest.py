@@ -35,21 +35,21 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_dir() -> Iterator[pathlib.Path]:
+def pg_server() -> Iterator[Any]:
     # Short path: the unix socket path must stay under ~100 characters.
     path = pathlib.Path(tempfile.mkdtemp(prefix="pt", dir="/tmp"))
     server = pg.start(path)
-    yield path
+    yield server
     server.cleanup()
     shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def template_db(pg_dir: pathlib.Path) -> str:
+def template_db(pg_server: Any) -> str:
     """A database migrated to head once per session, cloned for each test."""
     name = f"template_{os.getpid()}"
-    pg.create_database(pg.url(pg_dir), name)
-    pg.migrate(pg.url(pg_dir, name))
+    pg.create_database(pg.url(pg_server), name)
+    pg.migrate(pg.url(pg_server, name))
     return name
 
 
@@ -63,10 +63,10 @@ def apply_env(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> None:
 
 
 @pytest.fixture
-def database_url(pg_dir: pathlib.Path, template_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database_url(pg_server: Any, template_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     name = f"t{os.getpid()}_{next(_counter)}"
-    pg.create_database(pg.url(pg_dir), name, template=template_db)
-    url = pg.url(pg_dir, name)
+    pg.create_database(pg.url(pg_server), name, template=template_db)
+    url = pg.url(pg_server, name)
     apply_env(monkeypatch, DATABASE_URL=url)
     yield url
     db.reset_engine()

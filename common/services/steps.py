@@ -37,9 +37,10 @@ MAX_ERROR_LENGTH = 1000
 
 @dataclass
 class StepResult:
-    outcome: str  # succeeded | failed | noop | lost
+    outcome: str  # succeeded | failed | noop | lost | retry
     detail: str = ""
     next: tuple[str, int] | None = field(default=None, repr=False)
+    retry_after: float = 0
 
     def body(self, task_id: str, step: str) -> dict[str, Any]:
         return {"task_id": task_id, "step": step, "outcome": self.outcome, "detail": self.detail}
@@ -180,9 +181,13 @@ def _record_failure(task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, er
             return StepResult("failed", error)
         delay = pipeline.backoff(step, claim.attempt)
         q.retry_later(conn, task_id, step.name, error, delay)
-        raise RetryStep(f"attempt {claim.attempt} failed: {error}", retry_after=int(delay))
+        return StepResult("retry", f"attempt {claim.attempt} failed: {error}", retry_after=delay)
 
-    return run_in_transaction(work)
+    result = run_in_transaction(work)
+    if result.outcome == "retry":
+        # Raised after commit: the non-2xx answer makes Cloud Tasks deliver the step again.
+        raise RetryStep(result.detail, retry_after=int(result.retry_after))
+    return result
 
 
 def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None = None) -> StepResult:

@@ -1,0 +1,253 @@
+"""`make dev`: the whole local stack in the foreground.
+
+Embedded PostgreSQL (pgserver, data under .local/), Alembic migrations, the Cloud Tasks emulator
+with the queue created, every function behind one base URL (functions-framework serving the
+local gateway with the production server settings), and a Cloud Scheduler stand-in ticking the
+reaper. Ctrl-C or SIGTERM stops everything it started, PostgreSQL included.
+
+The LocalStack class is also what the end-to-end tests and the fault run drive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.auth import SIGNATURE_HEADER, sign_body
+from common.config import DEV_JWT_SECRET, DEV_STEP_SECRET
+from dev import pg
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VENV_BIN = pathlib.Path(sys.executable).parent
+EMULATOR = ROOT / ".venv-emulator" / "bin" / "gcloud-tasks-emulator"
+TICK_BODY = b"{}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+@dataclass
+class LocalStack:
+    """PostgreSQL + Cloud Tasks emulator + functions + ticker, as processes on this machine."""
+
+    data_dir: pathlib.Path
+    port: int = 8080
+    emulator_port: int = 0
+    tick_seconds: float = 10.0
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False
+    server: Any = None
+    functions: subprocess.Popen[bytes] | None = None
+    emulator: subprocess.Popen[bytes] | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _ticker: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def database_url(self) -> str:
+        return pg.url(self.server, "planter")
+
+    def env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "PLANTER_ENV": os.environ.get("PLANTER_ENV", "development"),
+            "JWT_SECRET": os.environ.get("JWT_SECRET", DEV_JWT_SECRET),
+            "STEP_SIGNING_SECRET": os.environ.get("STEP_SIGNING_SECRET", DEV_STEP_SECRET),
+            "STEP_PROVIDER": os.environ.get("STEP_PROVIDER", "simulated"),
+            "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
+            # Short local timings: a dead step is noticed in seconds, not minutes.
+            "STEP_TIMEOUT_SECONDS": os.environ.get("STEP_TIMEOUT_SECONDS", "10"),
+            "REDELIVERY_GRACE_SECONDS": os.environ.get("REDELIVERY_GRACE_SECONDS", "30"),
+            "DATABASE_URL": self.database_url,
+            "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{self.emulator_port}",
+            "STEP_URL": f"{self.base_url}/internal/steps",
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            **self.env_overrides,
+        }
+        return env
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[planter] {message}", flush=True)
+
+    # --- PostgreSQL -------------------------------------------------------------------------
+    def start_postgres(self) -> None:
+        started = time.monotonic()
+        self.server = pg.start(self.data_dir)
+        pg.create_database(pg.url(self.server), "planter")
+        pg.migrate(self.database_url)
+        self.log(f"PostgreSQL ready and migrated in {time.monotonic() - started:.1f} s")
+
+    def restart_postgres(self) -> None:
+        pg.restart(self.server)
+
+    # --- Cloud Tasks emulator ----------------------------------------------------------------
+    def start_emulator(self) -> None:
+        if not self.emulator_port:
+            self.emulator_port = free_port()
+        env = self.env()
+        queue = (
+            f"projects/{env.get('TASKS_PROJECT', 'planter-local')}/locations/"
+            f"{env.get('TASKS_LOCATION', 'us-central1')}/queues/{env.get('TASKS_QUEUE', 'planter-steps')}"
+        )
+        self.emulator = subprocess.Popen(
+            [str(EMULATOR), "start", "-p", str(self.emulator_port), "-q", "-d", queue],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_port(self.emulator_port, 30)
+        self.log(f"Cloud Tasks emulator on 127.0.0.1:{self.emulator_port}, queue {queue}")
+
+    # --- functions ----------------------------------------------------------------------------
+    def start_functions(self) -> None:
+        output = subprocess.DEVNULL if self.quiet else None
+        self.functions = subprocess.Popen(
+            [
+                str(VENV_BIN / "functions-framework"),
+                "--source",
+                str(ROOT / "dev" / "gateway.py"),
+                "--target",
+                "gateway",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env(),
+            cwd=ROOT,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
+        self.wait_healthy(60)
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.functions is not None and self.functions.poll() is not None:
+                raise RuntimeError("the functions process exited during start-up")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError("the functions did not become healthy")
+
+    def kill_functions(self) -> None:
+        """SIGKILL the functions process group: a crash, mid-request."""
+        if self.functions is not None:
+            os.killpg(self.functions.pid, signal.SIGKILL)
+            self.functions.wait()
+            self.functions = None
+
+    # --- scheduler ----------------------------------------------------------------------------
+    def tick(self) -> dict[str, Any]:
+        secret = self.env()["STEP_SIGNING_SECRET"]
+        request = urllib.request.Request(
+            f"{self.base_url}/internal/scheduler/tick",
+            data=TICK_BODY,
+            method="POST",
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(TICK_BODY, secret)},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+
+    def _tick_forever(self) -> None:
+        while not self._stop.wait(self.tick_seconds):
+            try:
+                self.tick()
+            except Exception as error:  # the stack keeps ticking through restarts
+                self.log(f"scheduler tick failed: {error}")
+
+    def start_ticker(self) -> None:
+        self._ticker = threading.Thread(target=self._tick_forever, daemon=True, name="scheduler")
+        self._ticker.start()
+
+    # --- all together -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.start_postgres()
+        self.start_emulator()
+        self.start_functions()
+        self.start_ticker()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for process in (self.functions, self.emulator):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+        if self.server is not None:
+            self.server.cleanup()
+            self.server = None
+
+
+def main() -> None:
+    from dev.token import user_token
+
+    started = time.monotonic()
+    data_dir = pathlib.Path(os.environ.get("PLANTER_DATA_DIR", ROOT / ".local" / "pg"))
+    stack = LocalStack(data_dir=data_dir, port=int(os.environ.get("PORT", "8080")))
+
+    def shutdown(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        stack.start()
+        os.environ.update({k: v for k, v in stack.env().items() if k in ("JWT_SECRET", "STEP_SIGNING_SECRET")})
+        stack.log(f"ready in {time.monotonic() - started:.1f} s")
+        stack.log(f"base URL: {stack.base_url}  (OpenAPI: {stack.base_url}/openapi.json)")
+        stack.log(f"demo bearer token (demo@planter.dev, 12 h):\n{user_token()}")
+        stack.log("Ctrl-C stops everything.")
+        while True:
+            time.sleep(1)
+            if stack.functions is not None and stack.functions.poll() is not None:
+                stack.log("the functions process exited; stopping")
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.log("stopping...")
+        stack.stop()
+        stack.log("stopped")
+
+
+if __name__ == "__main__":
+    main()
