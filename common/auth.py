@@ -6,7 +6,6 @@ import functools
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +29,9 @@ class Identity:
     subject: str | None
 
 
-def bearer_token(headers: Mapping[str, str]) -> str:
-    """The token of an ``Authorization: Bearer`` header, or 401."""
-    value = headers.get("Authorization", "")
-    scheme, _, token = value.partition(" ")
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header value, or 401."""
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required")
     return token.strip()
@@ -51,7 +49,7 @@ def _decode(token: str, key: Any, algorithms: tuple[str, ...], settings: Setting
         key,
         algorithms=list(algorithms),
         leeway=settings.jwt_leeway_seconds,
-        options={"require": ["exp"], **options.pop("options", {})},
+        options={"require": ["exp"], **options.pop("options", {})},  # type: ignore[arg-type]
         **options,
     )
     return claims
@@ -119,7 +117,9 @@ def verify_callback_token(token: str, task_id: str, settings: Settings | None = 
     """Accept only a callback token bound to ``task_id``; anything else is 401."""
     settings = settings or get_settings()
     try:
-        claims = _decode(token, settings.step_signing_secret, _SYMMETRIC_ALGORITHMS, settings, audience=CALLBACK_AUDIENCE)
+        claims = _decode(
+            token, settings.step_signing_secret, _SYMMETRIC_ALGORITHMS, settings, audience=CALLBACK_AUDIENCE
+        )
     except jwt.PyJWTError as error:
         raise Unauthorized(_reason(error)) from error
     if claims.get("sub") != task_id:
@@ -131,14 +131,15 @@ def sign_body(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def verify_step_caller(headers: Mapping[str, str], body: bytes, settings: Settings | None = None) -> None:
+def verify_step_caller(
+    signature: str | None, authorization: str | None, body: bytes, settings: Settings | None = None
+) -> None:
     """Refuse a step or scheduler request that our own queue or scheduler did not send."""
     settings = settings or get_settings()
-    given = headers.get(SIGNATURE_HEADER, "")
-    if not given or not hmac.compare_digest(given, sign_body(body, settings.step_signing_secret)):
+    if not signature or not hmac.compare_digest(signature, sign_body(body, settings.step_signing_secret)):
         raise Unauthorized("the request signature is missing or wrong")
     if settings.verify_oidc:
-        _verify_oidc(bearer_token(headers), settings)
+        _verify_oidc(bearer_token(authorization), settings)
 
 
 def _verify_oidc(token: str, settings: Settings) -> None:
@@ -147,7 +148,7 @@ def _verify_oidc(token: str, settings: Settings) -> None:
     from google.oauth2 import id_token
 
     try:
-        claims = id_token.verify_oauth2_token(
+        claims = id_token.verify_oauth2_token(  # type: ignore[no-untyped-call]
             token, google.auth.transport.requests.Request(), audience=settings.oidc_audience or settings.step_url
         )
     except ValueError as error:

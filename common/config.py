@@ -6,8 +6,9 @@ import functools
 import os
 from dataclasses import dataclass, field
 
-DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
-DEV_STEP_SECRET = "dev-only-step-secret-change-me-0123456789"
+# Development-only placeholders: refused at start-up outside development (see _validate).
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"  # noqa: S105
+DEV_STEP_SECRET = "dev-only-step-secret-change-me-0123456789"  # noqa: S105
 _DEV_SECRETS = {DEV_JWT_SECRET, DEV_STEP_SECRET}
 _MIN_SECRET_BYTES = 32
 

@@ -10,7 +10,9 @@ class PlanterError(Exception):
     title = "Internal Server Error"
     type_slug = "internal"
 
-    def __init__(self, detail: str = "", *, errors: dict[str, str] | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self, detail: str = "", *, errors: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.errors = errors

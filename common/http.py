@@ -202,9 +202,7 @@ class Router:
                 return route, found.groupdict()
         allowed = self.allowed_methods(path)
         if allowed:
-            raise MethodNotAllowed(
-                f"{method} is not allowed here", headers={"Allow": ", ".join([*allowed, "OPTIONS"])}
-            )
+            raise MethodNotAllowed(f"{method} is not allowed here", headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
         raise NotFound(f"no route for {path}")
 
     def allowed_methods(self, path: str) -> list[str]:
@@ -242,14 +240,15 @@ class Router:
         kind = call.route.auth
         headers = call.request.headers
         if kind == "user":
-            identity = auth.verify_user_token(auth.bearer_token(headers))
+            identity = auth.verify_user_token(auth.bearer_token(headers.get("Authorization")))
             call.user = self.resolve_user(identity)
             log.bind(user=identity.email)
         elif kind == "callback":
-            auth.verify_callback_token(auth.bearer_token(headers), call.params.get("task_id", ""))
+            auth.verify_callback_token(auth.bearer_token(headers.get("Authorization")), call.params.get("task_id", ""))
             log.bind(task_id=call.params.get("task_id", ""))
         elif kind == "internal":
-            auth.verify_step_caller(headers, read_body(call.request))
+            body = read_body(call.request)
+            auth.verify_step_caller(headers.get(auth.SIGNATURE_HEADER), headers.get("Authorization"), body)
 
     def _preflight(self, request: flask.Request) -> flask.Response:
         methods = self.allowed_methods(request.path)

@@ -25,7 +25,7 @@ _REASONS = {
     429: "Monthly AI-operation quota reached",
     503: "Database unreachable, or retry later (Retry-After)",
 }
-_SECURITY = {
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "user": [{"bearerAuth": []}],
     "callback": [{"callbackToken": []}],
     "internal": [{"stepSignature": []}],
@@ -65,7 +65,14 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.query_model is not None:
         params += _query_parameters(route.query_model)
     if route.path == "/api/v1/projects":
-        params.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255}})
+        params.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        )
     if route.path.endswith("{task_id}") and route.method == "GET":
         params.append({"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}})
     if params:
@@ -73,7 +80,9 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.request_model is not None:
         op["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{route.request_model.__name__}"}}},
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{route.request_model.__name__}"}}
+            },
         }
     success: dict[str, Any] = {"description": "Success"}
     if route.response_model is not None:
@@ -87,10 +96,14 @@ def _operation(route: Route) -> dict[str, Any]:
     responses: dict[str, Any] = {str(route.status): success}
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for status in route.errors:
-        responses[str(status)] = {"description": _REASONS[status]} if status == 304 else {
-            "description": _REASONS[status],
-            "content": problem,
-        }
+        responses[str(status)] = (
+            {"description": _REASONS[status]}
+            if status == 304
+            else {
+                "description": _REASONS[status],
+                "content": problem,
+            }
+        )
     op["responses"] = responses
     return op
 
@@ -98,7 +111,15 @@ def _operation(route: Route) -> dict[str, Any]:
 def build_document(routes: Sequence[Route]) -> dict[str, Any]:
     """An OpenAPI 3.1 document describing exactly these routes."""
     _, defs = models_json_schema(
-        [(m, "validation" if m.__name__ in {r.request_model.__name__ for r in routes if r.request_model} else "serialization") for m in _models(routes)],
+        [
+            (
+                m,
+                "validation"
+                if m.__name__ in {r.request_model.__name__ for r in routes if r.request_model}
+                else "serialization",
+            )
+            for m in _models(routes)
+        ],
         ref_template="#/components/schemas/{model}",
     )
     paths: dict[str, dict[str, Any]] = {}

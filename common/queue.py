@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from typing import Any, Protocol
@@ -84,10 +85,8 @@ class CloudTasksEnqueuer:
 
         s = self._settings
         parent = f"projects/{s.tasks_project}/locations/{s.tasks_location}"
-        try:
+        with contextlib.suppress(AlreadyExists):
             self._get_client().create_queue(parent=parent, queue={"name": s.queue_path})
-        except AlreadyExists:
-            pass
 
 
 _enqueuer: Enqueuer | None = None

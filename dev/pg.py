@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pathlib
-from urllib.parse import parse_qs, urlparse
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import sqlalchemy as sa
 
@@ -14,7 +14,9 @@ def start(data_dir: pathlib.Path) -> Any:
     import pgserver  # dev-only dependency
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    return pgserver.get_server(  # type: ignore[attr-defined]
+        str(data_dir), cleanup_mode="stop"
+    )
 
 
 def url(server: Any, database: str = "postgres") -> str:
@@ -25,13 +27,13 @@ def url(server: Any, database: str = "postgres") -> str:
 
 def restart(server: Any) -> None:
     """Restart PostgreSQL in place (fast shutdown: open connections are cut, as in a failover)."""
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=30)
 
 
 def stop(server: Any) -> None:
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
 

@@ -1,7 +1,7 @@
 """Mint tokens for local use: a user's bearer token, or a task's progress-callback token.
 
-    python -m dev.token [EMAIL]            # HS256 user token signed with JWT_SECRET
-    python -m dev.token --callback TASK_ID  # callback token signed with STEP_SIGNING_SECRET
+python -m dev.token [EMAIL]            # HS256 user token signed with JWT_SECRET
+python -m dev.token --callback TASK_ID  # callback token signed with STEP_SIGNING_SECRET
 """
 
 from __future__ import annotations

@@ -50,5 +50,7 @@ class SimulatedProvider:
             gcp = ctx.facts.get("gcp_project_id") or _gcp_project_id(slug, ctx.task_id)
             return StepOutcome(facts={"deployment_url": f"https://{gcp}.web.app"})
         if ctx.step == "creating_issues":
-            return StepOutcome(usage={"ai_operations": AI_OPERATIONS_PER_ISSUE_BATCH, "issues_generated": ISSUES_OPENED})
+            return StepOutcome(
+                usage={"ai_operations": AI_OPERATIONS_PER_ISSUE_BATCH, "issues_generated": ISSUES_OPENED}
+            )
         raise StepFailed(f"unknown step {ctx.step}")

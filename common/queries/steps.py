@@ -164,7 +164,9 @@ def succeed(conn: sa.Connection, task_id: uuid.UUID, step: str, result_json: str
     conn.execute(_SUCCEED, {"task_id": task_id, "step": step, "result": result_json})
 
 
-def retry_later(conn: sa.Connection, task_id: uuid.UUID, step: str, error: str | None, delay: float, *, bump: bool = False) -> int:
+def retry_later(
+    conn: sa.Connection, task_id: uuid.UUID, step: str, error: str | None, delay: float, *, bump: bool = False
+) -> int:
     """Put the step back to pending, due after ``delay``; returns its generation (bumped if asked)."""
     params = {"task_id": task_id, "step": step, "error": error, "delay": delay, "bump": 1 if bump else 0}
     generation: int = conn.execute(_RETRY_LATER, params).scalar_one()

@@ -211,6 +211,8 @@ def cancel(conn: sa.Connection, task_id: uuid.UUID, message: str) -> None:
         {"task_id": task_id, "message": message},
     )
     conn.execute(
-        sa.text("UPDATE task_steps SET status = 'skipped', due_at = NULL WHERE task_id = :task_id AND status = 'pending'"),
+        sa.text(
+            "UPDATE task_steps SET status = 'skipped', due_at = NULL WHERE task_id = :task_id AND status = 'pending'"
+        ),
         {"task_id": task_id},
     )

@@ -52,7 +52,10 @@ def post_progress(task_id: uuid.UUID, update: ProgressCallback) -> Task:
             conn, task_id, update_id=update.update_id, status=status, message=update.message, percent=percent, urls=urls
         )
         if stored:
-            conn.execute(_UPDATE_TASK, {"task_id": task_id, "percent": percent, "message": update.message, "status": status, **urls})
+            conn.execute(
+                _UPDATE_TASK,
+                {"task_id": task_id, "percent": percent, "message": update.message, "status": status, **urls},
+            )
         row = q.get_task(conn, task_id, locked["user_id"])
         assert row is not None
         return row

@@ -56,7 +56,8 @@ def _replay(conn: sa.Connection, user: User, key: str, fingerprint: str) -> uuid
         return None
     if row.fingerprint != fingerprint:
         raise ValidationFailed(
-            "this Idempotency-Key was used with a different body", errors={"Idempotency-Key": "reused with another body"}
+            "this Idempotency-Key was used with a different body",
+            errors={"Idempotency-Key": "reused with another body"},
         )
     task_id: uuid.UUID = row.task_id
     return task_id

@@ -35,7 +35,9 @@ def tick() -> TickResult:
             step = pipeline.BY_NAME[row["name"]]
             died = row["status"] == "running"
             if died and row["attempts"] >= row["max_attempts"]:
-                fail_task(conn, row["task_id"], step, "the step stopped responding and has no attempts left", row["user_id"])
+                fail_task(
+                    conn, row["task_id"], step, "the step stopped responding and has no attempts left", row["user_id"]
+                )
                 failed += 1
                 continue
             error = "the step stopped responding; retrying" if died else None

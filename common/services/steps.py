@@ -202,7 +202,9 @@ def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None =
         with _Heartbeat(task_id, step.name, claimed.claim_id, timeout):
             outcome = provider.run(claimed.context)
     except Exception as error:  # any provider failure is one failed attempt, retried with backoff
-        logger.warning("step attempt failed", exc_info=True, extra={"fields": {"task_id": str(task_id), "step": step_name}})
+        logger.warning(
+            "step attempt failed", exc_info=True, extra={"fields": {"task_id": str(task_id), "step": step_name}}
+        )
         return _record_failure(task_id, step, claimed, str(error)[:MAX_ERROR_LENGTH] or type(error).__name__)
     result = _record_success(task_id, step, claimed, outcome)
     if result.next is not None:

@@ -120,7 +120,12 @@ def cancel_task(task_id: uuid.UUID, user: User) -> Task:
         message = "Cancelled by the user"
         q.cancel(conn, task_id, message)
         q.insert_progress(
-            conn, task_id, update_id="cancelled", status="cancelled", message=message, percent=locked["progress_percent"]
+            conn,
+            task_id,
+            update_id="cancelled",
+            status="cancelled",
+            message=message,
+            percent=locked["progress_percent"],
         )
         return read_task(conn, task_id, user)
 

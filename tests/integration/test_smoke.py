@@ -9,7 +9,7 @@ def test_create_then_read_task(client: Any, auth_header: Any, enqueued: Any) -> 
     task = created.get_json()
     assert created.headers["Location"] == f"/api/v1/tasks/{task['task_id']}"
     assert task["status"] == "initializing"
-    assert [s["name"] for s in task["steps"]][0] == "creating_org"
+    assert task["steps"][0]["name"] == "creating_org"
     assert enqueued.calls == [(task["task_id"], "creating_org", 0)]
     read = client.get(f"/api/v1/tasks/{task['task_id']}", headers=auth_header())
     assert read.status_code == 200
