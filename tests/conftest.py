@@ -4,6 +4,7 @@ for each test, the gateway app, and tokens."""
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import pathlib
 import shutil
@@ -22,6 +23,8 @@ from common.services import users
 from dev import pg
 
 os.environ.setdefault("PLANTER_ENV", "test")
+# pgserver logs from an atexit hook after pytest closed its streams; keep it quiet.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 TEST_JWT_SECRET = "test-jwt-secret-for-the-suite-only-0123456789"
 TEST_STEP_SECRET = "test-step-secret-for-the-suite-only-0123456789"
 _BASE_ENV = {
