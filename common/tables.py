@@ -139,6 +139,9 @@ tasks = sa.Table(
         "failed_at",
         postgresql_where=sa.text("failed_at IS NOT NULL"),
     ),
+    # Dashboard: a user's tasks touched since a time. Every step that finishes bumps its task's
+    # updated_at in the same transaction, so this bounds the AI-operations series (docs/DASHBOARD.md).
+    sa.Index("ix_tasks_user_updated", "user_id", "updated_at", postgresql_include=["id"]),
 )
 
 task_steps = sa.Table(

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from common.errors import PlanterError
 from common.http import Call, Reply
+from common.models import DashboardQuery, TimeSeriesQuery
+from common.services import dashboard
 
-
-class _NotYet(PlanterError):
-    status, title, type_slug = 501, "Not Implemented", "not-implemented"
+# Figures change every few seconds while a pipeline runs: browsers may not reuse them.
+_NO_STORE = {"Cache-Control": "private, no-store"}
 
 
 def active_tasks(call: Call) -> Reply:
-    raise _NotYet("the dashboard is being built")
+    query = call.query(DashboardQuery)
+    return Reply(dashboard.active_tasks(call.user, query.tz), headers=dict(_NO_STORE))
 
 
 def metrics(call: Call) -> Reply:
-    raise _NotYet("the dashboard is being built")
+    query = call.query(DashboardQuery)
+    return Reply(dashboard.metrics(call.user, query.tz), headers=dict(_NO_STORE))
 
 
 def time_series(call: Call) -> Reply:
-    raise _NotYet("the dashboard is being built")
+    return Reply(dashboard.time_series(call.user, call.query(TimeSeriesQuery)), headers=dict(_NO_STORE))
