@@ -39,8 +39,9 @@ def bearer_token(authorization: str | None) -> str:
 
 @functools.cache
 def _jwks_client(url: str) -> jwt.PyJWKClient:
-    # One client per instance: it caches the key set and refetches once for an unknown kid.
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=5)
+    # One client per instance: it caches the key set and refetches once for an unknown kid. No
+    # per-kid cache (cache_keys): it never expires, so a key the provider revoked would stay valid.
+    return jwt.PyJWKClient(url, lifespan=3600, timeout=5)
 
 
 def _decode(token: str, key: Any, algorithms: tuple[str, ...], settings: Settings, **options: Any) -> dict[str, Any]:
@@ -69,8 +70,10 @@ def verify_user_token(token: str, settings: Settings | None = None) -> Identity:
         else:
             extra["options"] = {"verify_aud": False}
         if alg in _ASYMMETRIC_ALGORITHMS and settings.jwt_jwks_url:
-            key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
-            claims = _decode(token, key, _ASYMMETRIC_ALGORITHMS, settings, **extra)
+            # The PyJWK itself, not its .key: PyJWT then verifies with the algorithm the key was
+            # published for, so an ES256 header naming an RSA kid is refused (401), not a TypeError (500).
+            signing_key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token)
+            claims = _decode(token, signing_key, _ASYMMETRIC_ALGORITHMS, settings, **extra)
         elif alg in _SYMMETRIC_ALGORITHMS and settings.jwt_secret:
             claims = _decode(token, settings.jwt_secret, _SYMMETRIC_ALGORITHMS, settings, **extra)
         else:
@@ -82,10 +85,15 @@ def verify_user_token(token: str, settings: Settings | None = None) -> Identity:
     except jwt.PyJWTError as error:
         raise Unauthorized(_reason(error)) from error
     email = claims.get("email")
-    if not isinstance(email, str) or "@" not in email or len(email) > 320:
+    email = email.strip().lower() if isinstance(email, str) else ""
+    # What the users table accepts (3-320 chars), printable only: a NUL, a lone surrogate or a
+    # too-short address would otherwise fail in PostgreSQL and answer 500 instead of 401.
+    if "@" not in email or not 3 <= len(email) <= 320 or not email.isprintable():
         raise Unauthorized("the token carries no email claim")
     subject = claims.get("sub")
-    return Identity(email=email.strip().lower(), subject=subject if isinstance(subject, str) else None)
+    if not isinstance(subject, str) or not subject.isprintable() or len(subject) > 255:
+        subject = None
+    return Identity(email=email, subject=subject)
 
 
 def _reason(error: jwt.PyJWTError) -> str:
