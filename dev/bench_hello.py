@@ -1,0 +1,44 @@
+"""The baselines `make bench` compares Planter with, served by functions-framework like Planter.
+
+``hello``: the HTTP ceiling, a function that does nothing but answer.
+``minimal``: the cold-start baseline, importing only functions-framework, SQLAlchemy and pg8000
+and answering its first request after one ``SELECT 1`` through a lazily created engine, as a
+Planter function answers its first request after connecting.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import flask
+import functions_framework
+import pg8000  # noqa: F401  (imported for the cold-start baseline, as Planter's functions do)
+import sqlalchemy as sa
+
+_engine: sa.Engine | None = None
+_lock = threading.Lock()
+
+
+@functions_framework.http
+def hello(request: flask.Request) -> tuple[str, int, dict[str, str]]:
+    """The HTTP ceiling: no work at all."""
+    return '{"ok":true}', 200, {"Content-Type": "application/json"}
+
+
+def _get_engine() -> sa.Engine:
+    global _engine
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                _engine = sa.create_engine(os.environ["DATABASE_URL"], pool_size=2, max_overflow=2)
+    return _engine
+
+
+@functions_framework.http
+def minimal(request: flask.Request) -> tuple[str, int, dict[str, Any]]:
+    """The cold-start baseline: one query through SQLAlchemy + pg8000, connected on first use."""
+    with _get_engine().connect() as conn:
+        value = conn.execute(sa.text("SELECT 1")).scalar_one()
+    return f'{{"ok":{value}}}', 200, {"Content-Type": "application/json"}
