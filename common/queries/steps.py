@@ -9,7 +9,14 @@ import sqlalchemy as sa
 
 from common.queries.tasks import TERMINAL_SQL
 
-_LOCK_STEP = sa.text(
+# Two statements on purpose. Under READ COMMITTED, a `SELECT ... JOIN ... FOR UPDATE OF t` that
+# waited for the lock re-reads only the locked task row: the joined step row keeps the version
+# of the statement's snapshot, taken before the previous holder committed. Concurrent duplicates
+# would then all see the step still pending and all claim it. Reading the step in a statement
+# that starts after the lock is granted sees what the previous holder committed.
+_LOCK_TASK = sa.text("SELECT 1 FROM tasks WHERE id = :task_id FOR UPDATE")
+
+_READ_STEP = sa.text(
     """
     SELECT t.status AS task_status, t.user_id, t.payload, t.project_name, t.project_description, t.mode,
            t.progress_percent, t.org_url, t.repo_url, t.deployment_url, t.gcp_project_id, t.project_id,
@@ -20,7 +27,6 @@ _LOCK_STEP = sa.text(
                    AND p.status <> 'succeeded') AS earlier_unfinished
     FROM tasks t JOIN task_steps s ON s.task_id = t.id
     WHERE t.id = :task_id AND s.name = :step
-    FOR UPDATE OF t
     """
 )
 
@@ -46,10 +52,13 @@ _CLAIM = sa.text(
     """
 )
 
+# A lease that has expired is not revived: from then on the reaper or a redelivery may take the
+# step over (they decide under the task lock, which a heartbeat does not take).
 _HEARTBEAT = sa.text(
     """
     UPDATE task_steps SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => :timeout)
     WHERE task_id = :task_id AND name = :step AND claim_id = :claim_id AND status = 'running'
+      AND lease_expires_at > now()
     """
 )
 
@@ -118,23 +127,39 @@ _FAIL_TASK = sa.text(
     """
 )
 
-# Steps of active tasks whose run went silent, or that were due long ago and never arrived.
-_STALLED = sa.text(
+_STALLED_CONDITION = """
+    ((s.status = 'running' AND s.lease_expires_at < now())
+     OR (s.status = 'pending' AND s.due_at < now() - make_interval(secs => :grace)))
+"""
+
+# Active tasks with a step whose run went silent, or that was due long ago and never arrived.
+_LOCK_STALLED_TASKS = sa.text(
+    f"""
+    SELECT t.id FROM tasks t
+    WHERE t.status NOT IN {TERMINAL_SQL}
+      AND EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = t.id AND {_STALLED_CONDITION})
+    ORDER BY t.id LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
+# Read again once the tasks are locked (see _LOCK_TASK): the first statement's view of the steps
+# predates whatever a delivery committed while the reaper waited for its snapshot to lock.
+_STALLED_STEPS = sa.text(
     f"""
     SELECT s.task_id, t.user_id, s.name, s.status, s.attempts, s.max_attempts FROM task_steps s
     JOIN tasks t ON t.id = s.task_id
-    WHERE t.status NOT IN {TERMINAL_SQL}
-      AND ((s.status = 'running' AND s.lease_expires_at < now())
-           OR (s.status = 'pending' AND s.due_at < now() - make_interval(secs => :grace)))
-    ORDER BY s.task_id LIMIT :limit
-    FOR UPDATE OF t SKIP LOCKED
+    WHERE s.task_id = ANY(CAST(:ids AS uuid[])) AND t.status NOT IN {TERMINAL_SQL} AND {_STALLED_CONDITION}
+    ORDER BY s.task_id, s.position
     """
 )
 
 
 def lock_step(conn: sa.Connection, task_id: uuid.UUID, step: str) -> dict[str, Any] | None:
     """Lock the task and read the step's state; None when there is no such task or step."""
-    row = conn.execute(_LOCK_STEP, {"task_id": task_id, "step": step}).mappings().first()
+    if conn.execute(_LOCK_TASK, {"task_id": task_id}).first() is None:
+        return None
+    row = conn.execute(_READ_STEP, {"task_id": task_id, "step": step}).mappings().first()
     return dict(row) if row else None
 
 
@@ -206,5 +231,8 @@ def complete(conn: sa.Connection, task_id: uuid.UUID, facts: dict[str, Any], mes
 
 
 def stalled(conn: sa.Connection, grace: float, limit: int) -> list[dict[str, Any]]:
-    """Lock and return up to ``limit`` stalled steps of active tasks (skipping tasks in use)."""
-    return [dict(r) for r in conn.execute(_STALLED, {"grace": grace, "limit": limit}).mappings()]
+    """Lock up to ``limit`` active tasks with stalled steps (skipping tasks in use); their stalled steps."""
+    ids = [str(r[0]) for r in conn.execute(_LOCK_STALLED_TASKS, {"grace": grace, "limit": limit})]
+    if not ids:
+        return []
+    return [dict(r) for r in conn.execute(_STALLED_STEPS, {"ids": ids, "grace": grace}).mappings()]

@@ -31,7 +31,10 @@ def tick() -> TickResult:
     def work(conn: sa.Connection) -> int:
         nonlocal failed
         rows = q.stalled(conn, grace, BATCH)
+        finished: set[object] = set()
         for row in rows:
+            if row["task_id"] in finished:
+                continue  # failed by an earlier row of this tick
             step = pipeline.BY_NAME[row["name"]]
             died = row["status"] == "running"
             if died and row["attempts"] >= row["max_attempts"]:
@@ -39,6 +42,7 @@ def tick() -> TickResult:
                     conn, row["task_id"], step, "the step stopped responding and has no attempts left", row["user_id"]
                 )
                 failed += 1
+                finished.add(row["task_id"])
                 continue
             error = "the step stopped responding; retrying" if died else None
             generation = q.retry_later(conn, row["task_id"], step.name, error, 0, bump=True)
