@@ -130,6 +130,8 @@ def parse_json(request: flask.Request, model: type[M]) -> M:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
+    except RecursionError:  # nesting deep enough to exhaust the parser's stack, within the size limit
+        raise BadRequest("the body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object", errors={"body": "must be a JSON object"})
     try:

@@ -37,6 +37,14 @@ class CreateProject(StrictModel):
     mode: Literal["saas", "user"] = "saas"
     simulate: Simulation | None = None
 
+    @field_validator("project_name", "project_description")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        # PostgreSQL text cannot hold NUL: refused here (422) rather than failing the INSERT (500).
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
     @field_validator("project_name")
     @classmethod
     def _slugifies(cls, value: str) -> str:

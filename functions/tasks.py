@@ -11,8 +11,9 @@ def get_task(call: Call) -> Reply:
     row = tasks.get_task(call.uuid_param("task_id"), call.user)
     tag = tasks.etag(row)
     headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
-    if_none_match = call.request.headers.get("If-None-Match", "")
-    if tag in [t.strip() for t in if_none_match.split(",")] or if_none_match.strip() == "*":
+    # Weak comparison (RFC 9110 13.1.2): a proxy that compresses the body sends the tag back as W/"...".
+    candidates = [t.strip().removeprefix("W/") for t in call.request.headers.get("If-None-Match", "").split(",")]
+    if tag in candidates or candidates == ["*"]:
         return Reply(None, 304, headers)
     return Reply(tasks.to_task(row), 200, headers)
 
