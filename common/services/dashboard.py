@@ -100,12 +100,7 @@ def _rate(completed: int, failed: int) -> float | None:
 
 
 def health_score(h: HealthInputs) -> int:
-    """0-100 (docs/DASHBOARD.md, "Health score"):
-
-    round(50 × S30 + 30 × S7 + 20 × F), where S30 and S7 are the success rates (completed over
-    completed + failed) of the tasks that finished in the last 30 and 7 days (1 when none
-    finished), and F = 1 − stuck / active (1 with no active task).
-    """
+    """The 0-100 health score: the formula of docs/DASHBOARD.md, "Health score" (stated there only)."""
     s30 = _rate(h.completed_30d, h.failed_30d)
     s7 = _rate(h.completed_7d, h.failed_7d)
     flow = 1 - min(h.stuck, h.active) / h.active if h.active else 1.0
