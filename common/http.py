@@ -203,7 +203,8 @@ class Router:
             if found and route.method == method:
                 return route, found.groupdict()
         allowed = self.allowed_methods(path)
-        if allowed:
+        # A method that another function serves on this path is not "not allowed": it is not here.
+        if allowed and method not in allowed:
             raise MethodNotAllowed(f"{method} is not allowed here", headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
         raise NotFound(f"no route for {path}")
 

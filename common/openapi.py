@@ -25,6 +25,11 @@ _REASONS = {
     429: "Monthly AI-operation quota reached",
     503: "Database unreachable, or retry later (Retry-After)",
 }
+_HEADERS = {
+    "Location": {"description": "Where the created task is read", "schema": {"type": "string"}},
+    "ETag": {"description": "The task's version, for If-None-Match", "schema": {"type": "string"}},
+    "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}},
+}
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "user": [{"bearerAuth": []}],
     "callback": [{"callbackToken": []}],
@@ -93,17 +98,22 @@ def _operation(route: Route) -> dict[str, Any]:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     else:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    if route.status == 202:
+        success["headers"] = {"Location": _HEADERS["Location"]}
+    etagged = route.method == "GET" and route.path.endswith("{task_id}")
+    if etagged:
+        success["headers"] = {"ETag": _HEADERS["ETag"]}
     responses: dict[str, Any] = {str(route.status): success}
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for status in route.errors:
-        responses[str(status)] = (
-            {"description": _REASONS[status]}
-            if status == 304
-            else {
-                "description": _REASONS[status],
-                "content": problem,
-            }
-        )
+        response: dict[str, Any] = {"description": _REASONS[status]}
+        if status != 304:
+            response["content"] = problem
+        if status == 304 and etagged:
+            response["headers"] = {"ETag": _HEADERS["ETag"]}
+        if status in (429, 503):
+            response["headers"] = {"Retry-After": _HEADERS["Retry-After"]}
+        responses[str(status)] = response
     op["responses"] = responses
     return op
 
