@@ -1,0 +1,1 @@
+"""Deployment helpers run by cloudbuild.yaml (and once by hand, see docs/DEPLOY.md); never deployed."""
