@@ -61,6 +61,8 @@ class LocalStack:
     tick_seconds: float = 10.0
     env_overrides: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
+    # Where the functions' log lines go (appended across restarts); None: the terminal, or nowhere when quiet.
+    log_path: pathlib.Path | None = None
     server: Any = None
     functions: subprocess.Popen[bytes] | None = None
     emulator: subprocess.Popen[bytes] | None = None
@@ -112,6 +114,8 @@ class LocalStack:
 
     # --- Cloud Tasks emulator ----------------------------------------------------------------
     def start_emulator(self) -> None:
+        if not EMULATOR.exists():
+            raise RuntimeError(f"the Cloud Tasks emulator is not installed at {EMULATOR}: run `make install`")
         if not self.emulator_port:
             self.emulator_port = free_port()
         env = self.env()
@@ -128,9 +132,19 @@ class LocalStack:
         wait_for_port(self.emulator_port, 30)
         self.log(f"Cloud Tasks emulator on 127.0.0.1:{self.emulator_port}, queue {queue}")
 
+    def restart_emulator(self) -> None:
+        """Kill the emulator and start it again on the same port: every queued task is lost."""
+        if self.emulator is not None:
+            os.killpg(self.emulator.pid, signal.SIGKILL)
+            self.emulator.wait()
+            self.emulator = None
+        self.start_emulator()
+
     # --- functions ----------------------------------------------------------------------------
     def start_functions(self) -> None:
-        output = subprocess.DEVNULL if self.quiet else None
+        output: Any = subprocess.DEVNULL if self.quiet else None
+        if self.log_path is not None:
+            output = self.log_path.open("ab")
         self.functions = subprocess.Popen(
             [
                 str(VENV_BIN / "functions-framework"),
@@ -149,6 +163,8 @@ class LocalStack:
             stderr=output,
             start_new_session=True,
         )
+        if self.log_path is not None:
+            output.close()  # the child has its own descriptor
         self.wait_healthy(60)
 
     def wait_healthy(self, timeout: float) -> None:
