@@ -204,20 +204,19 @@ def test_simulate_is_refused_by_any_other_step_provider(
     create(client, auth_header(), project_name="x")  # without it the request is fine
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        pytest.param(b"", id="empty"),
-        pytest.param(b"{", id="truncated"),
-        pytest.param(b"{'project_name': 'x'}", id="single-quotes"),
-        pytest.param(b'{"project_name": "x"} trailing', id="trailing-garbage"),
-        pytest.param(b'{"project_name": "\xff\xfe"}', id="not-utf8"),
-        pytest.param(b"[" * 50_000 + b"]" * 10, id="nested-too-deep"),
-    ],
-)
-def test_malformed_json_is_400(client: Any, auth_header: Headers, raw: bytes) -> None:
-    response = client.post(PROJECTS, data=raw, content_type="application/json", headers=auth_header())
-    assert_problem(response, 400)
+def test_malformed_json_is_400(client: Any, auth_header: Headers) -> None:
+    malformed = {
+        "empty": b"",
+        "truncated": b"{",
+        "single-quotes": b"{'project_name': 'x'}",
+        "trailing-garbage": b'{"project_name": "x"} trailing',
+        "not-utf8": b'{"project_name": "\xff\xfe"}',
+        "nested-too-deep": b"[" * 50_000 + b"]" * 10,  # within the size limit, beyond the parser's stack
+    }
+    for name, raw in malformed.items():
+        response = client.post(PROJECTS, data=raw, content_type="application/json", headers=auth_header())
+        assert response.status_code == 400, (name, response.get_json())
+        assert_problem(response, 400)
 
 
 def test_a_json_body_that_is_not_an_object_is_422(client: Any, auth_header: Headers) -> None:
