@@ -89,10 +89,28 @@ def reset_engine() -> None:
         _engine = None
 
 
+# SQLSTATEs the server sends when it is going away or not taking connections yet: class 08
+# (connection exception), admin and crash shutdown, "the database system is starting up / shutting
+# down", too many connections. pg8000 reports them as ProgrammingError or DatabaseError, which
+# SQLAlchemy does not count as disconnects.
+_UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str:
+    args = getattr(error.orig, "args", ())
+    if args and isinstance(args[0], dict):
+        return str(args[0].get("C", ""))
+    return str(getattr(error.orig, "sqlstate", "") or "")
+
+
 def is_disconnect(error: BaseException) -> bool:
     """True when a driver error means the connection or the server is gone."""
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
+    if isinstance(error, sa_exc.DBAPIError):
+        code = _sqlstate(error)
+        if code.startswith("08") or code in _UNAVAILABLE_SQLSTATES:
+            return True
     if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
         return True
     if isinstance(error, sa_exc.TimeoutError):  # pool exhausted

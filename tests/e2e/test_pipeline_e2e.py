@@ -4,6 +4,7 @@ PostgreSQL is restarted under running pipelines."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -217,8 +218,19 @@ def test_the_reaper_alone_recovers_a_crash_whose_delivery_was_lost(api: Api, sta
     assert api.usage(email) == ONE_PIPELINE_USAGE
 
 
+def errors_logged_since(stack: LocalStack, offset: int) -> list[dict[str, Any]]:
+    """Lines the functions logged as unexpected (answered 500) after ``offset`` bytes of their log."""
+    assert stack.log_path is not None
+    with stack.log_path.open("rb") as log:
+        log.seek(offset)
+        lines = [json.loads(line) for line in log if line.startswith(b"{")]
+    return [e for e in lines if e.get("message") in ("unhandled error", "unexpected database error")]
+
+
 def test_every_pipeline_completes_through_postgres_restarts(api: Api, stack: LocalStack) -> None:
     email = "restart@e2e.test"
+    assert stack.log_path is not None
+    log_offset = stack.log_path.stat().st_size
     tasks = [api.create(email, f"Restart App {i}", step_seconds=0.3) for i in range(4)]
     api.wait_for(email, tasks[0]["task_id"], lambda t: t["progress_percent"] >= 25, 30)
     stack.restart_postgres()
@@ -233,3 +245,5 @@ def test_every_pipeline_completes_through_postgres_restarts(api: Api, stack: Loc
     assert api.usage(email) == tuple(4 * n for n in ONE_PIPELINE_USAGE)
     # The API answers again as before.
     assert requests.get(f"{stack.base_url}/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
+    # While the database was away every request was answered 503 (retry), none 500 (a bug).
+    assert errors_logged_since(stack, log_offset) == []
