@@ -12,6 +12,7 @@ import hmac
 import http.server
 import json
 import os
+import socket
 import threading
 import time
 import uuid
@@ -430,8 +431,10 @@ def test_a_key_removed_from_the_jwks_is_refused_once_the_set_is_refetched(client
 
 def test_unreachable_jwks_is_503_not_401(client: Any, monkeypatch: pytest.MonkeyPatch, key_set: Any) -> None:
     keys, _ = key_set
-    # Port 9 on loopback (discard) has no listener in the test environment: the connection is refused.
-    apply_env(monkeypatch, JWT_SECRET="", JWT_JWKS_URL="http://127.0.0.1:9/jwks.json")
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    apply_env(monkeypatch, JWT_SECRET="", JWT_JWKS_URL=f"http://127.0.0.1:{port}/jwks.json")
     auth._jwks_client.cache_clear()
     try:
         response = client.get(LIST, headers=_bearer(jwt.encode(_claims(), keys.rsa, "RS256", headers={"kid": "k"})))
