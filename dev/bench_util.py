@@ -232,13 +232,17 @@ class RoundTrips:
 
     trips: int = 0
     statements: list[str] = field(default_factory=list)
+    captured: list[tuple[str, Any, Any]] = field(default_factory=list)  # (SQL, values, oids) as sent
+    sql_chars: int = 0  # characters pg8000 scanned to convert the paramstyle
+    paramstyle_seconds: float = 0.0  # the time that conversion took
 
 
 class RoundTripCounter:
     """Counts pg8000's round trips in this process while installed (never in production code).
 
     pg8000 flushes its write buffer once per exchange and then blocks reading the answer, so
-    each flush is one round trip; the statements are recorded from execute_simple/execute_unnamed.
+    each flush is one round trip; the statements are recorded from execute_simple/execute_unnamed,
+    and the time pg8000 spends rewriting the paramstyle of each statement is measured too.
     """
 
     def __init__(self) -> None:
@@ -281,6 +285,7 @@ class RoundTripCounter:
                 counts = getattr(counter._local, "counts", None)
                 if counts is not None:
                     counts.statements.append(" ".join(str(statement).split()))
+                    counts.captured.append((statement, kwargs.get("vals", ()), kwargs.get("oids", ())))
                 return original(self, statement, *args, **kwargs)
 
             self._installed.append((core.CoreConnection, name, original))
@@ -288,6 +293,23 @@ class RoundTripCounter:
 
         self._installed.append((core, "_flush", original_flush))
         core._flush = counting_flush
+
+        from pg8000 import legacy
+
+        original_convert = legacy.convert_paramstyle
+
+        def timed_convert(style: str, query: str, args: Any) -> Any:
+            counts = getattr(counter._local, "counts", None)
+            started = time.perf_counter()
+            try:
+                return original_convert(style, query, args)
+            finally:
+                if counts is not None:
+                    counts.paramstyle_seconds += time.perf_counter() - started
+                    counts.sql_chars += len(query)
+
+        self._installed.append((legacy, "convert_paramstyle", original_convert))
+        legacy.convert_paramstyle = timed_convert
         wrap("execute_simple")
         wrap("execute_unnamed")
 
