@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from common.queries import steps as q
 from common.queries import tasks as task_q
 from common.queries import users as user_q
 from common.queue import hand_over
-from common.timeutil import utcnow
+from common.timeutil import iso, utcnow
 
 logger = get_logger("planter.steps")
 TERMINAL = ("completed", "failed", "cancelled")
@@ -190,12 +191,38 @@ def _record_failure(task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, er
     return result
 
 
+def _log_attempt(claim: Claim, step: str, outcome: str, provider_ok: bool, started: float) -> None:
+    # One line per attempt that ran the provider: with "step claimed", the record of what ran when
+    # (the fault run checks from these that no step's provider succeeded twice).
+    fields = {
+        "task_id": claim.context.task_id,
+        "step": step,
+        "attempt": claim.attempt,
+        "outcome": outcome,
+        "provider_ok": provider_ok,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    logger.info("step attempt", extra={"fields": fields})
+
+
 def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None = None) -> StepResult:
     """Run one delivery of one step: claim, work, record, hand over the next step."""
     step = pipeline.BY_NAME[step_name]
     claimed = _claim(task_id, step)
     if isinstance(claimed, StepResult):
         return claimed
+    logger.info(
+        "step claimed",
+        extra={
+            "fields": {
+                "task_id": str(task_id),
+                "step": step_name,
+                "attempt": claimed.attempt,
+                "claimed_at": iso(utcnow()),
+            }
+        },
+    )
+    started = time.monotonic()
     provider = provider or get_provider(get_settings().step_provider)
     timeout = pipeline.timeout(step, get_settings().step_timeout_seconds)
     try:
@@ -205,8 +232,15 @@ def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None =
         logger.warning(
             "step attempt failed", exc_info=True, extra={"fields": {"task_id": str(task_id), "step": step_name}}
         )
-        return _record_failure(task_id, step, claimed, str(error)[:MAX_ERROR_LENGTH] or type(error).__name__)
+        try:
+            result = _record_failure(task_id, step, claimed, str(error)[:MAX_ERROR_LENGTH] or type(error).__name__)
+        except RetryStep:
+            _log_attempt(claimed, step_name, "retry", False, started)
+            raise
+        _log_attempt(claimed, step_name, result.outcome, False, started)
+        return result
     result = _record_success(task_id, step, claimed, outcome)
+    _log_attempt(claimed, step_name, result.outcome, True, started)
     if result.next is not None:
         hand_over(str(task_id), *result.next)
     return result

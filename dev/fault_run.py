@@ -1,0 +1,574 @@
+"""`make fault-run`: drive hundreds of pipelines through the local stack while breaking things.
+
+Starts its own LocalStack (PostgreSQL, the Cloud Tasks emulator, the functions, a 1 s scheduler
+tick) in a fresh directory, starts PIPELINES create-project pipelines from many users, and while
+they run injects:
+
+- duplicate deliveries: signed copies of a task's current step, several at once, and late
+  copies of steps that already finished, posted straight to /internal/steps;
+- step failures: the simulated provider fails a step a few times (retried), or more times than
+  the step has attempts (the task must fail cleanly);
+- cancellations of running tasks;
+- a SIGKILL of the functions process while steps are running, then a restart;
+- a PostgreSQL restart (fast shutdown: every open connection is cut);
+- a Cloud Tasks emulator restart (every queued delivery is lost: only the reaper can recover).
+
+Then it waits for a recovery window and checks, from the database and the functions' log:
+
+- tasks lost: accepted (202) but missing from the database, without progress history, or ended
+  in a state their faults do not explain (e.g. failed without an exhausting failure) — must be 0;
+- steps run more than once: (task, step) pairs whose provider completed successfully more than
+  once (from the "step attempt" log lines), whose phase has more than one progress row, or that
+  logged more failed attempts than were injected — must be 0; usage counters that differ from
+  what the succeeded steps metered (3 + 1 AI operations, 1 project, 5 issues per pipeline) are
+  counted too, one per user whose figures are off;
+- attempts interrupted outside a fault (claimed, never finished, not near a kill or restart) — 0;
+- tasks not terminal after the recovery window — must be 0.
+
+Exit status 1 when an invariant fails; the stack's files are then kept for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import pathlib
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+
+from common import pipeline
+from common.auth import SIGNATURE_HEADER, sign_body
+from common.queue import step_body
+from dev.stack import LocalStack, free_port
+
+JWT_SECRET = "fault-run-jwt-secret-0123456789-0123456789"
+STEP_SECRET = "fault-run-step-secret-0123456789-0123456789"
+TERMINAL = ("completed", "failed", "cancelled")
+STEPS = pipeline.STEP_NAMES
+USERS = 40  # 5 pipelines each by default: 20 AI operations, well under the free tier's 100
+STEP_SECONDS = 0.02
+ACTIVE_LIMIT = 25  # pipelines in flight: the emulator dispatches one request at a time
+INTERRUPTION_MARGIN = 8.0  # seconds around a fault within which an attempt may be cut short
+
+
+@dataclass
+class Pipeline:
+    task_id: str
+    email: str
+    simulate: dict[str, Any]
+    expected: str  # the terminal status its faults lead to
+    injected_failures: dict[str, int] = field(default_factory=dict)  # failing attempts per step
+
+
+@dataclass
+class Counters:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    faults: collections.Counter[str] = field(default_factory=collections.Counter)
+    answers: collections.Counter[str] = field(default_factory=collections.Counter)
+    fault_windows: list[tuple[str, float, float]] = field(default_factory=list)  # (kind, start, end) epoch
+
+    def count(self, kind: str, n: int = 1) -> None:
+        with self.lock:
+            self.faults[kind] += n
+
+    def answered(self, status: int) -> None:
+        with self.lock:
+            self.answers[str(status)] += 1
+
+
+def user_token(email: str) -> str:
+    import jwt
+
+    now = int(time.time())
+    claims = {"email": email, "sub": f"fault|{email}", "iat": now, "exp": now + 6 * 3600}
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+class Driver:
+    def __init__(self, stack: LocalStack, pipelines: int, seed: int) -> None:
+        self.stack = stack
+        self.wanted = pipelines
+        self.plan_random = random.Random(seed)  # the workload: the same for the same seed
+        self.random = random.Random(seed + 1)  # when and where the faults strike
+        self.counters = Counters()
+        self.pipelines: list[Pipeline] = []
+        self.tokens = {f"fault-{i:02d}@planter.test": user_token(f"fault-{i:02d}@planter.test") for i in range(USERS)}
+        self.engine = sa.create_engine(stack.database_url, poolclass=sa.NullPool)
+        self.stop = threading.Event()
+        self.running_at_kill: set[tuple[str, str, int]] = set()
+        self.session = requests.Session()
+
+    # --- the workload ---------------------------------------------------------------------
+    def plan(self, index: int) -> tuple[dict[str, Any], str, dict[str, int]]:
+        """The simulation knobs of pipeline ``index``, what it should end as, and its injected failures."""
+        roll = self.plan_random.random()
+        simulate: dict[str, Any] = {"step_seconds": STEP_SECONDS}
+        if roll < 0.06:  # more failures than the step has attempts: the task must fail
+            step = self.plan_random.choice(STEPS)
+            simulate.update(fail_step=step, failures=50)
+            return simulate, "failed", {step: pipeline.BY_NAME[step].max_attempts}
+        if roll < 0.30:  # transient: fails, then succeeds (room left for an interruption or two)
+            step = self.plan_random.choice([s.name for s in pipeline.STEPS if s.max_attempts >= 4])
+            failures = 1 if pipeline.BY_NAME[step].max_attempts == 4 else self.plan_random.choice((1, 2))
+            simulate.update(fail_step=step, failures=failures)
+            return simulate, "completed", {step: failures}
+        return simulate, "completed", {}
+
+    def read(self, sql: str, **params: Any) -> list[Any]:
+        """Rows of a query, waiting out a PostgreSQL restart."""
+        while True:
+            try:
+                with self.engine.connect() as conn:
+                    return list(conn.execute(sa.text(sql), params).all())
+            except (sa.exc.DBAPIError, OSError):
+                time.sleep(0.2)
+
+    def active(self) -> list[Pipeline]:
+        if not self.pipelines:
+            return []
+        rows = self.read("SELECT id::text FROM tasks WHERE status NOT IN ('completed', 'failed', 'cancelled')")
+        live = {r[0] for r in rows}
+        return [p for p in self.pipelines if p.task_id in live]
+
+    def create_all(self) -> None:
+        emails = list(self.tokens)
+        index = 0
+        while index < self.wanted and not self.stop.is_set():
+            in_flight = len(self.active())
+            while in_flight < ACTIVE_LIMIT and index < self.wanted:
+                email = emails[index % len(emails)]
+                simulate, expected, failures = self.plan(index)
+                body = {"project_name": f"Fault run {index}", "project_description": "fault run", "simulate": simulate}
+                try:
+                    response = self.session.post(
+                        f"{self.stack.base_url}/api/v1/projects",
+                        json=body,
+                        headers={"Authorization": f"Bearer {self.tokens[email]}"},
+                        timeout=30,
+                    )
+                except requests.RequestException:
+                    time.sleep(0.5)  # the functions are being restarted: try this one again
+                    continue
+                if response.status_code != 202:
+                    time.sleep(0.5)  # 503 while PostgreSQL restarts: try this one again
+                    continue
+                task_id = response.json()["task_id"]
+                self.pipelines.append(Pipeline(task_id, email, simulate, expected, failures))
+                if failures:
+                    kind = "step failures (exhausting)" if expected == "failed" else "step failures (transient)"
+                    self.count_failures(kind, failures)
+                index += 1
+                in_flight += 1
+            time.sleep(0.2)
+
+    def count_failures(self, kind: str, failures: dict[str, int]) -> None:
+        self.counters.count(kind + ": pipelines")
+        self.counters.count(kind + ": failing attempts", sum(failures.values()))
+
+    # --- duplicate deliveries --------------------------------------------------------------
+    def deliver(self, task_id: str, step: str, generation: int) -> None:
+        body = step_body(task_id, step, generation)
+        try:
+            response = requests.post(
+                f"{self.stack.base_url}/internal/steps",
+                data=body,
+                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(body, STEP_SECRET)},
+                timeout=30,
+            )
+            self.counters.answered(response.status_code)
+        except requests.RequestException:
+            self.counters.answered(0)
+
+    def duplicate_forever(self) -> None:
+        while not self.stop.wait(0.15):
+            self.duplicate_once()
+
+    def duplicate_once(self) -> None:
+        candidates = self.active()
+        if not candidates:
+            return
+        target = self.random.choice(candidates)
+        rows = self.read(
+            "SELECT t.current_step, s.generation FROM tasks t"
+            " JOIN task_steps s ON s.task_id = t.id AND s.name = t.current_step WHERE t.id = :t",
+            t=target.task_id,
+        )
+        if not rows or rows[0][0] is None:
+            return
+        step, generation = rows[0]
+        copies = self.random.randint(2, 4)
+        threads = [
+            threading.Thread(target=self.deliver, args=(target.task_id, step, generation)) for _ in range(copies)
+        ]
+        position = STEPS.index(step)
+        if position > 0:  # and a late copy of a step that already finished
+            late = STEPS[self.random.randrange(position)]
+            threads.append(threading.Thread(target=self.deliver, args=(target.task_id, late, 0)))
+            self.counters.count("duplicate deliveries (late, of a finished step)")
+        self.counters.count("duplicate deliveries (concurrent copies of the current step)", copies)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def cancel_some(self, count: int) -> None:
+        done = 0
+        while done < count and not self.stop.is_set():
+            time.sleep(self.random.uniform(0.5, 2.0))
+            candidates = [p for p in self.active() if p.expected == "completed" and not p.injected_failures]
+            if not candidates:
+                continue
+            target = self.random.choice(candidates)
+            try:
+                response = self.session.post(
+                    f"{self.stack.base_url}/api/v1/tasks/{target.task_id}/cancel",
+                    headers={"Authorization": f"Bearer {self.tokens[target.email]}"},
+                    timeout=30,
+                )
+            except requests.RequestException:
+                continue
+            if response.status_code == 200:
+                target.expected = "cancelled"
+                self.counters.count("cancellations")
+                done += 1
+
+    # --- process faults --------------------------------------------------------------------
+    def running_steps(self) -> int:
+        count: int = self.read("SELECT count(*) FROM task_steps WHERE status = 'running'")[0][0]
+        return count
+
+    def active_count(self) -> int:
+        return len(self.active())
+
+    def wait_for_progress(self, fraction: float) -> None:
+        while len(self.pipelines) < self.wanted * fraction and not self.stop.is_set():
+            time.sleep(0.2)
+
+    def kill_functions(self) -> None:
+        # Strike while a step is running, so that the kill interrupts work, not an idle process.
+        running: list[Any] = []
+        deadline = time.monotonic() + 30
+        query = sa.text("SELECT task_id::text, name, attempts FROM task_steps WHERE status = 'running'")
+        with self.engine.connect() as conn:
+            while not running and time.monotonic() < deadline:
+                running = list(conn.execute(query).all())
+            start = time.time()
+            self.stack.kill_functions()
+        # The kill may land between a claim's commit and its "step claimed" log line: these
+        # attempts are known to have been cut short even if the log never names them.
+        self.running_at_kill.update((r[0], r[1], r[2]) for r in running)
+        time.sleep(1.0)
+        self.stack.start_functions()
+        self.counters.fault_windows.append(("kill", start, time.time()))
+        self.counters.count("functions process killed (SIGKILL) and restarted")
+        self.counters.count("steps running at the kill", len(running))
+
+    def restart_postgres(self) -> None:
+        start = time.time()
+        self.stack.restart_postgres()
+        self.counters.fault_windows.append(("postgres", start, time.time()))
+        self.counters.count("PostgreSQL restarts")
+
+    def restart_emulator(self) -> None:
+        start = time.time()
+        self.stack.restart_emulator()
+        self.counters.fault_windows.append(("emulator", start, time.time()))
+        self.counters.count("Cloud Tasks emulator restarts (queue lost)")
+
+    def inject_faults(self) -> None:
+        self.wait_for_progress(0.25)
+        self.kill_functions()
+        self.wait_for_progress(0.5)
+        self.restart_postgres()
+        self.wait_for_progress(0.7)
+        self.restart_emulator()
+        self.wait_for_progress(0.85)
+        self.restart_postgres()
+
+
+# --- checking ---------------------------------------------------------------------------------
+def read_log(path: pathlib.Path) -> list[dict[str, Any]]:
+    entries = []
+    with path.open("rb") as log:
+        for line in log:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # gunicorn's own lines, or one cut short by the SIGKILL
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries
+
+
+def epoch(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def check(driver: Driver, log_path: pathlib.Path) -> dict[str, Any]:
+    """Compare what happened (database, log) with what the workload and its faults allow."""
+    expected = {p.task_id: p for p in driver.pipelines}
+    with driver.engine.connect() as conn:
+        tasks = {
+            str(r["id"]): dict(r) for r in conn.execute(sa.text("SELECT id, status, user_email FROM tasks")).mappings()
+        }
+        steps = [
+            dict(r) for r in conn.execute(sa.text("SELECT task_id, name, status, attempts FROM task_steps")).mappings()
+        ]
+        phase_rows = (
+            conn.execute(sa.text("SELECT task_id, status, count(*) AS n FROM task_progress GROUP BY task_id, status"))
+            .mappings()
+            .all()
+        )
+        usage = {
+            r["email"]: (r["ai_operations_count"], r["projects_created"], r["issues_generated"])
+            for r in conn.execute(
+                sa.text(
+                    "SELECT u.email, g.ai_operations_count, g.projects_created, g.issues_generated"
+                    " FROM usage g JOIN users u ON u.id = g.user_id"
+                )
+            ).mappings()
+        }
+    log = read_log(log_path)
+    claims: collections.Counter[tuple[str, str]] = collections.Counter()
+    claim_times: dict[tuple[str, str, int], float] = {}
+    ended: set[tuple[str, str, int]] = set()
+    provider_successes: collections.Counter[tuple[str, str]] = collections.Counter()
+    failed_attempts: collections.Counter[tuple[str, str]] = collections.Counter()
+    for entry in log:
+        key = (entry.get("task_id", ""), entry.get("step", ""))
+        if entry.get("message") == "step claimed":
+            claims[key] += 1
+            claim_times[(*key, entry["attempt"])] = epoch(entry["claimed_at"])
+        elif entry.get("message") == "step attempt":
+            ended.add((*key, entry["attempt"]))
+            if entry["provider_ok"]:
+                provider_successes[key] += 1
+            else:
+                failed_attempts[key] += 1
+    unexpected_errors = [e for e in log if e.get("message") in ("unhandled error", "unexpected database error")]
+
+    missing = [t for t in expected if t not in tasks]
+    without_history = [t for t in expected if t in tasks and not any(str(r["task_id"]) == t for r in phase_rows)]
+    not_terminal = [t for t in expected if t in tasks and tasks[t]["status"] not in TERMINAL]
+    wrong_outcome = [
+        t
+        for t, p in expected.items()
+        if t in tasks and tasks[t]["status"] in TERMINAL and tasks[t]["status"] != p.expected
+    ]
+
+    run_twice: set[tuple[str, str]] = set()
+    reasons: collections.Counter[str] = collections.Counter()
+    for key, n in provider_successes.items():
+        if n > 1:
+            run_twice.add(key)
+            reasons["provider succeeded more than once"] += 1
+    for row in phase_rows:
+        if row["status"] in STEPS and row["n"] > 1:
+            run_twice.add((str(row["task_id"]), row["status"]))
+            reasons["phase recorded more than once"] += 1
+    for key, n in failed_attempts.items():
+        if key[0] in expected and n > expected[key[0]].injected_failures.get(key[1], 0):
+            run_twice.add(key)
+            reasons["more failed attempts than injected"] += 1
+
+    # Attempts accounting: every attempt the database counts was logged as claimed; an attempt
+    # claimed and never finished was cut short, which only a fault may do.
+    attempts_unlogged = 0
+    interrupted = 0
+    interrupted_by: collections.Counter[str] = collections.Counter()
+    unexplained: list[tuple[str, str, int]] = []
+    for step_row in steps:
+        key = (str(step_row["task_id"]), step_row["name"])
+        for attempt in range(1, step_row["attempts"] + 1):
+            if (*key, attempt) in ended:
+                continue
+            interrupted += 1
+            if (*key, attempt) in driver.running_at_kill:
+                interrupted_by["kill"] += 1
+                continue
+            if (*key, attempt) not in claim_times:
+                attempts_unlogged += 1
+            at = claim_times.get((*key, attempt))
+            near = sorted(
+                (max(start - at, at - end, 0.0), kind)
+                for kind, start, end in driver.counters.fault_windows
+                if at is not None and start - INTERRUPTION_MARGIN <= at <= end + INTERRUPTION_MARGIN
+            )
+            if near:
+                interrupted_by[near[0][1]] += 1  # the nearest fault
+            else:
+                unexplained.append((*key, attempt))
+
+    # Metering: what each user's succeeded steps should have added up to.
+    succeeded = {(str(r["task_id"]), r["name"]) for r in steps if r["status"] == "succeeded"}
+    wanted: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+    for task_id, task in tasks.items():
+        figures = wanted[task["user_email"]]
+        if (task_id, "customizing_project") in succeeded:
+            figures[0] += 3
+        if (task_id, "creating_issues") in succeeded:
+            figures[0] += 1
+            figures[2] += 5
+        if (task_id, "forking_template") in succeeded:
+            figures[1] += 1
+    metering_off = [e for e, f in wanted.items() if tuple(f) != usage.get(e, (0, 0, 0))]
+    metering_off += [e for e in usage if e not in wanted]
+
+    statuses = collections.Counter(tasks[t]["status"] for t in expected if t in tasks)
+    return {
+        "missing": missing,
+        "without_history": without_history,
+        "wrong_outcome": wrong_outcome,
+        "not_terminal": not_terminal,
+        "run_twice": sorted(run_twice),
+        "run_twice_reasons": dict(reasons),
+        "metering_off": metering_off,
+        "interrupted": interrupted,
+        "interrupted_by": dict(interrupted_by),
+        "unexplained_interruptions": unexplained,
+        "attempts_unlogged": attempts_unlogged,
+        "unexpected_errors": len(unexpected_errors),
+        "statuses": dict(statuses),
+        "attempts_total": sum(r["attempts"] for r in steps),
+        "claims_logged": sum(claims.values()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipelines", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=20261122)
+    parser.add_argument("--recovery-seconds", type=float, default=180, help="how long to wait for the tail")
+    parser.add_argument("--keep", action="store_true", help="keep the stack's files even when all is well")
+    args = parser.parse_args()
+    for noisy in ("pgserver", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    root = pathlib.Path(tempfile.mkdtemp(prefix="pf", dir="/tmp"))  # short: the unix socket path
+    log_path = root / "functions.log"
+    stack = LocalStack(
+        data_dir=root / "pg",
+        port=free_port(),
+        tick_seconds=1,
+        quiet=True,
+        log_path=log_path,
+        env_overrides={
+            "JWT_SECRET": JWT_SECRET,
+            "STEP_SIGNING_SECRET": STEP_SECRET,
+            "STEP_PROVIDER": "simulated",
+            "STEP_TIMEOUT_SECONDS": "3",
+            # Longer than a delivery waits in the emulator's one-at-a-time queue with ACTIVE_LIMIT
+            # pipelines in flight, so the reaper re-enqueues only what was really lost.
+            "REDELIVERY_GRACE_SECONDS": "10",
+        },
+    )
+    print(f"[fault-run] starting the local stack in {root}", flush=True)
+    ok = False
+    try:
+        stack.start()
+        began = time.monotonic()
+        driver = Driver(stack, args.pipelines, args.seed)
+        workers = [
+            threading.Thread(target=driver.create_all, name="create"),
+            threading.Thread(target=driver.duplicate_forever, name="duplicates", daemon=True),
+            threading.Thread(
+                target=driver.cancel_some, args=(max(1, args.pipelines // 20),), name="cancel", daemon=True
+            ),
+            threading.Thread(target=driver.inject_faults, name="faults"),
+        ]
+        for worker in workers:
+            worker.start()
+        last_report = 0.0
+        while any(w.is_alive() for w in workers if not w.daemon):
+            time.sleep(1)
+            if time.monotonic() - last_report > 15:
+                last_report = time.monotonic()
+                print(
+                    f"[fault-run] {time.monotonic() - began:5.0f} s: {len(driver.pipelines)} started,"
+                    f" {driver.active_count()} active",
+                    flush=True,
+                )
+        faults_done = time.monotonic()
+        print(f"[fault-run] all pipelines started and faults injected after {faults_done - began:.0f} s", flush=True)
+        deadline = faults_done + args.recovery_seconds
+        while time.monotonic() < deadline:
+            active = driver.active_count()
+            if active == 0:
+                break
+            if time.monotonic() - last_report > 15:
+                last_report = time.monotonic()
+                print(f"[fault-run] {time.monotonic() - began:5.0f} s: {active} still active", flush=True)
+            time.sleep(0.5)
+        driver.stop.set()
+        time.sleep(0.5)  # let the last duplicate deliveries be answered before reading the log
+        recovered = time.monotonic()
+        result = check(driver, log_path)
+        duration = time.monotonic() - began
+
+        invariants = {
+            "tasks lost": len(result["missing"]) + len(result["without_history"]) + len(result["wrong_outcome"]),
+            "steps run more than once": len(result["run_twice"]) + len(result["metering_off"]),
+            "tasks not terminal after the recovery window": len(result["not_terminal"]),
+            "attempts cut short outside a fault": len(result["unexplained_interruptions"]),
+            "attempts not accounted for in the log": result["attempts_unlogged"],
+            "requests answered 500": result["unexpected_errors"],
+        }
+        print()
+        print("=== fault run ===")
+        print(f"pipelines started:                 {len(driver.pipelines)}")
+        print(f"outcomes:                          {result['statuses']}")
+        print("faults injected:")
+        for kind, n in sorted(driver.counters.faults.items()):
+            print(f"  {kind:<62} {n}")
+        print(f"duplicate deliveries answered:     {dict(sorted(driver.counters.answers.items()))}")
+        print(f"step attempts (database / logged): {result['attempts_total']} / {result['claims_logged']}")
+        print(f"attempts cut short by the faults:  {result['interrupted']} {result['interrupted_by']}")
+        print(
+            f"tasks lost:                        {invariants['tasks lost']}"
+            f"  (missing {len(result['missing'])}, without history {len(result['without_history'])},"
+            f" unexplained outcome {len(result['wrong_outcome'])})"
+        )
+        print(
+            f"steps run more than once:          {invariants['steps run more than once']}"
+            f"  ({result['run_twice_reasons'] or 'none'}; users with usage off: {len(result['metering_off'])})"
+        )
+        print(f"tasks not terminal after recovery: {invariants['tasks not terminal after the recovery window']}")
+        print(f"attempts cut short outside faults: {invariants['attempts cut short outside a fault']}")
+        print(f"attempts missing from the log:     {invariants['attempts not accounted for in the log']}")
+        print(f"requests answered 500:             {invariants['requests answered 500']}")
+        print(f"recovery after the last fault:     {recovered - faults_done:.1f} s")
+        print(f"duration:                          {duration:.1f} s")
+        failed = {k: v for k, v in invariants.items() if v}
+        if not result["interrupted_by"].get("kill"):
+            # Not an invariant of Planter but of this run: a kill that cut nothing short proved nothing.
+            failed["the kill interrupted no running step (run again)"] = 1
+        for name in ("missing", "without_history", "wrong_outcome", "not_terminal", "run_twice", "metering_off"):
+            if result[name]:
+                print(f"  {name}: {result[name][:10]}")
+        if result["unexplained_interruptions"]:
+            print(f"  unexplained interruptions: {result['unexplained_interruptions'][:10]}")
+        ok = not failed
+        print("RESULT:", "all invariants hold" if ok else f"FAILED {failed}")
+        return 0 if ok else 1
+    finally:
+        stack.stop()
+        if ok and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"[fault-run] files kept in {root} (functions log: {log_path})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
