@@ -613,3 +613,35 @@ def test_every_statement_can_be_served_by_indexes(engine: sa.Engine) -> None:
             plan = "\n".join(r[0] for r in conn.execute(sa.text("EXPLAIN " + sql.text), params))
             for table in ("tasks", "task_steps", "task_progress"):
                 assert f"Seq Scan on {table}" not in plan, f"{name}:\n{plan}"
+
+
+# --- against the real pipeline ---------------------------------------------------------------------
+def test_a_real_pipeline_shows_up_and_the_ai_series_sums_to_the_meter(
+    client: Any, auth_header: Any, engine: sa.Engine
+) -> None:
+    from common.services import steps
+
+    created = client.post("/api/v1/projects", json={"project_name": "Real One"}, headers=auth_header())
+    assert created.status_code == 202, created.get_json()
+    task_id = uuid.UUID(created.get_json()["task_id"])
+    listed = get(client, auth_header, ACTIVE_PATH)["active_tasks"]
+    assert [t["task_id"] for t in listed] == [str(task_id)] and listed[0]["estimated_completion_at"]
+
+    for step in pipeline.STEP_NAMES:
+        assert steps.run_step(task_id, step).outcome == "succeeded"
+
+    active = get(client, auth_header, ACTIVE_PATH)
+    assert (active["total_active"], active["total_completed_today"]) == (0, 1)
+    metered = get(client, auth_header, METRICS_PATH)["cost_metrics"]
+    assert metered["total_ai_operations"] > 0 and metered["projects_created_count"] == 1
+    for period in ("hourly", "daily", "weekly"):
+        points = get(client, auth_header, SERIES_PATH, metric="ai_operations", period=period, days=1)["data_points"]
+        assert sum(p["value"] for p in points) == metered["total_ai_operations"]
+    # What the ai_operations series relies on (docs/DASHBOARD.md, "Queries and indexes").
+    with engine.connect() as conn:
+        assert conn.execute(
+            sa.text(
+                "SELECT bool_and(t.updated_at >= s.finished_at) FROM tasks t JOIN task_steps s ON s.task_id = t.id"
+                " WHERE s.status = 'succeeded'"
+            )
+        ).scalar_one()
