@@ -42,6 +42,13 @@ def pg_server() -> Iterator[Any]:
     # Short path: the unix socket path must stay under ~100 characters.
     path = pathlib.Path(tempfile.mkdtemp(prefix="pt", dir="/tmp"))
     server = pg.start(path)
+    # A throwaway cluster: durability settings off make database-per-test cheap and shutdown quick.
+    engine = sa.create_engine(pg.url(server), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+            conn.execute(sa.text(f"ALTER SYSTEM SET {setting} = off"))
+        conn.execute(sa.text("SELECT pg_reload_conf()"))
+    engine.dispose()
     yield server
     server.cleanup()
     shutil.rmtree(path, ignore_errors=True)
