@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -455,6 +456,7 @@ def main() -> int:
     args = parser.parse_args()
     for noisy in ("pgserver", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
 
     root = pathlib.Path(tempfile.mkdtemp(prefix="pf", dir="/tmp"))  # short: the unix socket path
     log_path = root / "functions.log"
