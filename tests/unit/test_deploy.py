@@ -1,0 +1,569 @@
+"""The deployment, checked without Google: cloudbuild.yaml deploys exactly the functions of the
+route table, each entry point loads under functions-framework (from exactly the files gcloud
+uploads), the route table, the local gateway, /openapi.json and the API Gateway config agree,
+the connection arithmetic holds, and no secret is written anywhere in the repository."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import flask
+import pytest
+import yaml
+
+import dev.gateway
+import main
+from common import config
+from common.openapi import build_document
+from dev import gateway_config
+from functions.routes import FUNCTIONS, ROUTES, routes_of
+from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, apply_env
+from tests.unit import deploy_support as ds
+
+INTERNAL = {f for f in FUNCTIONS if all(r.auth == "internal" for r in routes_of(f))}
+PUBLIC_FUNCTIONS = set(FUNCTIONS) - INTERNAL
+# Connections one request can hold at once: the step's heartbeat overlaps its own transaction;
+# /openapi.json never touches the database.
+CONNECTIONS_PER_REQUEST = {"pipeline_step": 2, "openapi": 0}
+# docs/DEPLOY.md: the Cloud SQL instance's max_connections flag, and what is kept back from the
+# functions for migrations, admin sessions and Cloud SQL's own (superuser-reserved) connections.
+MAX_CONNECTIONS = 100
+RESERVED_CONNECTIONS = 10
+
+
+# --- cloudbuild.yaml --------------------------------------------------------------------------
+
+
+def test_cloudbuild_parses_into_test_migrate_deploy() -> None:
+    build = ds.build()
+    ids = [s["id"] for s in build["steps"]]
+    assert ids[0] == "test"
+    assert ds.step("test")["args"] == ["test"] and ds.step("test")["entrypoint"] == "make"
+    assert len(ids) == len(set(ids))
+    for function in FUNCTIONS:
+        assert set(ds.step(f"deploy-{function}")["waitFor"]) == {"migrate", "queue"}
+    assert ds.step("migrate")["waitFor"] == ["test"]
+    assert build["options"]["logging"] == "CLOUD_LOGGING_ONLY"
+    assert int(build["timeout"].rstrip("s")) >= 1800
+    known = set(ids)
+    for s in build["steps"]:
+        assert set(s.get("waitFor", [])) <= known | {"-"}, s["id"]
+
+
+def test_every_substitution_used_is_defined() -> None:
+    build = ds.build()
+    defined = set(build["substitutions"])
+    assert all(name.startswith("_") for name in defined), "user substitutions must start with '_'"
+    used: set[str] = set()
+    for text in ds.strings({k: v for k, v in build.items() if k != "substitutions"}):
+        for name in ds.references(text):
+            assert re.fullmatch(r"[A-Z_][A-Z0-9_]*", name), f"${{{name}}} in {text!r}: escape shell variables as $$"
+            used.add(name)
+    assert used - defined - ds.BUILTIN_SUBSTITUTIONS == set()
+    assert defined - used == set(), "substitutions nobody uses"
+
+
+def test_every_entry_point_named_exists_in_main() -> None:
+    text = ds.CLOUDBUILD.read_text(encoding="utf-8")
+    named = set(re.findall(r"--entry-point=(\w+)", text))
+    assert named == set(FUNCTIONS)
+    for name in named:
+        assert callable(getattr(main, name)), name
+
+
+def test_the_build_deploys_exactly_the_functions_of_the_route_table() -> None:
+    steps = ds.deploy_steps()
+    assert set(steps) == set(FUNCTIONS)
+    for name, args in steps.items():
+        assert ds.flag(args, "entry-point") == name
+        for fixed in ("--gen2", "--trigger-http", "--runtime=python312", "--source=.", "--region=${_REGION}"):
+            assert fixed in args, (name, fixed)
+
+
+def test_internal_functions_are_private_and_browser_facing_ones_public() -> None:
+    assert {"pipeline_step", "scheduler_tick"} == INTERNAL
+    for name, args in ds.deploy_steps().items():
+        private = "--no-allow-unauthenticated" in args
+        public = "--allow-unauthenticated" in args
+        assert private != public, name
+        assert private == (name in INTERNAL), name
+    assert ds.step("internal-access")["args"][1:] == sorted(INTERNAL, key=list(FUNCTIONS).index)
+
+
+def test_secrets_come_from_secret_manager_never_literals() -> None:
+    for name, args in ds.deploy_steps().items():
+        secrets = ds.env_vars(args, "set-secrets")
+        assert secrets == {"JWT_SECRET": "${_JWT_SECRET}:latest", "STEP_SIGNING_SECRET": "${_STEP_SECRET}:latest"}
+        env = ds.env_vars(args)
+        assert not {k for k in env if re.search(r"SECRET|PASSWORD|TOKEN|PRIVATE|KEY$", k)}, name
+        assert env["PLANTER_ENV"] == "production"
+        assert env["DB_IAM_AUTH"] == "true" and "DB_PASSWORD" not in env
+        assert env["VERIFY_OIDC"] == "true"
+    secret_env = {s["env"] for s in ds.build()["availableSecrets"]["secretManager"]}
+    assert secret_env == {"STEP_SIGNING_SECRET"}
+    for s in ds.build()["steps"]:
+        for item in s.get("env", []):
+            assert not re.match(r"\w*(SECRET|PASSWORD|TOKEN)\w*=", item), f"{s['id']}: {item} must be a secretEnv"
+
+
+def test_every_function_gets_the_same_configuration_but_its_sizing() -> None:
+    envs = {name: ds.env_vars(args) for name, args in ds.deploy_steps().items()}
+    sizing = {"THREADS", "DB_POOL_SIZE", "DB_MAX_OVERFLOW"}
+    shared = {k: v for k, v in envs["api_projects"].items() if k not in sizing}
+    for name, env in envs.items():
+        assert {k: v for k, v in env.items() if k not in sizing} == shared, name
+        assert sizing <= env.keys(), name
+    values = ds.sample_substitutions()
+    assert ds.substitute(shared["STEP_URL"], values) == (
+        gateway_config.run_url("pipeline_step", "123456789012", "us-central1") + "/internal/steps"
+    )
+    assert ds.substitute(shared["TASKS_OIDC_AUDIENCE"], values) == gateway_config.run_url(
+        "pipeline_step", "123456789012", "us-central1"
+    )
+    assert ds.step_env("scheduler")["AUDIENCE"] == shared["TASKS_OIDC_AUDIENCE"]
+    assert ds.step_env("internal-access")["AUDIENCE"] == shared["TASKS_OIDC_AUDIENCE"]
+    assert ds.step_env("scheduler")["INVOKER_SA"] == shared["TASKS_OIDC_SERVICE_ACCOUNT"]
+    tick = next(r for r in ROUTES if r.function == "scheduler_tick")
+    assert ds.substitute(ds.step_env("scheduler")["TICK_URL"], values) == (
+        gateway_config.run_url("scheduler_tick", "123456789012", "us-central1") + tick.path
+    )
+    # The production settings these values make are accepted by common/config.py.
+    settings = {k: ds.substitute(v, values) for k, v in shared.items()}
+    assert settings["INSTANCE_CONNECTION_NAME"].count(":") == 2
+    assert settings["DB_USER"].endswith(".iam"), "an IAM service-account database user drops .gserviceaccount.com"
+
+
+def _sizing(name: str, args: list[str]) -> dict[str, int]:
+    env = ds.env_vars(args)
+    return {
+        "concurrency": int(ds.flag(args, "concurrency")),
+        "threads": int(env["THREADS"]),
+        "pool": int(env["DB_POOL_SIZE"]),
+        "overflow": int(env["DB_MAX_OVERFLOW"]),
+        "max_instances": int(ds.flag(args, "max-instances")),
+        "cpu": int(ds.flag(args, "cpu")),
+    }
+
+
+def test_connection_arithmetic_stays_under_the_cloud_sql_limit() -> None:
+    total = 0
+    sizes = {name: _sizing(name, args) for name, args in ds.deploy_steps().items()}
+    for name, s in sizes.items():
+        # gunicorn serves THREADS requests at once; Cloud Run must not send more than that.
+        assert s["threads"] == s["concurrency"], name
+        # Concurrency above 1 needs a whole CPU on Cloud Functions (2nd gen).
+        assert s["concurrency"] == 1 or s["cpu"] >= 1, name
+        # Every request in flight gets its connection(s) without waiting on the pool.
+        per_request = CONNECTIONS_PER_REQUEST.get(name, 1)
+        assert s["pool"] + s["overflow"] >= s["concurrency"] * per_request, name
+        total += s["max_instances"] * (s["pool"] + s["overflow"])
+    assert total <= MAX_CONNECTIONS - RESERVED_CONNECTIONS, total
+    # The queue never pushes more steps at once than pipeline_step can take.
+    step = sizes["pipeline_step"]
+    assert int(ds.step_env("queue")["MAX_CONCURRENT_DISPATCHES"]) == step["max_instances"] * step["concurrency"]
+    # The table written in cloudbuild.yaml's header is the configuration.
+    text = ds.CLOUDBUILD.read_text(encoding="utf-8")
+    rows = re.findall(r"^#\s+(\w+)\s+(\d+)\s+(\d+)\+(\d+)\s+(\d+)\s+(\d+)", text, re.MULTILINE)
+    assert {r[0] for r in rows} == set(FUNCTIONS)
+    for name, conc, pool, overflow, maxi, conns in rows:
+        s = sizes[name]
+        assert (int(conc), int(pool), int(overflow), int(maxi)) == (
+            s["concurrency"],
+            s["pool"],
+            s["overflow"],
+            s["max_instances"],
+        ), name
+        assert int(conns) == s["max_instances"] * (s["pool"] + s["overflow"]), name
+    assert f"= {total} <= {MAX_CONNECTIONS - RESERVED_CONNECTIONS}" in text
+    deploy_md = (ds.ROOT / "docs" / "DEPLOY.md").read_text(encoding="utf-8")
+    assert f"max_connections={MAX_CONNECTIONS}" in deploy_md
+    assert str(total) in deploy_md
+
+
+def test_the_gcloud_parse_check_tells_bad_arguments_from_good(tmp_path: pathlib.Path) -> None:
+    if ds.gcloud() is None:
+        pytest.skip("gcloud is not installed here")
+    good = ["tasks", "queues", "update", "q", "--location=us-central1", "--max-attempts=3"]
+    unknown_flag = ["functions", "deploy", "f", "--gen2", "--region=us-central1", "--no-such-flag"]
+    bad_value = ["tasks", "queues", "update", "q", "--location=us-central1", "--max-attempts=many"]
+    twice = ["functions", "deploy", "f", "--gen2", "--region=us-central1", "--set-env-vars=A=1", "--set-env-vars=A=2"]
+    verdicts = ds.gcloud_parse_errors([good, unknown_flag, bad_value, twice], tmp_path / "gcloud")
+    assert verdicts[0] is None
+    assert all(verdicts[1:]), verdicts
+
+
+def test_build_gcloud_commands_parse_with_the_real_gcloud(tmp_path: pathlib.Path) -> None:
+    if ds.gcloud() is None:
+        pytest.skip("gcloud is not installed here")
+    values = ds.sample_substitutions()
+    commands = [[ds.substitute(a, values) for a in args] for args in ds.deploy_steps().values()]
+    errors = ds.gcloud_parse_errors(list(commands), tmp_path / "gcloud")
+    assert [(c[2], e) for c, e in zip(commands, errors, strict=True) if e] == []
+
+
+# --- functions-framework --------------------------------------------------------------------
+
+
+def _request_for(function: str) -> tuple[str, str]:
+    if function == "healthz":
+        return "GET", "/healthz"
+    if function == "openapi":
+        return "GET", "/openapi.json"
+    route = routes_of(function)[0]
+    return route.method, ds.sample_path(route.path)
+
+
+def _secure_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    apply_env(monkeypatch)
+    monkeypatch.setenv("FUNCTION_TARGET", "")  # functions-framework sets it; restored after the test
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    config.get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("target", FUNCTIONS)
+def test_each_entry_point_loads_and_answers_under_functions_framework(
+    target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _secure_env(monkeypatch)
+    monkeypatch.setenv("FUNCTION_TARGET", target)
+    app = ds.function_app(target)
+    method, path = _request_for(target)
+    response = app.test_client().open(path, method=method)
+    if target == "openapi":
+        assert response.status_code == 200
+        assert response.get_json()["openapi"].startswith("3.")
+    elif target == "healthz":
+        # No database here: the function loaded and answered, and says so.
+        assert response.status_code == 503
+        assert response.get_json()["database"] == "unreachable"
+    else:
+        assert response.status_code == 401, response.get_data(as_text=True)
+        assert response.mimetype == "application/problem+json"
+
+
+def test_healthz_entry_point_reaches_the_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FUNCTION_TARGET", "healthz")
+    app = ds.function_app("healthz")
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+_UPLOADED_PROBE = textwrap.dedent(
+    """
+    import json, pathlib, sys
+    import functions_framework
+    source = pathlib.Path(sys.argv[1])
+    requests = json.loads(sys.argv[2])
+    answers = {}
+    for target, (method, path) in requests.items():
+        app = functions_framework.create_app(target, str(source / "main.py"))
+        response = app.test_client().open(path, method=method)
+        answers[target] = [response.status_code, response.mimetype]
+    import common, functions
+    answers["_loaded_from"] = [str(pathlib.Path(m.__file__).parent.parent) for m in (common, functions)]
+    print(json.dumps(answers))
+    """
+)
+
+
+def test_the_uploaded_source_alone_serves_every_function(tmp_path: pathlib.Path) -> None:
+    upload = tmp_path / "upload"
+    for rel in ds.uploaded_files((ds.ROOT / ".gcloudignore").read_text(encoding="utf-8")):
+        (upload / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ds.ROOT / rel, upload / rel)
+    requests = {f: _request_for(f) for f in FUNCTIONS}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PLANTER_ENV": "test",
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "STEP_SIGNING_SECRET": TEST_STEP_SECRET,
+    }
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", _UPLOADED_PROBE, str(upload), json.dumps(requests)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answers.pop("_loaded_from") == [str(upload), str(upload)]
+    expected = {f: [401, "application/problem+json"] for f in FUNCTIONS}
+    expected["openapi"] = [200, "application/json"]
+    expected["healthz"] = [503, "application/json"]
+    assert answers == expected
+
+
+# --- what gcloud uploads ----------------------------------------------------------------------
+
+
+def test_gcloudignore_uploads_the_runtime_and_nothing_else() -> None:
+    files = ds.uploaded_files((ds.ROOT / ".gcloudignore").read_text(encoding="utf-8"))
+    top = {f.split("/")[0] for f in files}
+    assert top == {"main.py", "requirements.txt", "functions", "common"}
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    for module in ("functions/routes.py", "functions/entry.py", "common/db.py", "common/http.py"):
+        assert module in files
+
+
+def test_build_ignore_file_keeps_what_the_build_needs() -> None:
+    files = ds.uploaded_files((ds.ROOT / "deploy" / "build.gcloudignore").read_text(encoding="utf-8"))
+    top = {f.split("/")[0] for f in files}
+    for needed in ("tests", "dev", "deploy", "migrations", "Makefile", "alembic.ini", "requirements-dev.txt"):
+        assert needed in top, needed
+    assert "cloudbuild.yaml" in files
+    assert not top & {".git", ".venv", ".venv-emulator", ".local", ".deploy"}
+
+
+@pytest.mark.parametrize("ignore_file", [".gcloudignore", "deploy/build.gcloudignore"])
+def test_ignore_rules_match_gcloud_itself(ignore_file: str, tmp_path: pathlib.Path) -> None:
+    if ds.gcloud() is None:
+        pytest.skip("gcloud is not installed here")
+    files = ds.repository_files()
+    tree = tmp_path / "tree"
+    for rel in files:
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(b"")
+    (tree / ".gcloudignore").write_text((ds.ROOT / ignore_file).read_text(encoding="utf-8"), encoding="utf-8")
+    listed = subprocess.run(
+        [ds.gcloud() or "gcloud", "meta", "list-files-for-upload", str(tree)],
+        env=ds.gcloud_env(tmp_path / "gcloud"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    by_gcloud = sorted(str(pathlib.Path(p).relative_to(tree)) if p.startswith("/") else p for p in listed)
+    ours = ds.uploaded_files((tree / ".gcloudignore").read_text(encoding="utf-8"), {*files, ".gcloudignore"})
+    assert by_gcloud == ours
+
+
+# --- one route table --------------------------------------------------------------------------
+
+
+def _gateway_document() -> dict[str, Any]:
+    return gateway_config.build_gateway_config(gateway_config.backend_urls("123456789012", "us-central1"))
+
+
+def test_local_gateway_routes_every_route_to_its_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    _secure_env(monkeypatch)
+    called: list[str] = []
+
+    def recorder(name: str) -> Any:
+        def entry(request: flask.Request) -> flask.Response:
+            called.append(name)
+            return flask.Response(name, status=299)
+
+        return entry
+
+    for name in FUNCTIONS:
+        monkeypatch.setattr(vars(dev.gateway)["main"], name, recorder(name))
+    client = dev.gateway.create_app().test_client()
+    for route in ROUTES:
+        called.clear()
+        response = client.open(ds.sample_path(route.path), method=route.method)
+        assert (response.status_code, called) == (299, [route.function]), route
+
+
+def test_each_function_serves_its_own_routes_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    _secure_env(monkeypatch)
+    for name in FUNCTIONS:
+        app = ds.function_app(name)
+        client = app.test_client()
+        for route in ROUTES:
+            if route.function in ("healthz", "openapi") and route.function == name:
+                continue
+            status = client.open(ds.sample_path(route.path), method=route.method).status_code
+            if route.function == name:
+                assert status == 401, (name, route.path)
+            else:
+                assert status in (404, 405), (name, route.method, route.path, status)
+
+
+def test_openapi_document_and_route_table_agree() -> None:
+    document = build_document(ROUTES)
+    operations = {(p, m.upper()): op for p, ops in document["paths"].items() for m, op in ops.items()}
+    assert set(operations) == {(r.path, r.method) for r in ROUTES}
+    for route in ROUTES:
+        assert operations[(route.path, route.method)]["x-planter-function"] == route.function
+
+
+def test_gateway_config_exposes_every_public_route_at_its_function_and_no_internal_one() -> None:
+    document = _gateway_document()
+    assert document["swagger"] == "2.0"
+    operations = {(p, m.upper()): op for p, ops in document["paths"].items() for m, op in ops.items()}
+    public = [r for r in ROUTES if r.auth != "internal"]
+    assert {k for k in operations if k[1] != "OPTIONS"} == {(r.path, r.method) for r in public}
+    for route in public:
+        backend = operations[(route.path, route.method)]["x-google-backend"]
+        assert backend["address"] == gateway_config.run_url(route.function, "123456789012", "us-central1")
+        assert backend["path_translation"] == "APPEND_PATH_TO_ADDRESS"
+        assert backend["disable_auth"] is True, "the user's Authorization header must reach the function"
+    internal_paths = {r.path for r in ROUTES if r.auth == "internal"}
+    assert not internal_paths & set(document["paths"])
+    assert "/internal" not in json.dumps(document)
+    for path, ops in document["paths"].items():
+        assert "options" in ops, path
+        declared = {p["name"] for p in ops["options"].get("parameters", [])}
+        assert declared == set(re.findall(r"\{(\w+)\}", path))
+        for op in ops.values():
+            assert {p["name"] for p in op.get("parameters", []) if p["in"] == "path"} == declared
+            assert op["responses"]
+    ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", i) for i in ids)
+
+
+def test_gateway_config_paths_are_served_by_the_functions_they_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    _secure_env(monkeypatch)
+    by_address = {gateway_config.run_url(f, "123456789012", "us-central1"): f for f in FUNCTIONS}
+    apps: dict[str, Any] = {}
+    for path, ops in _gateway_document()["paths"].items():
+        for method, op in ops.items():
+            function = by_address[op["x-google-backend"]["address"]]
+            if function not in apps:
+                apps[function] = ds.function_app(function).test_client()
+            headers = {"Origin": "https://app.example.test", "Access-Control-Request-Method": "GET"}
+            response = apps[function].open(ds.sample_path(path), method=method.upper(), headers=headers)
+            if method == "options":
+                assert response.status_code == 204, (path, function)
+                assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.test"
+            else:
+                assert response.status_code in (200, 401, 503), (path, method, function, response.status_code)
+
+
+def test_gateway_config_cli_writes_what_the_gateway_script_uploads(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / ".deploy" / "gateway.yaml"
+    assert (
+        gateway_config.main(["--project-number", "123456789012", "--region", "europe-west1", "--output", str(out)]) == 0
+    )
+    text = out.read_text(encoding="utf-8")
+    assert yaml.safe_load(text) == gateway_config.build_gateway_config(
+        gateway_config.backend_urls("123456789012", "europe-west1")
+    )
+    digest = subprocess.run(
+        [
+            "python3",
+            "-c",
+            "import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest()[:12])",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert digest == gateway_config.config_digest(text)
+    # One URL overridden (a custom domain, say); without the others the generator refuses.
+    custom = tmp_path / "custom.json"
+    args = ["--project-number", "123456789012", "--region", "europe-west1", "--output", str(custom)]
+    assert gateway_config.main([*args, "--backend", "healthz=https://health.example.test"]) == 0
+    document = json.loads(custom.read_text(encoding="utf-8"))
+    assert document["paths"]["/healthz"]["get"]["x-google-backend"]["address"] == "https://health.example.test"
+    with pytest.raises(SystemExit):
+        gateway_config.main(["--backend", "healthz=https://h.example.test", "--output", str(tmp_path / "x.yaml")])
+
+
+def test_gateway_step_uploads_the_generated_config() -> None:
+    generated = ds.step("gateway-config")["args"]
+    assert "dev.gateway_config" in generated
+    output = ds.flag(generated, "output")
+    assert ds.step("gateway")["args"] == ["deploy/gateway.sh", output]
+    assert output.startswith(".deploy/")
+
+
+# --- no secrets in the repository ---------------------------------------------------------------
+
+_KEY_FORMATS = {
+    "private key block": re.compile("-" * 5 + r"BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY" + "-" * 5),
+    "service-account key": re.compile(r'"private_key"\s*:\s*"[^"]{20,}'),
+    "Google API key": re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"),
+    "GitHub token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{40,})\b"),
+    "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    "Slack token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+}
+_ASSIGNMENTS = {
+    "quoted secret assignment": re.compile(
+        r"(?i)\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key)\w*['\"]?\s*[:=]\s*"
+        r"[bf]?['\"]([^'\"\s]{8,})['\"]"
+    ),
+    # YAML, ini, .env and shell lines (in Python a bare name on the right is a variable).
+    "password in a config line": re.compile(r"(?im)^\s*[\w.-]*(?:password|passwd)\w*\s*[:=]\s*([^\s'\"#]{6,})\s*$"),
+    "password in a URL": re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@'\"]+:([^\s/@'\"]{3,})@"),
+    "password in a DSN": re.compile(r"(?i)\bpassword=([^\s'\"&;,)]{6,})"),
+}
+# Obvious placeholders and references, not values: dev-only defaults, shell/Cloud Build
+# expansions, documentation stand-ins.
+_PLACEHOLDER = re.compile(
+    r"(?i)dev-only|change-?me|example|placeholder|dummy|fake|not-a-secret|redacted|your[-_]|xxx|test|"
+    r"^[\$<{%(]|\$\{|\$\(|^[A-Z_]+$|^\*+$|^\.\.\.$|^\w+\(|getpass|environ|settings\.|args\.|secrets?\b"
+)
+_ASSIGNMENT_ALLOWED = ("tests/", "common/config.py")
+_BINARY = {".png", ".jpg", ".gif", ".ico", ".whl", ".gz", ".zip", ".pdf", ".woff", ".woff2"}
+
+
+def _secret_findings(rel: str, text: str) -> list[str]:
+    findings = [f"{rel}: {kind}" for kind, rx in _KEY_FORMATS.items() if rx.search(text)]
+    if rel.startswith(_ASSIGNMENT_ALLOWED):
+        return findings
+    for kind, rx in _ASSIGNMENTS.items():
+        if kind == "password in a config line" and rel.endswith(".py"):
+            continue
+        for match in rx.finditer(text):
+            if not _PLACEHOLDER.search(match.group(1)):
+                line = text.count("\n", 0, match.start()) + 1
+                findings.append(f"{rel}:{line}: {kind} ({match.group(0)[:60]!r})")
+    return findings
+
+
+def test_the_secret_scan_catches_what_it_is_for() -> None:
+    samples = {
+        "a.py": 'DB_PASSWORD = "Tr0ub4dor-and-3"\n',
+        "b.md": "postgresql://planter:S3cretValue@10.0.0.3/planter\n",
+        "c.yaml": "password: hunter2hunter2\n",
+        "d.txt": "-" * 5 + "BEGIN RSA PRIVATE KEY" + "-" * 5 + "\nMIIE\n",
+        "e.json": '{"private_key": "' + "k" * 40 + '"}',
+        "f.ini": "dsn = host=db user=planter password=0penSesame99\n",
+        "g.py": "token = 'ghp_" + "a1B2" * 9 + "'\n",
+    }
+    for rel, text in samples.items():
+        assert _secret_findings(rel, text), rel
+    clean = {
+        "a.py": 'password = os.environ["DB_PASSWORD"]\nsecret = settings.step_signing_secret\n',
+        "b.md": 'gcloud secrets create planter-jwt-secret --data-file=- <<<"$(openssl rand -base64 48)"\n',
+        "c.yaml": "_JWT_SECRET: planter-jwt-secret\n",
+        "tests/x.py": 'TEST_SECRET = "only-for-the-suite-0123456789"\n',
+    }
+    for rel, text in clean.items():
+        assert _secret_findings(rel, text) == [], rel
+
+
+def test_no_literal_secret_anywhere_in_the_repository() -> None:
+    findings: list[str] = []
+    for rel in ds.repository_files():
+        path = ds.ROOT / rel
+        if path.suffix in _BINARY or path.stat().st_size > 2_000_000:
+            continue
+        name = path.name
+        if (
+            name == ".env"
+            or (name.endswith(".env") and "example" not in name)
+            or path.suffix in {".pem", ".p12", ".key"}
+        ):
+            findings.append(f"{rel}: a credentials file is part of the repository")
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        findings += _secret_findings(rel, text)
+    assert findings == []
