@@ -12,7 +12,8 @@ functions are public and verify the user's JWT themselves; without it the gatewa
 replace the header with its own identity token. Internal routes (Cloud Tasks, Cloud
 Scheduler) are left out, so the gateway cannot reach them at all. Every path also gets an
 ``OPTIONS`` operation routed to its function, because a CORS preflight carries no token and
-the functions answer it from the same route table.
+the functions answer it from the same route table. Anything else (an unknown path, a method a
+path does not have) goes to one public function, which answers it as the local gateway does.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ from functions.routes import FUNCTIONS, ROUTES
 
 # How long the gateway waits for a function; the slowest public call is a dashboard query.
 BACKEND_DEADLINE_SECONDS = 30.0
+# Requests no operation matches (unknown path, wrong method) go here instead of getting the
+# gateway's own 404: every function's router knows the whole route table, so it answers them
+# as the API contract and the local gateway do (problem+json 404, or 405 with Allow). The
+# openapi function touches no database and serves no internal route.
+FALLBACK_FUNCTION = "openapi"
 _DESCRIPTIONS = {
     200: "Success",
     202: "Accepted",
@@ -109,6 +115,8 @@ def build_gateway_config(
     backends: Mapping[str, str], routes: Sequence[Route] = ROUTES, title: str = "planter-api"
 ) -> dict[str, Any]:
     """The Swagger 2.0 document API Gateway serves, for these routes and function URLs."""
+    if FALLBACK_FUNCTION not in backends:
+        raise KeyError(f"no backend URL for the fallback function {FALLBACK_FUNCTION!r}")
     paths: dict[str, dict[str, Any]] = {}
     for route in public_routes(routes):
         if route.function not in backends:
@@ -137,6 +145,8 @@ def build_gateway_config(
         "schemes": ["https"],
         "consumes": ["application/json"],
         "produces": ["application/json"],
+        "x-google-allow": "all",
+        "x-google-backend": _backend(backends[FALLBACK_FUNCTION]),
         "paths": paths,
     }
 
@@ -178,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--project-number must be the numeric project number")
         backends = backend_urls(args.project_number, args.region)
     backends.update(_parse_backends(args.backend))
-    missing = sorted({r.function for r in public_routes()} - backends.keys())
+    missing = sorted(({r.function for r in public_routes()} | {FALLBACK_FUNCTION}) - backends.keys())
     if missing:
         parser.error(f"no backend URL for {', '.join(missing)}: give --project-number/--region or --backend")
     document = build_gateway_config(backends, title=args.title)

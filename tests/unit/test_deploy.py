@@ -424,6 +424,50 @@ def test_gateway_config_exposes_every_public_route_at_its_function_and_no_intern
     assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", i) for i in ids)
 
 
+def _configured(document: dict[str, Any], method: str, path: str) -> bool:
+    for template, ops in document["paths"].items():
+        if method.lower() in ops and re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", template), path):
+            return True
+    return False
+
+
+def _fallback_client(document: dict[str, Any]) -> Any:
+    by_address = {gateway_config.run_url(f, "123456789012", "us-central1"): f for f in FUNCTIONS}
+    assert document["x-google-allow"] == "all"
+    fallback = by_address[document["x-google-backend"]["address"]]
+    assert fallback not in INTERNAL
+    return ds.function_app(fallback).test_client()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("DELETE", "/api/v1/tasks"), ("PUT", f"/api/v1/tasks/{ds.UUID}"), ("GET", "/api/v1/nothing"), ("GET", "/")],
+)
+def test_requests_no_operation_matches_are_answered_as_the_local_gateway_does(
+    method: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _secure_env(monkeypatch)
+    document = _gateway_document()
+    assert not _configured(document, method, path)
+    remote = _fallback_client(document).open(path, method=method)
+    local = dev.gateway.create_app().test_client().open(path, method=method)
+    assert remote.status_code in (404, 405)
+    assert (remote.status_code, remote.mimetype, remote.headers.get("Allow")) == (
+        local.status_code,
+        local.mimetype,
+        local.headers.get("Allow"),
+    )
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.auth == "internal"], ids=lambda r: r.path)
+def test_internal_routes_cannot_be_reached_through_the_gateway(route: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _secure_env(monkeypatch)
+    document = _gateway_document()
+    assert not _configured(document, route.method, route.path)
+    response = _fallback_client(document).open(route.path, method=route.method, data=b"{}")
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+
+
 def test_gateway_config_paths_are_served_by_the_functions_they_name(monkeypatch: pytest.MonkeyPatch) -> None:
     _secure_env(monkeypatch)
     by_address = {gateway_config.run_url(f, "123456789012", "us-central1"): f for f in FUNCTIONS}
