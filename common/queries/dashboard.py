@@ -41,7 +41,7 @@ _PIPELINE_VALUES = ", ".join(f"('{s.name}', {i}, {float(s.expected_seconds)})" f
 
 # Median duration of each step over its last STEP_HISTORY successful runs (all users: a
 # system-wide statistic, no one's rows are shown), or the configured expectation without history.
-# Each lateral subquery walks ix_task_steps_name_finished backwards from the newest run.
+# Each lateral subquery reads ix_task_steps_name_finished from the newest run on, 200 entries.
 _STEP_SECONDS = f"""
     pipeline (name, position, expected) AS (VALUES {_PIPELINE_VALUES}),
     step_seconds AS MATERIALIZED (
