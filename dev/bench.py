@@ -83,7 +83,7 @@ class Options:
     duration: float = 4.0
     warmup: float = 1.0
     rows: int = 1_000_000
-    cold_runs: int = 3
+    cold_runs: int = 5
     profile_seconds: float = 4.0
     pipeline_tasks: int = 30
     write: bool = True
@@ -501,8 +501,21 @@ def database_ceiling(fx: Fixtures, opts: Options, url: str) -> dict[str, Any]:
         with ac.connect() as conn:
             q.get_task(conn, read_tasks[i], fx.bench_user.id)
 
+    no_flush = sa.create_engine(
+        url,
+        pool_size=DB_THREADS,
+        max_overflow=0,
+        connect_args={"startup_params": {"synchronous_commit": "off"}},
+    )
+
+    def shipped_write_no_flush(i: int) -> None:
+        # The same service call, on connections whose commits do not wait for the WAL flush
+        # (the loop below swaps the process engine for this variant only).
+        post_progress(write_tasks[2 * DB_THREADS + i], update)
+
     variants = {
         "progress write, as shipped (service: SQLAlchemy + pg8000, one transaction)": shipped_write,
+        "progress write, as shipped but synchronous_commit off (what the WAL flush costs)": shipped_write_no_flush,
         "progress write, candidate: one statement in autocommit": one_statement_write,
         "task read, as shipped (BEGIN, SELECT, COMMIT)": shipped_read,
         "task read, candidate: autocommit": autocommit_read,
@@ -511,35 +524,45 @@ def database_ceiling(fx: Fixtures, opts: Options, url: str) -> dict[str, Any]:
     seconds = max(2.0, opts.duration * 0.8)
     for _ in range(opts.reps):
         for name, work in variants.items():
-            work(0)  # connect outside the measured loop
-            rate, latencies = _threads_loop(work, DB_THREADS, seconds)
+            saved = db._engine
+            if work is shipped_write_no_flush:
+                db._engine = no_flush
+            try:
+                work(0)  # connect outside the measured loop
+                rate, latencies = _threads_loop(work, DB_THREADS, seconds)
+            finally:
+                db._engine = saved
             results[name]["runs"].append(rate)
             results[name]["p50_ms"].append(percentile(latencies, 50) * 1000)
     ac.dispose()
+    no_flush.dispose()
     return {"threads": DB_THREADS, "pool": DB_THREADS, "variants": results}
 
 
 def explain(url: str, captured: list[tuple[str, Any, Any]]) -> dict[str, float]:
     """Planning and execution time PostgreSQL reports for the statements of one request (rolled back)."""
     engine = sa.create_engine(url, pool_size=1, max_overflow=0)
-    planning = execution = 0.0
+    rounds: list[tuple[float, float]] = []
     try:
         with engine.connect() as conn:
             raw: Any = conn.connection.dbapi_connection
-            for statement, vals, oids in captured:
-                if statement.split()[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK", "SET"):
-                    continue
-                context = raw.execute_unnamed(
-                    "EXPLAIN (ANALYZE, SUMMARY, FORMAT JSON) " + statement, vals=vals, oids=oids
-                )
-                plan = context.rows[0][0]
-                plan = json.loads(plan) if isinstance(plan, str) else plan
-                planning += plan[0]["Planning Time"]
-                execution += plan[0]["Execution Time"]
-            raw.rollback()
+            for _ in range(4):  # the first round warms this backend's catalog caches; the rest count
+                planning = execution = 0.0
+                for statement, vals, oids in captured:
+                    if statement.split()[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK", "SET"):
+                        continue
+                    context = raw.execute_unnamed(
+                        "EXPLAIN (ANALYZE, SUMMARY, FORMAT JSON) " + statement, vals=vals, oids=oids
+                    )
+                    plan = context.rows[0][0]
+                    plan = json.loads(plan) if isinstance(plan, str) else plan
+                    planning += plan[0]["Planning Time"]
+                    execution += plan[0]["Execution Time"]
+                raw.rollback()
+                rounds.append((planning, execution))
     finally:
         engine.dispose()
-    return {"planning_ms": planning, "execution_ms": execution}
+    return {"planning_ms": median([r[0] for r in rounds[1:]]), "execution_ms": median([r[1] for r in rounds[1:]])}
 
 
 def count_round_trips(fx: Fixtures, paths: list[HotPath], url: str, *, candidates: bool = True) -> dict[str, Any]:
@@ -552,7 +575,8 @@ def count_round_trips(fx: Fixtures, paths: list[HotPath], url: str, *, candidate
     found: dict[str, Any] = {}
     try:
         for path in paths:
-            for i in (1, 2, 0):  # two warm-ups (user cache, pool, dialect), then the counted one
+            paramstyle: list[float] = []
+            for i in (1, 2, 3, 4, 5, 6, 0):  # two warm-ups (user cache, pool, dialect), then counted ones
                 with counter.measure() as counts:
                     response = client.open(
                         path.paths[i % len(path.paths)],
@@ -560,12 +584,13 @@ def count_round_trips(fx: Fixtures, paths: list[HotPath], url: str, *, candidate
                         headers=path.headers[i % len(path.headers)],
                         data=path.body,
                     )
+                paramstyle.append(counts.paramstyle_seconds)
             found[path.key] = {
                 "trips": counts.trips,
                 "statements": describe_statements(counts.statements),
                 "status": response.status_code,
                 "sql_chars": counts.sql_chars,
-                "paramstyle_ms": counts.paramstyle_seconds * 1000,
+                "paramstyle_ms": median(paramstyle[2:]) * 1000,
             }
             if candidates:  # (the shipped statements; the candidates run the same reads)
                 found[path.key] |= explain(url, counts.captured)
@@ -955,9 +980,9 @@ def import_probes(fx: Fixtures, env: dict[str, str]) -> dict[str, Any]:
     return found
 
 
-def import_time_main(env: dict[str, str]) -> dict[str, Any]:
+def _importtime(code: str, env: dict[str, str]) -> str:
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import main"],
+        [sys.executable, "-X", "importtime", "-c", code],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -965,9 +990,34 @@ def import_time_main(env: dict[str, str]) -> dict[str, Any]:
         timeout=120,
         check=False,
     )
+    return done.stderr
+
+
+def import_time_main(env: dict[str, str]) -> dict[str, Any]:
+    """`import main` against the minimal function's imports, and the heavy client libraries alone."""
+    main_trace = _importtime("import main", env)
+    minimal_trace = _importtime("import functions_framework, sqlalchemy, pg8000", env)
+    main_costs = {c.package: c for c in prof.import_costs(main_trace)}
+    minimal_costs = {c.package: c.self_ms for c in prof.import_costs(minimal_trace)}
+    beyond = sorted(
+        ((p, c.self_ms - minimal_costs.get(p, 0.0), c.modules) for p, c in main_costs.items()),
+        key=lambda x: -x[1],
+    )
+    heavy = {}
+    for module in ("google.cloud.tasks_v2", "google.cloud.sql.connector", "aiohttp", "pydantic", "jwt"):
+        trace = _importtime(f"import {module}", env)
+        heavy[module] = {
+            "cumulative_ms": prof.import_cumulative(trace, module),
+            "aiohttp_ms": prof.import_cumulative(trace, "aiohttp") if module != "aiohttp" else None,
+            "cryptography_ms": prof.import_cumulative(trace, "cryptography"),
+        }
     return {
-        "main_cumulative_ms": prof.import_cumulative(done.stderr, "main"),
-        "top": [asdict(c) for c in prof.import_costs(done.stderr)[:12]],
+        "main_cumulative_ms": prof.import_cumulative(main_trace, "main"),
+        "main_total_ms": sum(c.self_ms for c in main_costs.values()),
+        "minimal_total_ms": sum(minimal_costs.values()),
+        "top": [asdict(c) for c in prof.import_costs(main_trace)[:12]],
+        "beyond_minimal": [{"package": p, "extra_ms": ms, "modules": n} for p, ms, n in beyond[:12] if ms > 1],
+        "heavy": heavy,
     }
 
 
@@ -984,9 +1034,8 @@ def profiles(
     cand_port, cand = servers["candidates"]
     targets = [("hello", hello_port, hello.pid, [build_request("GET", "/")])]
     for p in paths:
-        if not p.reference:
-            targets.append((p.key, stack.port, stack.functions.pid, p.requests()))
-            targets.append((f"{p.key}+c", cand_port, cand.pid, p.requests()))
+        targets.append((p.key, stack.port, stack.functions.pid, p.requests()))
+        targets.append((f"{p.key}+c", cand_port, cand.pid, p.requests()))
     found: dict[str, Any] = {}
     rate = 250
     for key, port, pid, requests in targets:

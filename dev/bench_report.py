@@ -395,12 +395,37 @@ def _cold_section(results: dict[str, Any]) -> list[str]:
         lines += [
             "",
             f'### `python -X importtime -c "import main"`: {_f(imp["main_cumulative_ms"], 0)} ms cumulative for '
-            "`main`; top offenders (self time summed per top-level package)",
+            f"`main`, {_f(imp.get('main_total_ms'), 0)} ms of imports in all, against "
+            f"{_f(imp.get('minimal_total_ms'), 0)} ms for `import functions_framework, sqlalchemy, pg8000`",
             "",
-            "| package | self ms | modules |",
-            "|---|---|---|",
-            *[f"| {c['package']} | {c['self_ms']:.0f} | {c['modules']} |" for c in imp["top"]],
+            "Top offenders (self time summed per top-level package), and what `main` imports beyond the minimal "
+            "function (the difference per package):",
+            "",
+            "| package | self ms in `import main` | modules | | package | ms beyond the minimal function |",
+            "|---|---|---|---|---|---|",
         ]
+        beyond = imp.get("beyond_minimal", [])
+        for i in range(max(len(imp["top"]), len(beyond))):
+            left = imp["top"][i] if i < len(imp["top"]) else None
+            right = beyond[i] if i < len(beyond) else None
+            lcell = f"{left['package']} | {left['self_ms']:.0f} | {left['modules']}" if left else " | | "
+            rcell = f"{right['package']} | {right['extra_ms']:.0f}" if right else " | "
+            lines.append(f"| {lcell} | | {rcell} |")
+        heavy = imp.get("heavy", {})
+        if heavy:
+            lines += [
+                "",
+                "The heavy libraries, each imported alone in a fresh interpreter (cumulative ms; importtime inflates "
+                "all of these a little):",
+                "",
+                "| module | import ms | of which aiohttp | of which cryptography |",
+                "|---|---|---|---|",
+                *[
+                    f"| `{m}` | {_f(h['cumulative_ms'], 0)} | {_f(h['aiohttp_ms'], 0)} "
+                    f"| {_f(h['cryptography_ms'], 0)} |"
+                    for m, h in heavy.items()
+                ],
+            ]
     lines.append("")
     return lines
 
