@@ -134,6 +134,24 @@ def function_app(target: str) -> Any:
     return functions_framework.create_app(target, str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
 
 
+def internal_functions() -> set[str]:
+    """Functions all of whose routes are Cloud Tasks / Cloud Scheduler targets."""
+    from functions.routes import FUNCTIONS, routes_of
+
+    return {f for f in FUNCTIONS if all(r.auth == "internal" for r in routes_of(f))}
+
+
+def secure_env(monkeypatch: Any) -> None:
+    """Test settings with real secrets and no database (functions answer 401 or 503)."""
+    from common import config
+    from tests.conftest import apply_env
+
+    apply_env(monkeypatch)
+    monkeypatch.setenv("FUNCTION_TARGET", "")  # functions-framework sets it; restored after the test
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    config.get_settings.cache_clear()
+
+
 def sample_path(path: str) -> str:
     return re.sub(r"\{\w+\}", UUID, path)
 

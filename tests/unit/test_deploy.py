@@ -1,7 +1,11 @@
-"""The deployment, checked without Google: cloudbuild.yaml deploys exactly the functions of the
-route table, each entry point loads under functions-framework (from exactly the files gcloud
-uploads), the route table, the local gateway, /openapi.json and the API Gateway config agree,
-the connection arithmetic holds, and no secret is written anywhere in the repository."""
+"""The deployment, checked without Google: cloudbuild.yaml parses, uses only defined
+substitutions and deploys exactly the functions of the route table with the right flags (and
+the real gcloud accepts them); the connection arithmetic holds; each entry point loads and
+answers under functions-framework, also from exactly the files gcloud uploads.
+
+Siblings: test_deploy_gateway.py (one route table: local gateway, /openapi.json, API Gateway
+config), test_deploy_scripts.py (deploy/*.sh against a stand-in gcloud, docs/DEPLOY.md's
+commands), test_deploy_database.py (bootstrap, migrations, grants), test_deploy_secrets.py."""
 
 from __future__ import annotations
 
@@ -12,23 +16,16 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from typing import Any
 
-import flask
 import pytest
-import yaml
 
-import dev.gateway
 import main
-from common import config
-from common.openapi import build_document
 from dev import gateway_config
 from functions.routes import FUNCTIONS, ROUTES, routes_of
-from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, apply_env
+from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET
 from tests.unit import deploy_support as ds
 
-INTERNAL = {f for f in FUNCTIONS if all(r.auth == "internal" for r in routes_of(f))}
-PUBLIC_FUNCTIONS = set(FUNCTIONS) - INTERNAL
+INTERNAL = ds.internal_functions()
 # Connections one request can hold at once: the step's heartbeat overlaps its own transaction;
 # /openapi.json never touches the database.
 CONNECTIONS_PER_REQUEST = {"pipeline_step": 2, "openapi": 0}
@@ -220,18 +217,11 @@ def _request_for(function: str) -> tuple[str, str]:
     return route.method, ds.sample_path(route.path)
 
 
-def _secure_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    apply_env(monkeypatch)
-    monkeypatch.setenv("FUNCTION_TARGET", "")  # functions-framework sets it; restored after the test
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    config.get_settings.cache_clear()
-
-
 @pytest.mark.parametrize("target", FUNCTIONS)
 def test_each_entry_point_loads_and_answers_under_functions_framework(
     target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _secure_env(monkeypatch)
+    ds.secure_env(monkeypatch)
     monkeypatch.setenv("FUNCTION_TARGET", target)
     app = ds.function_app(target)
     method, path = _request_for(target)
@@ -415,268 +405,3 @@ def test_ignore_rules_match_gcloud_itself(ignore_file: str, tmp_path: pathlib.Pa
     by_gcloud = sorted(str(pathlib.Path(p).relative_to(tree)) if p.startswith("/") else p for p in listed)
     ours = ds.uploaded_files((tree / ".gcloudignore").read_text(encoding="utf-8"), {*files, ".gcloudignore"})
     assert by_gcloud == ours
-
-
-# --- one route table --------------------------------------------------------------------------
-
-
-def _gateway_document() -> dict[str, Any]:
-    return gateway_config.build_gateway_config(gateway_config.backend_urls("123456789012", "us-central1"))
-
-
-def test_local_gateway_routes_every_route_to_its_function(monkeypatch: pytest.MonkeyPatch) -> None:
-    _secure_env(monkeypatch)
-    called: list[str] = []
-
-    def recorder(name: str) -> Any:
-        def entry(request: flask.Request) -> flask.Response:
-            called.append(name)
-            return flask.Response(name, status=299)
-
-        return entry
-
-    for name in FUNCTIONS:
-        monkeypatch.setattr(vars(dev.gateway)["main"], name, recorder(name))
-    client = dev.gateway.create_app().test_client()
-    for route in ROUTES:
-        called.clear()
-        response = client.open(ds.sample_path(route.path), method=route.method)
-        assert (response.status_code, called) == (299, [route.function]), route
-
-
-def test_each_function_serves_its_own_routes_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    _secure_env(monkeypatch)
-    for name in FUNCTIONS:
-        app = ds.function_app(name)
-        client = app.test_client()
-        for route in ROUTES:
-            if route.function in ("healthz", "openapi") and route.function == name:
-                continue
-            status = client.open(ds.sample_path(route.path), method=route.method).status_code
-            if route.function == name:
-                assert status == 401, (name, route.path)
-            else:
-                assert status in (404, 405), (name, route.method, route.path, status)
-
-
-def test_openapi_document_and_route_table_agree() -> None:
-    document = build_document(ROUTES)
-    operations = {(p, m.upper()): op for p, ops in document["paths"].items() for m, op in ops.items()}
-    assert set(operations) == {(r.path, r.method) for r in ROUTES}
-    for route in ROUTES:
-        assert operations[(route.path, route.method)]["x-planter-function"] == route.function
-
-
-def test_gateway_config_exposes_every_public_route_at_its_function_and_no_internal_one() -> None:
-    document = _gateway_document()
-    assert document["swagger"] == "2.0"
-    operations = {(p, m.upper()): op for p, ops in document["paths"].items() for m, op in ops.items()}
-    public = [r for r in ROUTES if r.auth != "internal"]
-    assert {k for k in operations if k[1] != "OPTIONS"} == {(r.path, r.method) for r in public}
-    for route in public:
-        backend = operations[(route.path, route.method)]["x-google-backend"]
-        assert backend["address"] == gateway_config.run_url(route.function, "123456789012", "us-central1")
-        assert backend["path_translation"] == "APPEND_PATH_TO_ADDRESS"
-        assert backend["disable_auth"] is True, "the user's Authorization header must reach the function"
-    internal_paths = {r.path for r in ROUTES if r.auth == "internal"}
-    assert not internal_paths & set(document["paths"])
-    assert "/internal" not in json.dumps(document)
-    for path, ops in document["paths"].items():
-        assert "options" in ops, path
-        declared = {p["name"] for p in ops["options"].get("parameters", [])}
-        assert declared == set(re.findall(r"\{(\w+)\}", path))
-        for op in ops.values():
-            assert {p["name"] for p in op.get("parameters", []) if p["in"] == "path"} == declared
-            assert op["responses"]
-    ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
-    assert len(ids) == len(set(ids))
-    assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", i) for i in ids)
-
-
-def _configured(document: dict[str, Any], method: str, path: str) -> bool:
-    for template, ops in document["paths"].items():
-        if method.lower() in ops and re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", template), path):
-            return True
-    return False
-
-
-def _fallback_client(document: dict[str, Any]) -> Any:
-    by_address = {gateway_config.run_url(f, "123456789012", "us-central1"): f for f in FUNCTIONS}
-    assert document["x-google-allow"] == "all"
-    fallback = by_address[document["x-google-backend"]["address"]]
-    assert fallback not in INTERNAL
-    return ds.function_app(fallback).test_client()
-
-
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [("DELETE", "/api/v1/tasks"), ("PUT", f"/api/v1/tasks/{ds.UUID}"), ("GET", "/api/v1/nothing"), ("GET", "/")],
-)
-def test_requests_no_operation_matches_are_answered_as_the_local_gateway_does(
-    method: str, path: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _secure_env(monkeypatch)
-    document = _gateway_document()
-    assert not _configured(document, method, path)
-    remote = _fallback_client(document).open(path, method=method)
-    local = dev.gateway.create_app().test_client().open(path, method=method)
-    assert remote.status_code in (404, 405)
-    assert (remote.status_code, remote.mimetype, remote.headers.get("Allow")) == (
-        local.status_code,
-        local.mimetype,
-        local.headers.get("Allow"),
-    )
-
-
-@pytest.mark.parametrize("route", [r for r in ROUTES if r.auth == "internal"], ids=lambda r: r.path)
-def test_internal_routes_cannot_be_reached_through_the_gateway(route: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    _secure_env(monkeypatch)
-    document = _gateway_document()
-    assert not _configured(document, route.method, route.path)
-    response = _fallback_client(document).open(route.path, method=route.method, data=b"{}")
-    assert response.status_code == 404 and response.mimetype == "application/problem+json"
-
-
-def test_gateway_config_paths_are_served_by_the_functions_they_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    _secure_env(monkeypatch)
-    by_address = {gateway_config.run_url(f, "123456789012", "us-central1"): f for f in FUNCTIONS}
-    apps: dict[str, Any] = {}
-    for path, ops in _gateway_document()["paths"].items():
-        for method, op in ops.items():
-            function = by_address[op["x-google-backend"]["address"]]
-            if function not in apps:
-                apps[function] = ds.function_app(function).test_client()
-            headers = {"Origin": "https://app.example.test", "Access-Control-Request-Method": "GET"}
-            response = apps[function].open(ds.sample_path(path), method=method.upper(), headers=headers)
-            if method == "options":
-                assert response.status_code == 204, (path, function)
-                assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.test"
-            else:
-                assert response.status_code in (200, 401, 503), (path, method, function, response.status_code)
-
-
-def test_gateway_config_cli_writes_what_the_gateway_script_uploads(tmp_path: pathlib.Path) -> None:
-    out = tmp_path / ".deploy" / "gateway.yaml"
-    assert (
-        gateway_config.main(["--project-number", "123456789012", "--region", "europe-west1", "--output", str(out)]) == 0
-    )
-    text = out.read_text(encoding="utf-8")
-    assert yaml.safe_load(text) == gateway_config.build_gateway_config(
-        gateway_config.backend_urls("123456789012", "europe-west1")
-    )
-    digest = subprocess.run(
-        [
-            "python3",
-            "-c",
-            "import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest()[:12])",
-            out,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert digest == gateway_config.config_digest(text)
-    # One URL overridden (a custom domain, say); without the others the generator refuses.
-    custom = tmp_path / "custom.json"
-    args = ["--project-number", "123456789012", "--region", "europe-west1", "--output", str(custom)]
-    assert gateway_config.main([*args, "--backend", "healthz=https://health.example.test"]) == 0
-    document = json.loads(custom.read_text(encoding="utf-8"))
-    assert document["paths"]["/healthz"]["get"]["x-google-backend"]["address"] == "https://health.example.test"
-    with pytest.raises(SystemExit):
-        gateway_config.main(["--backend", "healthz=https://h.example.test", "--output", str(tmp_path / "x.yaml")])
-
-
-def test_gateway_step_uploads_the_generated_config() -> None:
-    generated = ds.step("gateway-config")["args"]
-    assert "dev.gateway_config" in generated
-    output = ds.flag(generated, "output")
-    assert ds.step("gateway")["args"] == ["deploy/gateway.sh", output]
-    assert output.startswith(".deploy/")
-
-
-# --- no secrets in the repository ---------------------------------------------------------------
-
-_KEY_FORMATS = {
-    "private key block": re.compile("-" * 5 + r"BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY" + "-" * 5),
-    "service-account key": re.compile(r'"private_key"\s*:\s*"[^"]{20,}'),
-    "Google API key": re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"),
-    "GitHub token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{40,})\b"),
-    "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
-    "Slack token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-}
-_ASSIGNMENTS = {
-    "quoted secret assignment": re.compile(
-        r"(?i)\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key)\w*['\"]?\s*[:=]\s*"
-        r"[bf]?['\"]([^'\"\s]{8,})['\"]"
-    ),
-    # YAML, ini, .env and shell lines (in Python a bare name on the right is a variable).
-    "password in a config line": re.compile(r"(?im)^\s*[\w.-]*(?:password|passwd)\w*\s*[:=]\s*([^\s'\"#]{6,})\s*$"),
-    "password in a URL": re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@'\"]+:([^\s/@'\"]{3,})@"),
-    "password in a DSN": re.compile(r"(?i)\bpassword=([^\s'\"&;,)]{6,})"),
-}
-# Obvious placeholders and references, not values: dev-only defaults, shell/Cloud Build
-# expansions, documentation stand-ins.
-_PLACEHOLDER = re.compile(
-    r"(?i)dev-only|change-?me|example|placeholder|dummy|fake|not-a-secret|redacted|your[-_]|xxx|test|"
-    r"^[\$<{%(]|\$\{|\$\(|^[A-Z_]+$|^\*+$|^\.\.\.$|^\w+\(|getpass|environ|settings\.|args\.|secrets?\b"
-)
-_ASSIGNMENT_ALLOWED = ("tests/", "common/config.py")
-_BINARY = {".png", ".jpg", ".gif", ".ico", ".whl", ".gz", ".zip", ".pdf", ".woff", ".woff2"}
-
-
-def _secret_findings(rel: str, text: str) -> list[str]:
-    findings = [f"{rel}: {kind}" for kind, rx in _KEY_FORMATS.items() if rx.search(text)]
-    if rel.startswith(_ASSIGNMENT_ALLOWED):
-        return findings
-    for kind, rx in _ASSIGNMENTS.items():
-        if kind == "password in a config line" and rel.endswith(".py"):
-            continue
-        for match in rx.finditer(text):
-            if not _PLACEHOLDER.search(match.group(1)):
-                line = text.count("\n", 0, match.start()) + 1
-                findings.append(f"{rel}:{line}: {kind} ({match.group(0)[:60]!r})")
-    return findings
-
-
-def test_the_secret_scan_catches_what_it_is_for() -> None:
-    samples = {
-        "a.py": 'DB_PASSWORD = "Tr0ub4dor-and-3"\n',
-        "b.md": "postgresql://planter:S3cretValue@10.0.0.3/planter\n",
-        "c.yaml": "password: hunter2hunter2\n",
-        "d.txt": "-" * 5 + "BEGIN RSA PRIVATE KEY" + "-" * 5 + "\nMIIE\n",
-        "e.json": '{"private_key": "' + "k" * 40 + '"}',
-        "f.ini": "dsn = host=db user=planter password=0penSesame99\n",
-        "g.py": "token = 'ghp_" + "a1B2" * 9 + "'\n",
-    }
-    for rel, text in samples.items():
-        assert _secret_findings(rel, text), rel
-    clean = {
-        "a.py": 'password = os.environ["DB_PASSWORD"]\nsecret = settings.step_signing_secret\n',
-        "b.md": 'gcloud secrets create planter-jwt-secret --data-file=- <<<"$(openssl rand -base64 48)"\n',
-        "c.yaml": "_JWT_SECRET: planter-jwt-secret\n",
-        "tests/x.py": 'TEST_SECRET = "only-for-the-suite-0123456789"\n',
-    }
-    for rel, text in clean.items():
-        assert _secret_findings(rel, text) == [], rel
-
-
-def test_no_literal_secret_anywhere_in_the_repository() -> None:
-    findings: list[str] = []
-    for rel in ds.repository_files():
-        path = ds.ROOT / rel
-        if path.suffix in _BINARY or path.stat().st_size > 2_000_000:
-            continue
-        name = path.name
-        if (
-            name == ".env"
-            or (name.endswith(".env") and "example" not in name)
-            or path.suffix in {".pem", ".p12", ".key"}
-        ):
-            findings.append(f"{rel}: a credentials file is part of the repository")
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            continue
-        findings += _secret_findings(rel, text)
-    assert findings == []
