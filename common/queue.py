@@ -12,6 +12,7 @@ from common.config import Settings, get_settings
 from common.log import get_logger
 
 logger = get_logger("planter.queue")
+DISPATCH_DEADLINE_SECONDS = 1800
 
 
 class Enqueuer(Protocol):
@@ -67,7 +68,12 @@ class CloudTasksEnqueuer:
                 "service_account_email": s.oidc_service_account,
                 "audience": s.oidc_audience or s.step_url,
             }
-        return {"name": f"{s.queue_path}/tasks/{task_name(task_id, step, generation)}", "http_request": request}
+        return {
+            "name": f"{s.queue_path}/tasks/{task_name(task_id, step, generation)}",
+            "http_request": request,
+            # Cloud Tasks' longest deadline: a long step is not redelivered while it still runs.
+            "dispatch_deadline": {"seconds": DISPATCH_DEADLINE_SECONDS},
+        }
 
     def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
         from google.api_core.exceptions import AlreadyExists
