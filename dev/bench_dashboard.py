@@ -19,6 +19,7 @@ first 100 users), so the comparison isolates what the endpoints must not depend 
 the tables. Every user has the same spread: 100 tasks over 400 days, more of them recent.
 
     python -m dev.bench_dashboard [--tasks 1000000] [--users 10000] [--first 10000] [--rounds 400]
+                                  [--paired-rounds 2000]
 """
 
 from __future__ import annotations
@@ -556,11 +557,13 @@ def report(
     c = context
     text = f"""Run of {c["when"]} on this machine ({c["cpus"]} cores, shared with other work), PostgreSQL
 {c["pg_version"]} (pgserver, default settings), functions-framework serving the local gateway
-(gthread), one request at a time on a keep-alive connection, {c["rounds"]} measured rounds per endpoint
-after {c["warmup"]} warm-up rounds. Typical user: `{c["user"]}` ({c["user_stats"]}), `tz={TZ}`.
+(gthread), one request at a time on a keep-alive connection, after {c["warmup"]} warm-up rounds:
+{c["rounds"]} measured rounds per endpoint right after each fill, {c["paired_rounds"]} in the paired run.
+Typical user: `{c["user"]}` ({c["user_stats"]}), `tz={TZ}`.
 
 Rows: first fill {c["counts_10k"]}; full {c["counts_1m"]}. Fill times: first {c["fill_10k"]:.0f} s,
-second {c["fill_1m"]:.0f} s.
+second {c["fill_1m"]:.0f} s; whole run {c["total"] / 60:.0f} min. Machine load (1-minute average) at the end
+of each measurement: {c["loads"]}.
 
 "10k" and "1M" are measured right after each fill (sequential); "paired" measures a copy of the
 10k database and the 1M database at the same time with interleaved requests, so that the load of
@@ -594,7 +597,8 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--first", type=int, default=10_000, help="tasks of the first fill")
-    parser.add_argument("--rounds", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=400, help="measured rounds right after each fill")
+    parser.add_argument("--paired-rounds", type=int, default=2000, help="measured rounds of the paired run")
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--chunk-users", type=int, default=1000)
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/DASHBOARD.md alone")
@@ -603,6 +607,7 @@ def main() -> int:
     per_user = args.tasks // args.users
     first_users = args.first // per_user
 
+    run_started = time.monotonic()
     data_dir = pathlib.Path(tempfile.mkdtemp(prefix="pd", dir="/tmp"))  # short: unix socket path limit
     stack = LocalStack(data_dir=data_dir, port=free_port(), quiet=True)
     copy: LocalStack | None = None
@@ -627,6 +632,7 @@ def main() -> int:
         stack.start_functions()
         log(f"measuring at 10k through {stack.base_url}")
         sequential = {"10k": measure({"10k": stack.port}, token, args.rounds, args.warmup)}
+        loads = {"10k": os.getloadavg()[0]}
         bodies_10k = sample_bodies(stack.port, token)
 
         log(f"second fill: {(args.users - first_users) * per_user:,} tasks of {args.users - first_users} users")
@@ -634,6 +640,7 @@ def main() -> int:
         counts_1m = counts(engine)
         log(f"measuring at 1M through {stack.base_url}")
         sequential["1M"] = measure({"1M": stack.port}, token, args.rounds, args.warmup)
+        loads["1M"] = os.getloadavg()[0]
         bodies_1m = sample_bodies(stack.port, token)
 
         copy = LocalStack(
@@ -645,7 +652,8 @@ def main() -> int:
         copy.server = stack.server
         copy.start_functions()
         log(f"paired: 10k copy on {copy.base_url}, 1M on {stack.base_url}, requests interleaved")
-        paired = measure({"10k": copy.port, "1M": stack.port}, token, args.rounds, args.warmup)
+        paired = measure({"10k": copy.port, "1M": stack.port}, token, args.paired_rounds, args.warmup)
+        loads["paired"] = os.getloadavg()[0]
 
         explained = explain(engine, email, show=MEASURED_STATEMENTS)
         engine_10k = sa.create_engine(pg.url(stack.server, "planter_10k"), pool_size=1, max_overflow=0)
@@ -656,6 +664,7 @@ def main() -> int:
             "cpus": os.cpu_count(),
             "pg_version": pg_version,
             "rounds": args.rounds,
+            "paired_rounds": args.paired_rounds,
             "warmup": args.warmup,
             "user": email,
             "user_stats": f"{stats['tasks']} tasks, {stats['finished_30d']} finished in 30 days, "
@@ -664,6 +673,8 @@ def main() -> int:
             "counts_1m": ", ".join(f"{k} {v:,}" for k, v in counts_1m.items()),
             "fill_10k": fill_10k,
             "fill_1m": fill_1m,
+            "loads": ", ".join(f"{k} {v:.1f}" for k, v in loads.items()),
+            "total": time.monotonic() - run_started,
         }
         text, ok = report(sequential, paired, explained, explained_10k, context)
         print()
