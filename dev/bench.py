@@ -513,12 +513,21 @@ def database_ceiling(fx: Fixtures, opts: Options, url: str) -> dict[str, Any]:
         # (the loop below swaps the process engine for this variant only).
         post_progress(write_tasks[2 * DB_THREADS + i], update)
 
+    def memoized(work: Callable[[int], None]) -> Callable[[int], None]:
+        def run(i: int) -> None:
+            work(i)
+
+        run.memoized = True  # type: ignore[attr-defined]
+        return run
+
     variants = {
         "progress write, as shipped (service: SQLAlchemy + pg8000, one transaction)": shipped_write,
         "progress write, as shipped but synchronous_commit off (what the WAL flush costs)": shipped_write_no_flush,
-        "progress write, candidate: one statement in autocommit": one_statement_write,
+        "progress write, as shipped + paramstyle cache": memoized(shipped_write),
+        "progress write, candidate: one statement in autocommit + paramstyle cache": memoized(one_statement_write),
         "task read, as shipped (BEGIN, SELECT, COMMIT)": shipped_read,
-        "task read, candidate: autocommit": autocommit_read,
+        "task read, as shipped + paramstyle cache": memoized(shipped_read),
+        "task read, candidate: autocommit + paramstyle cache": memoized(autocommit_read),
     }
     results: dict[str, dict[str, Any]] = {name: {"runs": [], "p50_ms": []} for name in variants}
     seconds = max(2.0, opts.duration * 0.8)
@@ -527,11 +536,14 @@ def database_ceiling(fx: Fixtures, opts: Options, url: str) -> dict[str, Any]:
             saved = db._engine
             if work is shipped_write_no_flush:
                 db._engine = no_flush
+            if getattr(work, "memoized", False):
+                cand.memoize_paramstyle()
             try:
                 work(0)  # connect outside the measured loop
                 rate, latencies = _threads_loop(work, DB_THREADS, seconds)
             finally:
                 db._engine = saved
+                cand.undo()
             results[name]["runs"].append(rate)
             results[name]["p50_ms"].append(percentile(latencies, 50) * 1000)
     ac.dispose()
@@ -592,8 +604,7 @@ def count_round_trips(fx: Fixtures, paths: list[HotPath], url: str, *, candidate
                 "sql_chars": counts.sql_chars,
                 "paramstyle_ms": median(paramstyle[2:]) * 1000,
             }
-            if candidates:  # (the shipped statements; the candidates run the same reads)
-                found[path.key] |= explain(url, counts.captured)
+            found[path.key] |= explain(url, counts.captured)
         if not candidates:
             return found
         # A user's first request on an instance also upserts the user row.
@@ -775,7 +786,8 @@ def timed_phases(module: Any, names: list[str], into: dict[str, float]) -> Itera
             setattr(module, name, fn)
 
 
-def pipeline_overhead(tasks: list[str], sink: Sink | None) -> dict[str, Any]:
+def pipeline_overhead(tasks: list[str], sink: Sink | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Steps of half the tasks as shipped and of the other half with the candidates, task by task in turn."""
     from common.services import steps as step_service
 
     recorder = Recorder()
@@ -783,39 +795,51 @@ def pipeline_overhead(tasks: list[str], sink: Sink | None) -> dict[str, Any]:
     counter = RoundTripCounter()
     counter.install()
     provider = TimedProvider()
-    rows: list[dict[str, Any]] = []
+    rows: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     try:
-        for task in tasks:
-            for step in STEPS:
-                phases: dict[str, float] = {}
-                with (
-                    timed_phases(step_service, ["_claim", "_record_success", "hand_over"], phases),
-                    counter.measure() as counts,
-                ):
-                    started = time.perf_counter()
-                    result = step_service.run_step(uuid.UUID(task), step.name, provider)
-                    total = time.perf_counter() - started
-                rows.append(
-                    {
-                        "step": step.name,
-                        "outcome": result.outcome,
-                        "total_ms": total * 1000,
-                        "provider_ms": provider.seconds * 1000,
-                        "own_ms": (total - provider.seconds) * 1000,
-                        "claim_ms": phases.get("_claim", 0) * 1000,
-                        "record_ms": phases.get("_record_success", 0) * 1000,
-                        "handover_ms": phases.get("hand_over", 0) * 1000,
-                        "trips": counts.trips,
-                        "statements": describe_statements(counts.statements),
-                    }
-                )
+        for i, task in enumerate(tasks):
+            candidate = i % 2 == 1
+            if candidate:
+                cand.apply()
+            try:
+                for step in STEPS:
+                    phases: dict[str, float] = {}
+                    with (
+                        timed_phases(step_service, ["_claim", "_record_success", "hand_over"], phases),
+                        counter.measure() as counts,
+                    ):
+                        started = time.perf_counter()
+                        result = step_service.run_step(uuid.UUID(task), step.name, provider)
+                        total = time.perf_counter() - started
+                    rows[candidate].append(
+                        {
+                            "step": step.name,
+                            "outcome": result.outcome,
+                            "total_ms": total * 1000,
+                            "provider_ms": provider.seconds * 1000,
+                            "own_ms": (total - provider.seconds) * 1000,
+                            "claim_ms": phases.get("_claim", 0) * 1000,
+                            "record_ms": phases.get("_record_success", 0) * 1000,
+                            "handover_ms": phases.get("hand_over", 0) * 1000,
+                            "trips": counts.trips,
+                            "statements": describe_statements(counts.statements),
+                        }
+                    )
+            finally:
+                if candidate:
+                    cand.undo()
     finally:
         counter.uninstall()
         queue.set_enqueuer(None)
-    outcomes = {r["outcome"] for r in rows}
-    summary: dict[str, Any] = {
+    shipped = _pipeline_summary(rows[False])
+    shipped["enqueue"] = real_enqueue(sink) if sink is not None else None
+    return shipped, _pipeline_summary(rows[True])
+
+
+def _pipeline_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "steps": len(rows),
-        "outcomes": sorted(outcomes),
+        "outcomes": sorted({r["outcome"] for r in rows}),
         **{
             f"{k}_p50": median([r[k] for r in rows])
             for k in ("total_ms", "own_ms", "provider_ms", "claim_ms", "record_ms", "handover_ms")
@@ -826,8 +850,6 @@ def pipeline_overhead(tasks: list[str], sink: Sink | None) -> dict[str, Any]:
         "statements_middle_step": rows[1]["statements"] if len(rows) > 1 else "",
         "statements_last_step": rows[len(STEPS) - 1]["statements"] if len(rows) >= len(STEPS) else "",
     }
-    summary["enqueue"] = real_enqueue(sink) if sink is not None else None
-    return summary
 
 
 def real_enqueue(sink: Sink) -> dict[str, Any]:
@@ -1187,8 +1209,9 @@ def main() -> None:
         results["db_primitives"] = db_primitives(stack.database_url)
         results["cpu_items"] = cpu_items(fx)
         log("pipeline overhead")
-        half = len(fx.pipeline_tasks) // 2
-        results["pipeline"] = pipeline_overhead(fx.pipeline_tasks[:half], sink if emulator else None)
+        results["pipeline"], results["pipeline_candidates"] = pipeline_overhead(
+            fx.pipeline_tasks, sink if emulator else None
+        )
         log("profiles")
         results["profiles"] = profiles(stack, servers, paths, opts)
         for _, process in servers.values():
@@ -1199,7 +1222,7 @@ def main() -> None:
         # The candidates in this process too (after every in-process measurement of the shipped code).
         cand.apply()
         results["round_trips_candidates"] = count_round_trips(fx, paths, stack.database_url, candidates=False)
-        results["pipeline_candidates"] = pipeline_overhead(fx.pipeline_tasks[half:], None)
+        cand.undo()
         log("cold starts")
         results["cold_start"] = cold_start(fx, env, opts)
         results["import_probes"] = import_probes(fx, env)

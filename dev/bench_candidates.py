@@ -97,6 +97,20 @@ def autocommit_engine(url: str, pool_size: int) -> sa.Engine:
 
 _statement_cache: dict[str, str] = {}
 _STATEMENT_CACHE_LIMIT = 2_000
+_patches: list[tuple[Any, str, Any]] = []  # (owner, attribute, previous value), newest last
+_engines: list[sa.Engine] = []
+
+
+def _patch(owner: Any, name: str, value: Any) -> None:
+    _patches.append((owner, name, getattr(owner, name)))
+    setattr(owner, name, value)
+
+
+def undo() -> None:
+    """Take every candidate out of this process again (newest patch first)."""
+    while _patches:
+        owner, name, value = _patches.pop()
+        setattr(owner, name, value)
 
 
 def memoize_paramstyle() -> None:
@@ -123,11 +137,11 @@ def memoize_paramstyle() -> None:
         return statement, args
 
     convert.memoized = True  # type: ignore[attr-defined]
-    legacy.convert_paramstyle = convert
+    _patch(legacy, "convert_paramstyle", convert)
 
 
 def apply() -> None:
-    """Install every candidate in this process: what the candidate server in the bench runs.
+    """Install every candidate in this process (``undo`` takes them out): what the candidate server runs.
 
     1. pg8000's paramstyle conversion cached per statement text;
     2. one engine in autocommit mode: single statements run without BEGIN/COMMIT, and a
@@ -150,7 +164,7 @@ def apply() -> None:
     for route in ROUTES:  # the handler modules are imported lazily in production; patch them all now
         importlib.import_module(route.handler.partition(":")[0])
     original_rit = db.run_in_transaction
-    engine_holder: list[sa.Engine] = []
+    engine_holder = _engines
 
     def engine() -> sa.Engine:
         if not engine_holder:
@@ -201,17 +215,19 @@ def apply() -> None:
 
     for name, module in list(sys.modules.items()):
         if name.startswith(("common.", "functions.")) and getattr(module, "run_in_transaction", None) is original_rit:
-            module.run_in_transaction = run_in_transaction  # type: ignore[attr-defined]
-    db.run_in_transaction = run_in_transaction
-    db.get_engine = engine
+            _patch(module, "run_in_transaction", run_in_transaction)
+    _patch(db, "run_in_transaction", run_in_transaction)
+    _patch(db, "get_engine", engine)
     # Single-statement reads and upserts: no transaction at all.
     for name in ("common.services.dashboard", "common.services.users"):
-        sys.modules[name].run_in_transaction = run_single  # type: ignore[attr-defined]
+        _patch(sys.modules[name], "run_in_transaction", run_single)
     tasks_service = sys.modules["common.services.tasks"]
-    tasks_service.get_task = lambda task_id, user: run_single(  # type: ignore[attr-defined]
-        lambda conn: tasks_service.read_task(conn, task_id, user)
+    _patch(
+        tasks_service,
+        "get_task",
+        lambda task_id, user: run_single(lambda conn: tasks_service.read_task(conn, task_id, user)),
     )
-    db.ping = lambda engine=None: run_single(lambda conn: conn.exec_driver_sql("SELECT 1"))
+    _patch(db, "ping", lambda engine=None: run_single(lambda conn: conn.exec_driver_sql("SELECT 1")))
 
     def post_progress(task_id: uuid.UUID, update: ProgressCallback) -> Task:
         try:
@@ -222,7 +238,7 @@ def apply() -> None:
             raise Conflict(str(error)) from None
         return tasks_service.to_task(row)  # type: ignore[no-any-return]
 
-    sys.modules["functions.progress"].record = post_progress  # type: ignore[attr-defined]
+    _patch(sys.modules["functions.progress"], "record", post_progress)
 
     # The claim (and the lease heartbeat) need not wait for the WAL flush: a claim lost in a crash
     # is redone by the next delivery, and the durable commit of the step's record flushes it anyway.
@@ -234,4 +250,4 @@ def apply() -> None:
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             return _original(conn, *args, **kwargs)
 
-        setattr(steps_queries, name, without_flush)
+        _patch(steps_queries, name, without_flush)

@@ -306,7 +306,8 @@ def _pipeline_section(results: dict[str, Any]) -> list[str]:
         f"`run_step` in-process over {p['steps']} steps ({steps_per_task} steps x {p['steps'] // steps_per_task} "
         f"tasks; outcomes: {', '.join(p['outcomes'])}) with the simulated provider at zero seconds and a recording "
         "enqueuer: Planter's own time is the step's time minus the provider's. The candidates column runs the same "
-        "on other tasks of the same shape with dev/bench_candidates.py applied in the bench process.",
+        "on as many other tasks of the same shape, task by task in turn with the shipped ones, with "
+        "dev/bench_candidates.py applied in the bench process for those tasks only.",
         "",
         "| per step (p50) | as shipped | with the candidates |",
         "|---|---|---|",
