@@ -371,19 +371,41 @@ def hot_paths(fx: Fixtures) -> list[HotPath]:
 # --- 1. load ----------------------------------------------------------------------------------------
 
 
+def sessions(url: str | None) -> int:
+    """Connections PostgreSQL has accepted so far (pg_stat_database.sessions, PostgreSQL 14+)."""
+    if url is None:
+        return 0
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT sum(sessions) FROM pg_stat_database")).scalar_one() or 0)
+    finally:
+        engine.dispose()
+
+
 def load_run(
-    name: str, port: int, requests: list[bytes], opts: Options, server_pid: int, pg_pid: int | None
+    name: str,
+    port: int,
+    requests: list[bytes],
+    opts: Options,
+    server_pid: int,
+    pg_pid: int | None,
+    url: str | None = None,
 ) -> dict[str, Any]:
+    sessions_before = sessions(url)
     server_before = tree_cpu_seconds(server_pid)
     pg_before = tree_cpu_seconds(pg_pid) if pg_pid else 0.0
     result = run_load(name, port, requests, connections=CONNECTIONS, duration=opts.duration, warmup=opts.warmup)
     server_cpu = tree_cpu_seconds(server_pid) - server_before
     pg_cpu = (tree_cpu_seconds(pg_pid) - pg_before) if pg_pid else 0.0
-    # CPU counters cover warm-up and drain too: charge them to every request answered meanwhile.
+    # Counters cover warm-up and drain too: charge them to every request answered meanwhile.
     served = max(1, round(result.rps * (opts.duration + opts.warmup)))
+    # (minus the one connection this measurement opens itself)
+    opened = max(0, sessions(url) - sessions_before - 1) if url else 0
     return summarize_load(result) | {
         "server_cpu_ms": 1000 * server_cpu / served,
         "pg_cpu_ms": 1000 * pg_cpu / served,
+        "connections_per_100": 100 * opened / served,
     }
 
 
@@ -417,6 +439,7 @@ def measure_load(
     """Interleaved rounds: hello, then each path on the shipped server and on the candidate server."""
     assert stack.functions is not None
     pg_pid = postmaster_pid(pathlib.Path(stack.server.pgdata)) if stack.server is not None else None
+    url = stack.database_url
     statuses = {p.key: first_status(stack.port, p) for p in paths}
     cand_port, cand_process = servers["candidates"]
     statuses |= {f"{p.key}+c": first_status(cand_port, p) for p in paths}
@@ -429,7 +452,9 @@ def measure_load(
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in plan}
     for rep in range(opts.reps):
         for key, port, pid, requests in plan:
-            run = load_run(key, port, requests, opts, pid, pg_pid if key != "hello" else None)
+            run = load_run(
+                key, port, requests, opts, pid, pg_pid if key != "hello" else None, url if key != "hello" else None
+            )
             runs[key].append(run)
             log(f"round {rep + 1}/{opts.reps}: {key} {run['rps']:.0f} req/s, statuses {run['statuses']}")
     return {"runs": runs, "first_status": statuses}

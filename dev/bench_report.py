@@ -42,7 +42,15 @@ def _load_medians(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for key, runs in results["load"]["runs"].items():
         out[key] = {
             m: median([r[m] for r in runs])
-            for m in ("rps", "p50_ms", "p99_ms", "server_cpu_ms", "pg_cpu_ms", "client_cpu_share")
+            for m in (
+                "rps",
+                "p50_ms",
+                "p99_ms",
+                "server_cpu_ms",
+                "pg_cpu_ms",
+                "client_cpu_share",
+                "connections_per_100",
+            )
             if runs and m in runs[0]
         }
         hello_runs = results["load"]["runs"]["hello"]
@@ -136,7 +144,9 @@ def write_report(results: dict[str, Any], path: pathlib.Path, *, write: bool = T
         f"active; {seed['step_rows']:,} step rows (the bench user's tasks). Progress callbacks go to 64 tasks "
         "in turn, task reads to 64 of the bench user's tasks.",
         "- CPU per request: CPU time of the server's process tree and of PostgreSQL over the run, divided by the "
-        "requests answered (warm-up included).",
+        "requests answered (warm-up included). New DB connections: `pg_stat_database.sessions` over the run, per 100 "
+        "requests (a pool that closes and reopens connections pays a PostgreSQL backend start each time; through the "
+        "Cloud SQL connector, a TLS handshake too).",
         "",
         "## Targets",
         "",
@@ -145,8 +155,8 @@ def write_report(results: dict[str, Any], path: pathlib.Path, *, write: bool = T
         "## Hot paths against the HTTP ceiling (16 connections)",
         "",
         "| path | req/s | p50 ms | p99 ms | ÷ hello | per-round ÷ hello | server CPU ms/req | PostgreSQL CPU ms/req "
-        "| DB round trips |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| DB round trips | new DB connections per 100 requests |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = {"hello": "**hello-world ceiling** (dev/bench_hello.py)"} | {
         k: v["name"] for k, v in results["paths"].items()
@@ -168,7 +178,7 @@ def write_report(results: dict[str, Any], path: pathlib.Path, *, write: bool = T
         lines.append(
             f"| {label}{note} | {_f(med['rps'], 0)} | {_f(med['p50_ms'])} | {_f(med['p99_ms'])} "
             f"| {_f(med['rps'] / hello, 2) if hello else '—'} | {ratio_range} | {_f(med.get('server_cpu_ms'), 2)} "
-            f"| {_f(med.get('pg_cpu_ms'), 2)} | {trips} |"
+            f"| {_f(med.get('pg_cpu_ms'), 2)} | {trips} | {_f(med.get('connections_per_100'), 1)} |"
         )
     gen = results["generator_check"]
     lines += [
