@@ -141,7 +141,7 @@ def make_engine(args: argparse.Namespace, password: str = "") -> sa.Engine:
         db_pool_size=1,
         db_max_overflow=0,
     )
-    return db.create_engine(settings)
+    return db.create_engine(settings, autocommit=False)
 
 
 def _close(engine: sa.Engine) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from common.db import get_engine
+from common.config import get_settings
+from common.db import create_engine
 from common.tables import metadata
 
 target_metadata = metadata
@@ -18,10 +19,13 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    with get_engine().connect() as connection:
+    # A transactional engine of its own: the application's engine runs in autocommit mode.
+    engine = create_engine(get_settings(), autocommit=False)
+    with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
+    engine.dispose()
 
 
 if context.is_offline_mode():

@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from common import pipeline
 from common.config import get_settings
-from common.db import run_in_transaction
+from common.db import run_statement
 from common.errors import ValidationFailed
 from common.models import (
     ActiveTask,
@@ -77,7 +77,7 @@ def _unknown_zone(error: sa_exc.DBAPIError) -> bool:
 
 def _read(work: Any) -> Any:
     try:
-        return run_in_transaction(work)
+        return run_statement(work)
     except sa_exc.DBAPIError as error:
         if _unknown_zone(error):
             raise ValidationFailed("the query has invalid parameters", errors={"tz": "unknown time zone"}) from None

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from common import auth, pipeline
 from common.config import get_settings
-from common.db import run_in_transaction
+from common.db import run_in_transaction, run_statement
 from common.errors import RetryLater
 from common.log import get_logger
 from common.providers import FACT_COLUMNS, StepContext, StepOutcome, StepProvider, get_provider
@@ -117,7 +117,7 @@ class _Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                if not run_in_transaction(lambda conn: q.heartbeat(conn, *self._args)):
+                if not run_statement(lambda conn: q.heartbeat(conn, *self._args)):
                     return
             except Exception:
                 logger.warning("heartbeat failed", exc_info=True)

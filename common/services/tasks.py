@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from common.config import get_settings
-from common.db import run_in_transaction
+from common.db import run_in_transaction, run_statement
 from common.errors import BadRequest, Conflict, NotFound
 from common.models import ProgressEntry, ProgressList, Step, Task, TaskList
 from common.queries import tasks as q
@@ -66,11 +66,11 @@ def read_task(conn: sa.Connection, task_id: uuid.UUID, user: User) -> dict[str, 
 
 def get_task(task_id: uuid.UUID, user: User) -> dict[str, Any]:
     """The user's task row (404 for unknown ids and other users' tasks alike)."""
-    return run_in_transaction(lambda conn: read_task(conn, task_id, user))
+    return run_statement(lambda conn: read_task(conn, task_id, user))
 
 
 def get_progress(task_id: uuid.UUID, user: User) -> ProgressList:
-    rows = run_in_transaction(lambda conn: q.list_progress(conn, task_id, user.id))
+    rows = run_statement(lambda conn: q.list_progress(conn, task_id, user.id))
     if rows is None:
         raise NotFound("no task with that id")
     return ProgressList(task_id=str(task_id), progress=[ProgressEntry(**r) for r in rows])
@@ -102,7 +102,7 @@ def decode_cursor(cursor: str, user: User) -> tuple[datetime, uuid.UUID]:
 
 def list_tasks(user: User, *, status: str | None, limit: int, cursor: str | None) -> TaskList:
     after = decode_cursor(cursor, user) if cursor else None
-    rows = run_in_transaction(lambda conn: q.list_tasks(conn, user.id, status=status, limit=limit + 1, after=after))
+    rows = run_statement(lambda conn: q.list_tasks(conn, user.id, status=status, limit=limit + 1, after=after))
     page, more = rows[:limit], len(rows) > limit
     next_cursor = encode_cursor(page[-1]["created_at_raw"], page[-1]["id"], user) if more else None
     return TaskList(tasks=[to_task(r) for r in page], next_cursor=next_cursor)

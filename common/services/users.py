@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from common.auth import Identity
-from common.db import run_in_transaction
+from common.db import run_statement
 from common.queries import users as q
 
 _CACHE_LIMIT = 10_000
@@ -27,7 +27,7 @@ def resolve_user(identity: Identity) -> User:
     """The user row for a verified identity; one upsert per email per warm instance."""
     user_id = _known.get(identity.email)
     if user_id is None:
-        user_id = run_in_transaction(lambda conn: q.upsert_user(conn, identity.email, identity.subject))
+        user_id = run_statement(lambda conn: q.upsert_user(conn, identity.email, identity.subject))
         with _lock:
             if len(_known) >= _CACHE_LIMIT:
                 _known.clear()
