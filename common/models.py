@@ -19,8 +19,14 @@ def slugify(name: str) -> str:
     return re.sub(r"-{2,}", "-", slug)[:100]
 
 
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+class Model(BaseModel):
+    # Validators are built on first use, not at import: each function builds only the models it
+    # serves, which keeps cold starts short (the route table names every model).
+    model_config = ConfigDict(defer_build=True)
+
+
+class StrictModel(Model):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, defer_build=True)
 
 
 class Simulation(StrictModel):
@@ -54,7 +60,7 @@ class CreateProject(StrictModel):
         return value
 
 
-class Step(BaseModel):
+class Step(Model):
     name: str
     status: Literal["pending", "running", "succeeded", "failed", "skipped"]
     attempts: int
@@ -63,7 +69,7 @@ class Step(BaseModel):
     error: str | None
 
 
-class Task(BaseModel):
+class Task(Model):
     task_id: str
     type: str
     project_name: str
@@ -86,12 +92,12 @@ class Task(BaseModel):
     steps: list[Step]
 
 
-class TaskList(BaseModel):
+class TaskList(Model):
     tasks: list[Task]
     next_cursor: str | None
 
 
-class ProgressEntry(BaseModel):
+class ProgressEntry(Model):
     status: str
     message: str
     progress_percent: int
@@ -101,7 +107,7 @@ class ProgressEntry(BaseModel):
     timestamp: str
 
 
-class ProgressList(BaseModel):
+class ProgressList(Model):
     task_id: str
     progress: list[ProgressEntry]
 
@@ -126,17 +132,17 @@ class StepRequest(StrictModel):
     generation: int = Field(0, ge=0)
 
 
-class TickResult(BaseModel):
+class TickResult(Model):
     reenqueued: int
     failed: int
 
 
-class Health(BaseModel):
+class Health(Model):
     status: str
     database: str
 
 
-class Problem(BaseModel):
+class Problem(Model):
     type: str
     title: str
     status: int
@@ -154,7 +160,7 @@ class DashboardQuery(StrictModel):
     tz: str = Field("UTC", max_length=64, description="IANA time zone where days and weeks begin.")
 
 
-class ActiveTask(BaseModel):
+class ActiveTask(Model):
     task_id: str
     project_name: str
     status: str
@@ -169,14 +175,14 @@ class ActiveTask(BaseModel):
     estimated_completion_at: str | None
 
 
-class ActiveTasks(BaseModel):
+class ActiveTasks(Model):
     active_tasks: list[ActiveTask]
     total_active: int
     total_completed_today: int
     total_failed_today: int
 
 
-class ProjectHealth(BaseModel):
+class ProjectHealth(Model):
     health_score: int
     tasks_completed_today: int
     tasks_completed_this_week: int
@@ -187,7 +193,7 @@ class ProjectHealth(BaseModel):
     stuck_tasks: int
 
 
-class CostMetrics(BaseModel):
+class CostMetrics(Model):
     total_ai_operations: int
     monthly_operations_limit: int
     operations_used_percent: float
@@ -196,7 +202,7 @@ class CostMetrics(BaseModel):
     projects_created_count: int
 
 
-class Metrics(BaseModel):
+class Metrics(Model):
     user_email: str
     subscription_tier: str
     project_health: ProjectHealth
@@ -212,12 +218,12 @@ class TimeSeriesQuery(DashboardQuery):
     days: int = Field(30, ge=1, le=90)
 
 
-class DataPoint(BaseModel):
+class DataPoint(Model):
     timestamp: str
     value: float
 
 
-class TimeSeries(BaseModel):
+class TimeSeries(Model):
     metric_name: str
     period: str
     unit: str
