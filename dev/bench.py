@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import http.client
 import json
@@ -501,68 +502,47 @@ def _threads_loop(work: Callable[[int], None], threads: int, seconds: float) -> 
     return len(flat) / elapsed, flat
 
 
-def database_ceiling(fx: Fixtures, opts: Options, url: str) -> dict[str, Any]:
+def database_ceiling(fx: Fixtures, opts: Options) -> dict[str, Any]:
+    """The progress write and the task read as the services do them, 8 threads in this process, no HTTP."""
     from common.services.progress import post_progress
     from common.services.tasks import get_task
 
     update = ProgressCallback(message="bench progress", progress_percent=50)
-    ac = cand.autocommit_engine(url, DB_THREADS)
     write_tasks = [uuid.UUID(t) for t in fx.progress_tasks]
     read_tasks = [uuid.UUID(t) for t in fx.read_tasks]
+    settings = dataclasses.replace(config.get_settings(), db_pool_size=DB_THREADS, db_max_overflow=0)
+    no_flush = db.create_engine(settings)
 
-    def shipped_write(i: int) -> None:
+    @sa.event.listens_for(no_flush, "do_connect")
+    def _no_flush(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        cparams["startup_params"] = {"synchronous_commit": "off"}
+
+    def write(i: int) -> None:
         post_progress(write_tasks[i], update)
 
-    def one_statement_write(i: int) -> None:
-        with ac.connect() as conn:
-            cand.progress_one_statement(conn, write_tasks[DB_THREADS + i], update)
-
-    def shipped_read(i: int) -> None:
+    def read(i: int) -> None:
         get_task(read_tasks[i], fx.bench_user)
 
-    def autocommit_read(i: int) -> None:
-        from common.queries import tasks as q
-
-        with ac.connect() as conn:
-            q.get_task(conn, read_tasks[i], fx.bench_user.id)
-
-    no_flush = sa.create_engine(
-        url,
-        pool_size=DB_THREADS,
-        max_overflow=0,
-        connect_args={"startup_params": {"synchronous_commit": "off"}},
-    )
-
-    def shipped_write_no_flush(i: int) -> None:
-        # The same service call, on connections whose commits do not wait for the WAL flush
-        # (the loop below swaps the process engine for this variant only).
-        post_progress(write_tasks[2 * DB_THREADS + i], update)
-
-    def memoized(work: Callable[[int], None]) -> Callable[[int], None]:
-        def run(i: int) -> None:
-            work(i)
-
-        run.memoized = True  # type: ignore[attr-defined]
-        return run
-
-    variants = {
-        "progress write, as shipped (service: SQLAlchemy + pg8000, one transaction)": shipped_write,
-        "progress write, as shipped but synchronous_commit off (what the WAL flush costs)": shipped_write_no_flush,
-        "progress write, as shipped + paramstyle cache": memoized(shipped_write),
-        "progress write, candidate: one statement in autocommit + paramstyle cache": memoized(one_statement_write),
-        "task read, as shipped (BEGIN, SELECT, COMMIT)": shipped_read,
-        "task read, as shipped + paramstyle cache": memoized(shipped_read),
-        "task read, candidate: autocommit + paramstyle cache": memoized(autocommit_read),
-    }
-    results: dict[str, dict[str, Any]] = {name: {"runs": [], "p50_ms": []} for name in variants}
+    # (label, work, engine to use instead of the process engine, pg8000's own placeholder rewrite?)
+    variants: list[tuple[str, Callable[[int], None], sa.Engine | None, bool]] = [
+        ("progress write, as shipped", write, None, False),
+        ("progress write, commits not waiting for the WAL flush (synchronous_commit off)", write, no_flush, False),
+        ("task read, as shipped", read, None, False),
+    ]
+    if cand.paramstyle_cached():
+        variants += [
+            ("progress write, without the placeholder-rewrite cache (pg8000's own scan)", write, None, True),
+            ("task read, without the placeholder-rewrite cache (pg8000's own scan)", read, None, True),
+        ]
+    results: dict[str, dict[str, Any]] = {name: {"runs": [], "p50_ms": []} for name, *_ in variants}
     seconds = max(2.0, opts.duration * 0.8)
     for _ in range(opts.reps):
-        for name, work in variants.items():
+        for name, work, engine, uncached in variants:
             saved = db._engine
-            if work is shipped_write_no_flush:
-                db._engine = no_flush
-            if getattr(work, "memoized", False):
-                cand.memoize_paramstyle()
+            if engine is not None:
+                db._engine = engine
+            if uncached:
+                cand.uncached_paramstyle()
             try:
                 work(0)  # connect outside the measured loop
                 rate, latencies = _threads_loop(work, DB_THREADS, seconds)
@@ -571,7 +551,6 @@ def database_ceiling(fx: Fixtures, opts: Options, url: str) -> dict[str, Any]:
                 cand.undo()
             results[name]["runs"].append(rate)
             results[name]["p50_ms"].append(percentile(latencies, 50) * 1000)
-    ac.dispose()
     no_flush.dispose()
     return {"threads": DB_THREADS, "pool": DB_THREADS, "variants": results}
 
@@ -585,6 +564,7 @@ def explain(url: str, captured: list[tuple[str, Any, Any]]) -> dict[str, float]:
             raw: Any = conn.connection.dbapi_connection
             for _ in range(4):  # the first round warms this backend's catalog caches; the rest count
                 planning = execution = 0.0
+                raw.execute_simple("BEGIN")  # EXPLAIN ANALYZE runs writes: keep them uncommitted
                 for statement, vals, oids in captured:
                     if statement.split()[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK", "SET"):
                         continue
@@ -595,14 +575,14 @@ def explain(url: str, captured: list[tuple[str, Any, Any]]) -> dict[str, float]:
                     plan = json.loads(plan) if isinstance(plan, str) else plan
                     planning += plan[0]["Planning Time"]
                     execution += plan[0]["Execution Time"]
-                raw.rollback()
+                raw.execute_simple("ROLLBACK")
                 rounds.append((planning, execution))
     finally:
         engine.dispose()
     return {"planning_ms": median([r[0] for r in rounds[1:]]), "execution_ms": median([r[1] for r in rounds[1:]])}
 
 
-def count_round_trips(fx: Fixtures, paths: list[HotPath], url: str, *, candidates: bool = True) -> dict[str, Any]:
+def count_round_trips(fx: Fixtures, paths: list[HotPath], url: str, *, first_sight: bool = True) -> dict[str, Any]:
     """Round trips and statements of one warm request per hot path, through the gateway in-process."""
     from dev.gateway import create_app
 
@@ -630,78 +610,19 @@ def count_round_trips(fx: Fixtures, paths: list[HotPath], url: str, *, candidate
                 "paramstyle_ms": median(paramstyle[2:]) * 1000,
             }
             found[path.key] |= explain(url, counts.captured)
-        if not candidates:
-            return found
-        # A user's first request on an instance also upserts the user row.
-        users.forget_users()
-        read = paths[1]
-        with counter.measure() as counts:
-            client.open(read.paths[0], method="GET", headers=read.headers[0])
-        found["get_task_first_sight"] = {"trips": counts.trips, "statements": describe_statements(counts.statements)}
-        # The candidates of the Findings.
-        ac = cand.autocommit_engine(url, 1)
-        update = ProgressCallback(message="bench progress", progress_percent=50)
-        task = uuid.UUID(fx.progress_tasks[-1])
-        for _ in range(2):
-            with counter.measure() as counts, ac.connect() as conn:
-                cand.progress_one_statement(conn, task, update)
-        found["candidate_progress"] = {"trips": counts.trips, "statements": describe_statements(counts.statements)}
-        from common.queries import tasks as q
-
-        for _ in range(2):
-            with counter.measure() as counts, ac.connect() as conn:
-                q.get_task(conn, uuid.UUID(fx.read_tasks[0]), fx.bench_user.id)
-        found["candidate_get_task"] = {"trips": counts.trips, "statements": describe_statements(counts.statements)}
-        # Autocommit switched per connection (execution_options) instead of per engine.
-        engine = db.get_engine()
-        for _ in range(2):
-            with (
-                counter.measure() as counts,
-                engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
-            ):
-                q.get_task(conn, uuid.UUID(fx.read_tasks[0]), fx.bench_user.id)
-        found["per_connection_autocommit_get_task"] = {
-            "trips": counts.trips,
-            "statements": describe_statements(counts.statements),
-        }
-        ac.dispose()
+        if first_sight:
+            # A user's first request on an instance also upserts the user row.
+            users.forget_users()
+            read = paths[1]
+            with counter.measure() as counts:
+                client.open(read.paths[0], method="GET", headers=read.headers[0])
+            found["get_task_first_sight"] = {
+                "trips": counts.trips,
+                "statements": describe_statements(counts.statements),
+            }
     finally:
         counter.uninstall()
     return found
-
-
-def check_candidate(fx: Fixtures, url: str) -> dict[str, Any]:
-    """The one-statement progress write behaves like the service on the cases that matter."""
-    from common.services.progress import post_progress
-
-    ac = cand.autocommit_engine(url, 1)
-    checks: dict[str, Any] = {}
-    try:
-        task = uuid.UUID(fx.pipeline_tasks[-1])
-        with ac.connect() as conn:
-            row = cand.progress_one_statement(
-                conn,
-                task,
-                ProgressCallback(message="m1", progress_percent=30, status="forking_template", update_id="u1"),
-            )
-            checks["advances"] = row["status"] == "forking_template" and row["progress_percent"] == 30
-            row = cand.progress_one_statement(
-                conn, task, ProgressCallback(message="m2", progress_percent=10, status="creating_org", update_id="u2")
-            )
-            checks["never_back"] = row["status"] == "forking_template" and row["progress_percent"] == 30
-            row = cand.progress_one_statement(conn, task, ProgressCallback(message="m3", update_id="u1"))
-            checks["update_id_once"] = row["message"] == "m2"
-            shipped = post_progress(task, ProgressCallback(message="m4", progress_percent=35)).model_dump()
-            row = cand.progress_one_statement(conn, task, ProgressCallback(message="m5", progress_percent=40))
-            checks["same_columns"] = set(shipped) <= {*row, "task_id"}
-            try:
-                cand.progress_one_statement(conn, uuid.uuid4(), ProgressCallback(message="x"))
-                checks["unknown_404"] = False
-            except LookupError:
-                checks["unknown_404"] = True
-    finally:
-        ac.dispose()
-    return checks
 
 
 def cpu_items(fx: Fixtures) -> dict[str, float]:
@@ -1216,7 +1137,8 @@ def main() -> None:
             "candidates": ("dev/bench_gateway_candidates.py", "gateway"),
         }.items():
             port = free_port()
-            servers[name] = (port, start_function(ROOT / source, target, port, env))
+            extra = cand.pool_without_overflow(settings) if name == "candidates" else {}
+            servers[name] = (port, start_function(ROOT / source, target, port, env | extra))
         for port, _ in servers.values():
             wait_answering(port)
         paths = hot_paths(fx)
@@ -1229,8 +1151,7 @@ def main() -> None:
         results["generator_check"] = generator_check(env, opts)
         log("round trips and database ceiling")
         results["round_trips"] = count_round_trips(fx, paths, stack.database_url)
-        results["candidate_checks"] = check_candidate(fx, stack.database_url)
-        results["db_ceiling"] = database_ceiling(fx, opts, stack.database_url)
+        results["db_ceiling"] = database_ceiling(fx, opts)
         results["db_primitives"] = db_primitives(stack.database_url)
         results["cpu_items"] = cpu_items(fx)
         log("pipeline overhead")
@@ -1246,7 +1167,7 @@ def main() -> None:
         stack.functions = None
         # The candidates in this process too (after every in-process measurement of the shipped code).
         cand.apply()
-        results["round_trips_candidates"] = count_round_trips(fx, paths, stack.database_url, candidates=False)
+        results["round_trips_candidates"] = count_round_trips(fx, paths, stack.database_url, first_sight=False)
         cand.undo()
         log("cold starts")
         results["cold_start"] = cold_start(fx, env, opts)

@@ -1,104 +1,41 @@
-"""What the Findings of BENCHMARKS.md propose, written out so that `make bench` can measure them.
+"""What the Findings of BENCHMARKS.md still propose, written out so that `make bench` can measure them.
 
-Nothing here is used by Planter: these are candidate shapes of two hot paths, run by the bench
-next to the shipped code (same database, same driver, same harness) so that a recommendation
-comes with its measured round trips and throughput instead of a guess.
+Nothing here is used by Planter. `make bench` serves the gateway a second time with these applied
+(dev/bench_gateway_candidates.py, same settings but the pool below) and runs the pipeline steps of
+every other task with them applied in-process, so that each open recommendation comes with its
+measured effect next to the shipped code, in the same run:
 
-- ``progress_one_statement``: the progress callback's whole transaction (lock the task, refuse
-  terminal ones, move the phase forward only, append the progress row once per update_id, update
-  the task, read it back with its steps) as one statement, on a connection in autocommit mode.
-- ``get_task_autocommit``: the task read as it is, on a connection in autocommit mode (a single
-  SELECT needs no BEGIN/COMMIT).
+1. the pipeline's claim commits without waiting for the WAL flush (``SET LOCAL synchronous_commit
+   = off``): a claim lost in a crash is redone by the next delivery, and the durable commit of the
+   step's record flushes the WAL up to it anyway;
+2. responses serialized by pydantic-core (``model_dump_json``) instead of ``model_dump`` +
+   ``json.dumps``;
+3. verified tokens remembered per instance for at most a minute (and never past their ``exp``):
+   PyJWT costs 0.1-0.2 ms per verification here;
+4. (server setting, applied by the bench when it starts the candidate server) the pool without
+   overflow: ``DB_POOL_SIZE`` = pool size + overflow, ``DB_MAX_OVERFLOW=0``: the same cap on
+   connections, but SQLAlchemy no longer closes the overflow connections it opens under load;
+5. pg8000's placeholder rewrite cached per statement, if Planter does not do it already.
 
-Autocommit must come from an engine created with ``isolation_level="AUTOCOMMIT"``: switching one
-pooled connection with ``execution_options(isolation_level=...)`` makes SQLAlchemy restore the
-level when the connection goes back to the pool, which costs pg8000 two more statements.
+Landed recommendations leave this list: the bench then measures them as shipped.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import sys
-import uuid
+import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
 
-from common.models import PHASES, ProgressCallback
-from common.queries.tasks import TASK_COLUMNS, TERMINAL_SQL
-
-_PHASES = "ARRAY[" + ", ".join(f"'{p}'" for p in PHASES) + "]"
-
-PROGRESS_ONE_STATEMENT = sa.text(
-    f"""
-    WITH locked AS (
-        SELECT id, status, progress_percent FROM tasks WHERE id = :task_id FOR UPDATE
-    ), decided AS (
-        SELECT l.id,
-               CASE WHEN CAST(:status AS text) IS NOT NULL
-                         AND array_position({_PHASES}, CAST(:status AS text)) >= array_position({_PHASES}, l.status)
-                    THEN CAST(:status AS text) ELSE l.status END AS status,
-               coalesce(CAST(:percent AS smallint), l.progress_percent) AS percent
-        FROM locked l WHERE l.status NOT IN {TERMINAL_SQL}
-    ), stored AS (
-        INSERT INTO task_progress (task_id, update_id, status, message, progress_percent,
-                                   org_url, repo_url, deployment_url, gcp_project_id)
-        SELECT d.id, CAST(:update_id AS text), d.status, :message, d.percent,
-               CAST(:org_url AS text), CAST(:repo_url AS text), CAST(:deployment_url AS text),
-               CAST(:gcp_project_id AS text)
-        FROM decided d
-        ON CONFLICT (task_id, update_id) DO NOTHING
-        RETURNING task_id
-    ), updated AS (
-        UPDATE tasks t SET progress_percent = greatest(t.progress_percent, d.percent), message = :message,
-               status = d.status, org_url = coalesce(CAST(:org_url AS text), t.org_url),
-               repo_url = coalesce(CAST(:repo_url AS text), t.repo_url),
-               deployment_url = coalesce(CAST(:deployment_url AS text), t.deployment_url),
-               gcp_project_id = coalesce(CAST(:gcp_project_id AS text), t.gcp_project_id),
-               updated_at = now(), version = t.version + 1
-        FROM decided d JOIN stored s ON s.task_id = d.id
-        WHERE t.id = d.id
-        RETURNING t.*
-    )
-    SELECT (SELECT status FROM locked) AS locked_status, {TASK_COLUMNS} FROM updated t
-    UNION ALL
-    SELECT (SELECT status FROM locked) AS locked_status, {TASK_COLUMNS} FROM tasks t
-    WHERE t.id = :task_id AND NOT EXISTS (SELECT 1 FROM updated)
-    """
-)
-
-
-def progress_one_statement(conn: sa.Connection, task_id: uuid.UUID, update: ProgressCallback) -> dict[str, Any]:
-    """The progress callback in one statement: the task row (404/409 decided from what it returns)."""
-    params = {
-        "task_id": task_id,
-        "status": update.status,
-        "percent": update.progress_percent,
-        "update_id": update.update_id,
-        "message": update.message,
-        "org_url": update.org_url,
-        "repo_url": update.repo_url,
-        "deployment_url": update.deployment_url,
-        "gcp_project_id": update.gcp_project_id,
-    }
-    row = conn.execute(PROGRESS_ONE_STATEMENT, params).mappings().first()
-    if row is None:
-        raise LookupError("no task with that id")  # → 404
-    if row["locked_status"] in ("completed", "failed", "cancelled"):
-        raise ValueError(f"the task is already {row['locked_status']}")  # → 409
-    return dict(row)
-
-
-def autocommit_engine(url: str, pool_size: int) -> sa.Engine:
-    """An engine whose connections are in autocommit mode from the start (no reset on return)."""
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_size=pool_size, max_overflow=0)
-
-
-# --- the candidates applied to a whole server (bench only) --------------------------------------
-
+_patches: list[tuple[Any, str, Any]] = []  # (owner, attribute, previous value), newest last
 _statement_cache: dict[str, str] = {}
 _STATEMENT_CACHE_LIMIT = 2_000
-_patches: list[tuple[Any, str, Any]] = []  # (owner, attribute, previous value), newest last
-_engines: list[sa.Engine] = []
+TOKEN_TTL_SECONDS = 60.0
+_TOKEN_CACHE_LIMIT = 10_000
 
 
 def _patch(owner: Any, name: str, value: Any) -> None:
@@ -113,18 +50,30 @@ def undo() -> None:
         setattr(owner, name, value)
 
 
-def memoize_paramstyle() -> None:
-    """Cache pg8000's paramstyle conversion per SQL text.
+def autocommit_engine(url: str, pool_size: int) -> sa.Engine:
+    """An engine whose connections are in autocommit mode from the start (no reset on return)."""
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_size=pool_size, max_overflow=0)
 
-    pg8000 rewrites ``%s`` into ``$1`` by scanning the statement character by character in Python
-    on every execution (pg8000/dbapi.py, ``convert_paramstyle``). SQLAlchemy hands it the same
-    compiled string every time, and for the "format" style the result depends on the text only.
-    """
+
+def paramstyle_cached() -> bool:
+    """Whether pg8000's placeholder rewrite in this process is anything but pg8000's own scan."""
+    from pg8000 import dbapi, legacy
+
+    return legacy.convert_paramstyle is not dbapi.convert_paramstyle
+
+
+def uncached_paramstyle() -> None:
+    """Put pg8000's own character-by-character rewrite back (to measure what a cache saves)."""
+    from pg8000 import dbapi, legacy
+
+    _patch(legacy, "convert_paramstyle", dbapi.convert_paramstyle)
+
+
+def memoize_paramstyle() -> None:
+    """Cache pg8000's placeholder rewrite per SQL text ("format" style: the result depends on the text only)."""
     from pg8000 import legacy
 
     original = legacy.convert_paramstyle
-    if getattr(original, "memoized", False):
-        return
 
     def convert(style: str, query: str, args: Any) -> tuple[str, Any]:
         if style != "format":
@@ -136,118 +85,106 @@ def memoize_paramstyle() -> None:
                 _statement_cache[query] = statement
         return statement, args
 
-    convert.memoized = True  # type: ignore[attr-defined]
     _patch(legacy, "convert_paramstyle", convert)
 
 
-def apply() -> None:
-    """Install every candidate in this process (``undo`` takes them out): what the candidate server runs.
+def _expires(token: str) -> float:
+    """The token's exp claim (seconds since the epoch), read without verifying; 0 when absent."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims.get("exp", 0))
+    except (IndexError, ValueError, TypeError, AttributeError):
+        return 0.0
 
-    1. pg8000's paramstyle conversion cached per statement text;
-    2. one engine in autocommit mode: single statements run without BEGIN/COMMIT, and a
-       transaction is BEGIN and COMMIT sent as simple queries (one round trip each, where
-       pg8000's ``commit()`` costs three);
-    3. the progress callback as one statement;
-    4. the pipeline's claim and heartbeat committed without waiting for the WAL flush.
-    """
+
+def _cache_tokens(auth: Any) -> None:
+    lock = threading.Lock()
+    verified: dict[tuple[str, ...], tuple[float, Any]] = {}
+
+    def remember(key: tuple[str, ...], token: str, value: Any) -> None:
+        until = min(time.time() + TOKEN_TTL_SECONDS, _expires(token))
+        with lock:
+            if len(verified) >= _TOKEN_CACHE_LIMIT:
+                verified.clear()
+            verified[key] = (until, value)
+
+    def cached(key: tuple[str, ...]) -> tuple[bool, Any]:
+        hit = verified.get(key)
+        if hit is not None and hit[0] > time.time():
+            return True, hit[1]
+        return False, None
+
+    user_original = auth.verify_user_token
+    callback_original = auth.verify_callback_token
+
+    def verify_user_token(token: str, settings: Any = None) -> Any:
+        if settings is not None:
+            return user_original(token, settings)
+        found, identity = cached(("user", token))
+        if found:
+            return identity
+        identity = user_original(token)
+        remember(("user", token), token, identity)
+        return identity
+
+    def verify_callback_token(token: str, task_id: str, settings: Any = None) -> None:
+        if settings is not None:
+            return callback_original(token, task_id, settings)  # type: ignore[no-any-return]
+        found, _ = cached(("callback", token, task_id))
+        if found:
+            return None
+        callback_original(token, task_id)
+        remember(("callback", token, task_id), token, None)
+        return None
+
+    _patch(auth, "verify_user_token", verify_user_token)
+    _patch(auth, "verify_callback_token", verify_callback_token)
+
+
+def apply() -> None:
+    """Install every candidate in this process (``undo`` takes them out): what the candidate server runs."""
     import importlib
 
-    from sqlalchemy import exc as sa_exc
+    import flask
+    from pydantic import BaseModel
 
-    from common import db
-    from common.config import get_settings
-    from common.errors import Conflict, DatabaseUnavailable, NotFound
-    from common.models import Task
+    from common import auth, http
     from functions.routes import ROUTES
 
-    memoize_paramstyle()
     for route in ROUTES:  # the handler modules are imported lazily in production; patch them all now
         importlib.import_module(route.handler.partition(":")[0])
-    original_rit = db.run_in_transaction
-    engine_holder = _engines
+    if not paramstyle_cached():
+        memoize_paramstyle()
 
-    def engine() -> sa.Engine:
-        if not engine_holder:
-            s = get_settings()
-            engine_holder.append(
-                sa.create_engine(
-                    s.database_url,
-                    isolation_level="AUTOCOMMIT",
-                    pool_size=s.db_pool_size,
-                    max_overflow=s.db_max_overflow,
-                    pool_recycle=1800,
-                    pool_timeout=10,
-                )
-            )
-        return engine_holder[0]
-
-    def retrying(run: Any) -> Any:
-        for attempt in (1, 2):
-            try:
-                return run()
-            except (sa_exc.DBAPIError, sa_exc.TimeoutError, ConnectionError) as error:
-                if not db.is_disconnect(error):
-                    raise
-                if attempt == 2:
-                    raise DatabaseUnavailable("the database is unreachable") from error
-        raise AssertionError("unreachable")
-
-    def run_in_transaction(work: Any, *, engine_: sa.Engine | None = None, **_: Any) -> Any:
-        def once() -> Any:
-            with engine().connect() as conn:
-                conn.exec_driver_sql("BEGIN")
-                try:
-                    result = work(conn)
-                except BaseException:
-                    conn.exec_driver_sql("ROLLBACK")
-                    raise
-                conn.exec_driver_sql("COMMIT")
-                return result
-
-        return retrying(once)
-
-    def run_single(work: Any, **_: Any) -> Any:
-        def once() -> Any:
-            with engine().connect() as conn:
-                return work(conn)
-
-        return retrying(once)
-
-    for name, module in list(sys.modules.items()):
-        if name.startswith(("common.", "functions.")) and getattr(module, "run_in_transaction", None) is original_rit:
-            _patch(module, "run_in_transaction", run_in_transaction)
-    _patch(db, "run_in_transaction", run_in_transaction)
-    _patch(db, "get_engine", engine)
-    # Single-statement reads and upserts: no transaction at all.
-    for name in ("common.services.dashboard", "common.services.users"):
-        _patch(sys.modules[name], "run_in_transaction", run_single)
-    tasks_service = sys.modules["common.services.tasks"]
-    _patch(
-        tasks_service,
-        "get_task",
-        lambda task_id, user: run_single(lambda conn: tasks_service.read_task(conn, task_id, user)),
-    )
-    _patch(db, "ping", lambda engine=None: run_single(lambda conn: conn.exec_driver_sql("SELECT 1")))
-
-    def post_progress(task_id: uuid.UUID, update: ProgressCallback) -> Task:
-        try:
-            row = run_single(lambda conn: progress_one_statement(conn, task_id, update))
-        except LookupError:
-            raise NotFound("no task with that id") from None
-        except ValueError as error:
-            raise Conflict(str(error)) from None
-        return tasks_service.to_task(row)  # type: ignore[no-any-return]
-
-    _patch(sys.modules["functions.progress"], "record", post_progress)
-
-    # The claim (and the lease heartbeat) need not wait for the WAL flush: a claim lost in a crash
-    # is redone by the next delivery, and the durable commit of the step's record flushes it anyway.
+    # 1. The claim commits without waiting for the WAL flush.
     steps_queries = sys.modules["common.queries.steps"]
-    for name in ("claim", "heartbeat"):
-        original = getattr(steps_queries, name)
+    original_claim = steps_queries.claim
 
-        def without_flush(conn: sa.Connection, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            return _original(conn, *args, **kwargs)
+    def claim(conn: sa.Connection, *args: Any, **kwargs: Any) -> Any:
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        return original_claim(conn, *args, **kwargs)
 
-        _patch(steps_queries, name, without_flush)
+    _patch(steps_queries, "claim", claim)
+
+    # 2. Responses serialized by pydantic-core.
+    def to_response(reply: Any) -> flask.Response:
+        body = reply.body
+        if isinstance(body, BaseModel):
+            text = body.model_dump_json()
+        else:
+            text = "" if body is None else json.dumps(body, separators=(",", ":"))
+        response = flask.Response(text, status=reply.status, mimetype="application/json" if text else None)
+        response.headers.update(reply.headers)
+        return response
+
+    _patch(http, "_to_response", to_response)
+
+    # 3. Verified tokens remembered for a minute.
+    _cache_tokens(auth)
+
+
+def pool_without_overflow(settings: dict[str, str]) -> dict[str, str]:
+    """Candidate 4: the same connection cap as DB_POOL_SIZE + DB_MAX_OVERFLOW, all of it pooled."""
+    total = int(settings["DB_POOL_SIZE"]) + int(settings["DB_MAX_OVERFLOW"])
+    return {"DB_POOL_SIZE": str(total), "DB_MAX_OVERFLOW": "0"}
