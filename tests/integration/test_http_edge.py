@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from common.queries import tasks as task_q
 from functions.routes import ROUTES
 from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, apply_env
+from tests.contract import assert_problem
 
 ORIGIN = "https://app.example.test"  # CORS_ORIGINS of the suite
 EVIL = "https://evil.example.test"
@@ -41,15 +42,6 @@ LEAKS = (
 )
 
 Headers = Callable[..., dict[str, str]]
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = response.get_json()
-    assert body["status"] == status
-    assert {"type", "title", "status", "detail"} <= set(body)
-    return body
 
 
 def assert_no_leak(response: Any) -> None:

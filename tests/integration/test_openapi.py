@@ -17,6 +17,7 @@ from dev.gateway import create_app
 from functions.entry import Entry
 from functions.routes import FUNCTIONS, ROUTES
 from tests.conftest import TEST_STEP_SECRET, apply_env
+from tests.contract import TASK_FIELDS
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # The statuses API.md gives each browser route (success and errors); the document must list them.
@@ -28,28 +29,6 @@ CONTRACT = {
     ("POST", "/api/v1/tasks/{task_id}/cancel"): {200, 401, 404, 409, 503},
     ("POST", "/api/v1/tasks/{task_id}/progress"): {200, 401, 404, 409, 422, 503},
     ("GET", "/healthz"): {200, 503},
-}
-TASK_FIELDS = {
-    "task_id",
-    "type",
-    "project_name",
-    "project_description",
-    "mode",
-    "status",
-    "progress_percent",
-    "message",
-    "current_step",
-    "org_url",
-    "repo_url",
-    "deployment_url",
-    "gcp_project_id",
-    "error_message",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "failed_at",
-    "cancelled_at",
-    "steps",
 }
 
 

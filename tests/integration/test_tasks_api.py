@@ -20,34 +20,12 @@ from common.queries import tasks as task_q
 from common.queries import users as user_q
 from dev.gateway import create_app
 from tests.conftest import apply_env, make_token
+from tests.contract import STEP_FIELDS, TASK_FIELDS, assert_problem
 
 PROJECTS = "/api/v1/projects"
 TASKS = "/api/v1/tasks"
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
-TASK_KEYS = {
-    "task_id",
-    "type",
-    "project_name",
-    "project_description",
-    "mode",
-    "status",
-    "progress_percent",
-    "message",
-    "current_step",
-    "org_url",
-    "repo_url",
-    "deployment_url",
-    "gcp_project_id",
-    "error_message",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "failed_at",
-    "cancelled_at",
-    "steps",
-}
-STEP_KEYS = {"name", "status", "attempts", "started_at", "finished_at", "error"}
 PROGRESS_KEYS = {"status", "message", "progress_percent", "org_url", "repo_url", "deployment_url", "timestamp"}
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -59,15 +37,6 @@ def create(client: Any, headers: dict[str, str], **body: Any) -> dict[str, Any]:
     assert response.status_code == 202, response.get_json()
     task: dict[str, Any] = response.get_json()
     return task
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = response.get_json()
-    assert body["status"] == status
-    assert {"type", "title", "status", "detail"} <= set(body)
-    return body
 
 
 def count(engine: sa.Engine, sql: str, **params: Any) -> int:
@@ -94,7 +63,7 @@ def test_create_answers_202_with_the_task(client: Any, auth_header: Headers, enq
     assert response.mimetype == "application/json"
     task = response.get_json()
     assert response.headers["Location"] == f"/api/v1/tasks/{task['task_id']}"
-    assert set(task) == TASK_KEYS
+    assert set(task) == TASK_FIELDS
     uuid.UUID(task["task_id"])
     assert {k: task[k] for k in ("type", "project_name", "project_description", "mode", "status")} == {
         "type": "create_project",
@@ -113,7 +82,7 @@ def test_create_answers_202_with_the_task(client: Any, auth_header: Headers, enq
     assert ISO_Z.match(task["created_at"]) and ISO_Z.match(task["updated_at"])
     assert [s["name"] for s in task["steps"]] == list(STEP_NAMES)
     for step in task["steps"]:
-        assert set(step) == STEP_KEYS
+        assert set(step) == STEP_FIELDS
         assert (step["status"], step["attempts"], step["started_at"], step["finished_at"], step["error"]) == (
             "pending",
             0,
@@ -472,7 +441,7 @@ def test_list_filters_by_status_newest_first(client: Any, auth_header: Headers, 
         assert response.status_code == 200, response.get_json()
         body = response.get_json()
         assert set(body) == {"tasks", "next_cursor"}
-        assert all(set(t) == TASK_KEYS for t in body["tasks"])
+        assert all(set(t) == TASK_FIELDS for t in body["tasks"])
         return [t["task_id"] for t in body["tasks"]]
 
     assert listed() == ids[::-1]
@@ -552,7 +521,7 @@ def test_cancel_then_cancel_again(client: Any, auth_header: Headers, engine: sa.
     response = client.post(path, headers=auth_header())
     assert response.status_code == 200, response.get_json()
     cancelled = response.get_json()
-    assert set(cancelled) == TASK_KEYS
+    assert set(cancelled) == TASK_FIELDS
     assert cancelled["status"] == "cancelled"
     assert ISO_Z.match(cancelled["cancelled_at"])
     assert cancelled["completed_at"] is None and cancelled["failed_at"] is None
