@@ -685,6 +685,17 @@ def db_primitives(url: str) -> dict[str, float]:
             cursor.execute("SET synchronous_commit = off")
             found["one-row UPDATE, synchronous_commit off"] = p50(lambda: cursor.execute(update), 200)
             cursor.execute("RESET synchronous_commit")
+        # What a pool that closes an overflow connection pays to open one again (locally: no TLS).
+        fresh = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+
+        def connect_and_query() -> None:
+            with fresh.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+
+        found["open a new connection and run SELECT 1 (SQLAlchemy + pg8000, unix socket, no TLS)"] = p50(
+            connect_and_query, 100
+        )
+        fresh.dispose()
     finally:
         engine.dispose()
     return found
