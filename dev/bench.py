@@ -693,7 +693,16 @@ def db_primitives(url: str) -> dict[str, float]:
                 conn.exec_driver_sql("SELECT 1")
 
         found["open a new connection and run SELECT 1 (SQLAlchemy + pg8000, unix socket, no TLS)"] = p50(
-            connect_and_query, 100
+            connect_and_query, 60
+        )
+        fresh.dispose()
+        # pg8000 builds ssl.create_default_context() (loading the system CA store) and sends an
+        # SSLRequest on every connect unless ssl_context=False, even on a unix socket.
+        fresh = sa.create_engine(
+            url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT", connect_args={"ssl_context": False}
+        )
+        found["the same with connect_args ssl_context=False (no SSL context built, no SSLRequest)"] = p50(
+            connect_and_query, 60
         )
         fresh.dispose()
     finally:
