@@ -260,6 +260,11 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        # A second signal must not cut the clean-up short: `kill` of the whole process group
+        # reaches this process twice (directly, and forwarded by make), and so does an impatient
+        # second Ctrl-C. Interrupted here, it would leave the emulator and functions running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.log("stopping...")
         stack.stop()
         stack.log("stopped")

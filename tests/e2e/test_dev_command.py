@@ -1,0 +1,129 @@
+"""`make dev` as a newcomer uses it: the stack answers, keeps its data across restarts, and a
+SIGTERM stops every process it started (PostgreSQL included), leaving nothing behind."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from dev.stack import ROOT, free_port
+from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, make_token
+
+READY_LINE = "Ctrl-C stops everything."
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class DevCommand:
+    """`python -m dev.stack` (the recipe of `make dev`) in its own process group."""
+
+    def __init__(self, data_dir: pathlib.Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 60) -> None:
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "PLANTER_DATA_DIR": str(self.data_dir),
+            "JWT_SECRET": TEST_JWT_SECRET,
+            "STEP_SIGNING_SECRET": TEST_STEP_SECRET,
+        }
+        self.output = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dev.stack"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        for line in self.process.stdout:
+            self.output.append(line)
+            if READY_LINE in line:
+                return
+            assert time.monotonic() < deadline, "".join(self.output)
+        raise AssertionError(f"make dev exited before it was ready:\n{''.join(self.output)}")
+
+    @property
+    def emulator_port(self) -> int:
+        found = re.search(r"Cloud Tasks emulator on 127\.0\.0\.1:(\d+)", "".join(self.output))
+        assert found, "".join(self.output)
+        return int(found.group(1))
+
+    def terminate_group(self) -> str:
+        """SIGTERM to the whole process group, twice, as `kill -- -PGID` plus make's forwarding does."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGTERM)
+        time.sleep(0.05)
+        os.killpg(self.process.pid, signal.SIGTERM)
+        rest, _ = self.process.communicate(timeout=30)
+        return rest
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def dev_command() -> Iterator[DevCommand]:
+    root = pathlib.Path(tempfile.mkdtemp(prefix="pd", dir="/tmp"))  # short: the unix socket path
+    command = DevCommand(root / "pg", free_port())
+    try:
+        yield command
+    finally:
+        command.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> None:
+    dev_command.start()
+    base = f"http://127.0.0.1:{dev_command.port}"
+    assert requests.get(f"{base}/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
+    token = re.search(r"^(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
+    assert token, "make dev printed no bearer token"
+    printed = {"Authorization": f"Bearer {token.group(1)}"}
+    created = requests.post(
+        f"{base}/api/v1/projects", json={"project_name": "Kept Across Restarts"}, headers=printed, timeout=10
+    )
+    assert created.status_code == 202, created.text
+    emulator_port = dev_command.emulator_port
+
+    rest = dev_command.terminate_group()
+    assert dev_command.process is not None and dev_command.process.returncode == 0, rest
+    assert "stopped" in rest
+    assert not _listening(dev_command.port), "the functions outlived make dev"
+    assert not _listening(emulator_port), "the emulator outlived make dev"
+    assert not (dev_command.data_dir / "postmaster.pid").exists(), "PostgreSQL outlived make dev"
+
+    started = time.monotonic()
+    dev_command.start()
+    restart_seconds = time.monotonic() - started
+    assert restart_seconds < 30, f"the second start took {restart_seconds:.1f} s"
+    demo = {"Authorization": f"Bearer {make_token('demo@planter.dev', exp=int(time.time()) + 600)}"}
+    task_id = created.json()["task_id"]
+    kept = requests.get(f"{base}/api/v1/tasks/{task_id}", headers=demo, timeout=10)
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["project_name"] == "Kept Across Restarts"
+    dev_command.terminate_group()
