@@ -56,9 +56,53 @@ def _decode(token: str, key: Any, algorithms: tuple[str, ...], settings: Setting
     return claims
 
 
+_TOKEN_CACHE_SECONDS = 60.0
+_TOKEN_CACHE_LIMIT = 10_000
+
+
+class _VerifiedTokens:
+    """Tokens this instance verified in the last minute, so that a page's burst of requests pays
+    PyJWT once (0.1-0.2 ms each, 5-9 % of an authenticated request's CPU: BENCHMARKS.md).
+
+    Keyed by the whole token text (a changed byte is another key, verified afresh) and the
+    settings it was verified under; an entry never outlives the token's ``exp`` nor
+    ``_TOKEN_CACHE_SECONDS``, so a key revoked at the identity provider stops working within a
+    minute. Only successes are kept: a refused token is refused again on every request.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+    def get(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] > time.time():
+            return True, hit[1]
+        return False, None
+
+    def put(self, key: tuple[Any, ...], expires_at: Any, value: Any) -> None:
+        if len(self._entries) >= _TOKEN_CACHE_LIMIT:
+            self._entries.clear()  # bounded memory; a dict swap is atomic under the GIL
+        until = time.time() + _TOKEN_CACHE_SECONDS
+        if isinstance(expires_at, int | float):
+            until = min(until, float(expires_at))
+        self._entries[key] = (until, value)
+
+
+_verified = _VerifiedTokens()
+
+
 def verify_user_token(token: str, settings: Settings | None = None) -> Identity:
     """Verify a user's JWT (HS256 with JWT_SECRET, or RS256/ES256 against the JWKS)."""
     settings = settings or get_settings()
+    found, identity = _verified.get(("user", token, settings))
+    if found:
+        return identity  # type: ignore[no-any-return]
+    identity, expires_at = _verify_user_token(token, settings)
+    _verified.put(("user", token, settings), expires_at, identity)
+    return identity
+
+
+def _verify_user_token(token: str, settings: Settings) -> tuple[Identity, Any]:
     try:
         header = jwt.get_unverified_header(token)
         alg = header.get("alg")
@@ -93,7 +137,7 @@ def verify_user_token(token: str, settings: Settings | None = None) -> Identity:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.isprintable() or len(subject) > 255:
         subject = None
-    return Identity(email=email, subject=subject)
+    return Identity(email=email, subject=subject), claims.get("exp")
 
 
 def _reason(error: jwt.PyJWTError) -> str:
@@ -124,6 +168,9 @@ def issue_callback_token(task_id: str, settings: Settings | None = None, ttl_sec
 def verify_callback_token(token: str, task_id: str, settings: Settings | None = None) -> None:
     """Accept only a callback token bound to ``task_id``; anything else is 401."""
     settings = settings or get_settings()
+    key = ("callback", token, task_id, settings)
+    if _verified.get(key)[0]:
+        return
     try:
         claims = _decode(
             token, settings.step_signing_secret, _SYMMETRIC_ALGORITHMS, settings, audience=CALLBACK_AUDIENCE
@@ -132,6 +179,7 @@ def verify_callback_token(token: str, task_id: str, settings: Settings | None = 
         raise Unauthorized(_reason(error)) from error
     if claims.get("sub") != task_id:
         raise Unauthorized("the token is bound to another task")
+    _verified.put(key, claims.get("exp"), None)
 
 
 def sign_body(body: bytes, secret: str) -> str:

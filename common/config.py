@@ -57,8 +57,8 @@ class Settings:
     db_name: str = "planter"
     db_iam_auth: bool = False
     db_ip_type: str = "public"
-    db_pool_size: int = 2
-    db_max_overflow: int = 2
+    db_pool_size: int = 4
+    db_max_overflow: int = 0
     # Auth.
     jwt_secret: str = ""
     jwt_jwks_url: str = ""
@@ -109,8 +109,8 @@ def load_settings() -> Settings:
         db_name=_env("DB_NAME", "planter"),
         db_iam_auth=_env_bool("DB_IAM_AUTH", False),
         db_ip_type=_env("DB_IP_TYPE", "public").lower(),
-        db_pool_size=_env_int("DB_POOL_SIZE", 2),
-        db_max_overflow=_env_int("DB_MAX_OVERFLOW", 2),
+        db_pool_size=_env_int("DB_POOL_SIZE", 4),
+        db_max_overflow=_env_int("DB_MAX_OVERFLOW", 0),
         jwt_secret=_env("JWT_SECRET", DEV_JWT_SECRET if dev else ""),
         jwt_jwks_url=_env("JWT_JWKS_URL"),
         jwt_issuer=_env("JWT_ISSUER"),

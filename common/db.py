@@ -27,9 +27,12 @@ _lock = threading.Lock()
 
 # Pool sizing for serverless concurrency: one instance serves at most `concurrency` requests at
 # once (gunicorn threads), each holding one connection for the length of a short transaction.
-# pool_size + max_overflow = DB_POOL_SIZE + DB_MAX_OVERFLOW (2 + 2 by default) bounds what one
+# pool_size + max_overflow = DB_POOL_SIZE + DB_MAX_OVERFLOW (4 + 0 by default) bounds what one
 # instance can hold; max_instances x that must stay under the Cloud SQL connection limit
-# (docs/DEPLOY.md does the arithmetic). Recycle before Cloud SQL's idle cut-off; no pre-ping,
+# (docs/DEPLOY.md does the arithmetic). No overflow: QueuePool closes an overflow connection as
+# soon as it is returned, so under load every burst paid a new connection (1-3 per 100 requests,
+# each a backend start and, through the connector, a TLS handshake: BENCHMARKS.md); the same cap
+# as pool_size keeps them open. Recycle before Cloud SQL's idle cut-off; no pre-ping,
 # because it costs a round trip on every checkout: a dead connection is detected when used,
 # the pool is invalidated, and run_in_transaction retries once on a fresh one.
 _POOL_RECYCLE_SECONDS = 1800
@@ -107,7 +110,12 @@ def create_engine(settings: Settings, *, autocommit: bool = True) -> sa.Engine:
         return sa.create_engine("postgresql+pg8000://", creator=_cloud_sql_creator(settings), **common)
     if not settings.database_url:
         raise DatabaseUnavailable("no database configured (DATABASE_URL or INSTANCE_CONNECTION_NAME)")
-    return sa.create_engine(settings.database_url, **common)
+    url = sa.engine.make_url(settings.database_url)
+    if "unix_sock" in url.query:
+        # PostgreSQL never speaks TLS on a unix socket, yet pg8000 builds a default SSL context
+        # (loading the system CA store: ~50 ms) and sends an SSLRequest on every connect unless told not to.
+        common["connect_args"] = {"ssl_context": False}
+    return sa.create_engine(url, **common)
 
 
 def get_engine() -> sa.Engine:

@@ -172,8 +172,9 @@ def problem(error: PlanterError) -> flask.Response:
 def _to_response(reply: Reply) -> flask.Response:
     body = reply.body
     if isinstance(body, BaseModel):
-        body = body.model_dump(mode="json")
-    text = "" if body is None else json.dumps(body, separators=(",", ":"))
+        text = body.model_dump_json()  # pydantic-core: a quarter of model_dump + json.dumps (BENCHMARKS.md)
+    else:
+        text = "" if body is None else json.dumps(body, separators=(",", ":"))
     response = flask.Response(text, status=reply.status, mimetype="application/json" if text else None)
     response.headers.update(reply.headers)
     return response

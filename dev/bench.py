@@ -1157,8 +1157,7 @@ def main() -> None:
             "candidates": ("dev/bench_gateway_candidates.py", "gateway"),
         }.items():
             port = free_port()
-            extra = cand.pool_without_overflow(settings) if name == "candidates" else {}
-            servers[name] = (port, start_function(ROOT / source, target, port, env | extra))
+            servers[name] = (port, start_function(ROOT / source, target, port, env))
         for port, _ in servers.values():
             wait_answering(port)
         paths = hot_paths(fx)

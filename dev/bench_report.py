@@ -149,10 +149,8 @@ def write_report(results: dict[str, Any], path: pathlib.Path, *, write: bool = T
         "Cloud SQL connector, a TLS handshake too).",
         '- **The candidates** (rows marked "with the candidates"): the Findings\' recommendations not yet in '
         "Planter, written out in dev/bench_candidates.py and measured next to the shipped code in the same run: "
-        "the pipeline's claim committed without waiting for the WAL flush, responses serialized by "
-        "`model_dump_json()`, verified tokens remembered for up to a minute, and the pool without overflow "
-        f"(`DB_POOL_SIZE={int(s['DB_POOL_SIZE']) + int(s['DB_MAX_OVERFLOW'])}`, `DB_MAX_OVERFLOW=0`: the same cap "
-        "on connections). A recommendation that lands leaves the list and is measured as shipped.",
+        "the pipeline's claim committed without waiting for the WAL flush. A recommendation that lands leaves "
+        "the list and is measured as shipped.",
         "",
         "## Targets",
         "",

@@ -417,7 +417,9 @@ def test_unknown_kids_cannot_make_the_instance_hammer_the_provider(client: Any, 
     assert jwks.fetches <= 2
 
 
-def test_a_key_removed_from_the_jwks_is_refused_once_the_set_is_refetched(client: Any, jwks: KeySet) -> None:
+def test_a_key_removed_from_the_jwks_is_refused_once_the_set_is_refetched(
+    client: Any, jwks: KeySet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = _signed(jwks.rsa, "RS256", "rsa-1")
     assert client.get(LIST, headers=_bearer(token)).status_code == 200
     with jwks.lock:  # the provider revokes rsa-1
@@ -425,8 +427,51 @@ def test_a_key_removed_from_the_jwks_is_refused_once_the_set_is_refetched(client
     jwks_client = auth._jwks_client(_jwks_url())
     assert jwks_client.jwk_set_cache is not None
     jwks_client.jwk_set_cache.put(None)  # what the cache lifespan running out does
+    # A token the instance has not verified yet is refused at once...
+    assert_invalid_token(client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1", jti="new"))))
+    # ...and the one it verified a moment ago is still remembered, for at most a minute.
+    assert client.get(LIST, headers=_bearer(token)).status_code == 200
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 61)
     assert_invalid_token(client.get(LIST, headers=_bearer(token)))
     assert jwks.fetches == 2
+
+
+def test_a_token_is_remembered_for_a_minute_at_most_and_never_past_its_exp(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    real_decode = auth._decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(auth, "_decode", counting_decode)
+    now = time.time()
+    brief = make_token("brief@example.test", exp=int(now) + 5)
+    long = make_token("long@example.test", exp=int(now) + 600)
+    for token in (brief, long, brief, long):
+        assert client.get(LIST, headers=_bearer(token)).status_code == 200
+    assert decoded == [brief, long]  # the repeats were remembered
+    monkeypatch.setattr(time, "time", lambda: now + 6)  # past the brief token's exp
+    for token in (brief, long):
+        assert client.get(LIST, headers=_bearer(token)).status_code == 200
+    assert decoded == [brief, long, brief]
+    monkeypatch.setattr(time, "time", lambda: now + 61)  # past the minute
+    assert client.get(LIST, headers=_bearer(long)).status_code == 200
+    assert decoded == [brief, long, brief, long]
+
+
+def test_a_tampered_copy_of_a_remembered_token_is_refused(client: Any) -> None:
+    token = make_token("tamper@example.test")
+    assert client.get(LIST, headers=_bearer(token)).status_code == 200
+    header, payload, signature = token.split(".")
+    forged = base64.urlsafe_b64encode(
+        json.dumps({"email": "victim@example.test", "exp": int(time.time()) + 600}).encode()
+    ).rstrip(b"=")
+    assert_invalid_token(client.get(LIST, headers=_bearer(f"{header}.{forged.decode()}.{signature}")))
+    assert_invalid_token(client.get(LIST, headers=_bearer(f"{header}.{payload}.{signature[:-2]}AA")))
 
 
 def test_unreachable_jwks_is_503_not_401(client: Any, monkeypatch: pytest.MonkeyPatch, key_set: Any) -> None:
