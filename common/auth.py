@@ -6,6 +6,7 @@ import functools
 import hashlib
 import hmac
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,9 +178,17 @@ def verify_callback_token(token: str, task_id: str, settings: Settings | None = 
         )
     except jwt.PyJWTError as error:
         raise Unauthorized(_reason(error)) from error
-    if claims.get("sub") != task_id:
+    if not _same_uuid(claims.get("sub"), task_id):
         raise Unauthorized("the token is bound to another task")
     _verified.put(key, claims.get("exp"), None)
+
+
+def _same_uuid(subject: Any, task_id: str) -> bool:
+    # The path may spell the id in capitals or without dashes (it is still the same task).
+    try:
+        return isinstance(subject, str) and uuid.UUID(subject) == uuid.UUID(task_id)
+    except ValueError:
+        return False
 
 
 def sign_body(body: bytes, secret: str) -> str:

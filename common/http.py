@@ -113,11 +113,19 @@ def _field_errors(error: ValidationError) -> dict[str, str]:
 def read_body(request: flask.Request) -> bytes:
     """The raw body, refused with 413 past the configured limit (before reading it all)."""
     limit = get_settings().max_body_bytes
-    request.max_content_length = limit
+    # One byte of slack: a chunked body (no Content-Length) is cut at max_content_length by the
+    # stream rather than refused, so the extra byte is what tells an oversized one apart.
+    request.max_content_length = limit + 1
     try:
-        return request.get_data(cache=True)
+        body: bytes | None = request.get_data(cache=True)
     except RequestEntityTooLarge:
-        raise PayloadTooLarge(f"the body is over the {limit}-byte limit") from None
+        body = None
+    if body is None or len(body) > limit:
+        # functions-framework reads the body once more after every request (read_request); with
+        # the limit still set that read raises again and turns this 413 into an HTML 500.
+        request.max_content_length = None
+        raise PayloadTooLarge(f"the body is over the {limit}-byte limit")
+    return body
 
 
 def parse_json(request: flask.Request, model: type[M]) -> M:
@@ -127,17 +135,40 @@ def parse_json(request: flask.Request, model: type[M]) -> M:
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("send the body as application/json")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except ValueError as error:  # not UTF-8, not JSON, NaN/Infinity, an integer over 4,300 digits
         raise BadRequest(f"the body is not valid JSON: {error}") from None
     except RecursionError:  # nesting deep enough to exhaust the parser's stack, within the size limit
         raise BadRequest("the body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object", errors={"body": "must be a JSON object"})
+    nul_at = _nul_path(data)
+    if nul_at is not None:
+        # PostgreSQL text and jsonb cannot hold NUL: refused here (422), not by a failing INSERT (500).
+        raise ValidationFailed("the body has invalid fields", errors={nul_at: "must not contain NUL characters"})
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise ValidationFailed("the body has invalid fields", errors=_field_errors(error)) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """Where the first NUL character sits in parsed JSON (keys included), as "a.b.0"; None if nowhere."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return path or "body"
+        found = _nul_path(item, here)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_query(request: flask.Request, model: type[M]) -> M:
@@ -258,7 +289,8 @@ class Router:
         methods = self.allowed_methods(request.path)
         if not methods:
             raise NotFound(f"no route for {request.path}")
-        response = flask.Response(status=204)
+        response = flask.Response(status=204, mimetype=None)
+        response.headers.pop("Content-Type", None)
         response.headers["Allow"] = ", ".join([*methods, "OPTIONS"])
         if request.headers.get("Origin") in get_settings().cors_origins:
             response.headers["Access-Control-Allow-Methods"] = ", ".join([*methods, "OPTIONS"])

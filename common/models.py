@@ -43,14 +43,6 @@ class CreateProject(StrictModel):
     mode: Literal["saas", "user"] = "saas"
     simulate: Simulation | None = None
 
-    @field_validator("project_name", "project_description")
-    @classmethod
-    def _storable(cls, value: str) -> str:
-        # PostgreSQL text cannot hold NUL: refused here (422) rather than failing the INSERT (500).
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
     @field_validator("project_name")
     @classmethod
     def _slugifies(cls, value: str) -> str:
@@ -119,7 +111,7 @@ class ProgressCallback(StrictModel):
     update_id: str | None = Field(None, min_length=1, max_length=200)
     status: Literal[PHASES] | None = None  # type: ignore[valid-type]
     message: str = Field(max_length=2000)
-    progress_percent: int | None = Field(None, ge=0, le=100)
+    progress_percent: int | None = Field(None, ge=0, le=100, strict=True)  # not "50", not true
     org_url: HttpUrl | None = None
     repo_url: HttpUrl | None = None
     deployment_url: HttpUrl | None = None
@@ -127,7 +119,7 @@ class ProgressCallback(StrictModel):
 
 
 class StepRequest(StrictModel):
-    task_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    task_id: str = Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
     step: Literal[STEP_NAMES]  # type: ignore[valid-type]
     generation: int = Field(0, ge=0)
 

@@ -7,16 +7,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common.models import PHASES
-from common.queries.tasks import TASK_COLUMNS, TERMINAL_SQL
-
-_PHASE_ORDER = "ARRAY[" + ", ".join(f"'{p}'" for p in PHASES) + "]"
+from common.queries.tasks import PHASE_ORDER_SQL, TASK_COLUMNS, TERMINAL_SQL
 
 # One statement, so one round trip and no BEGIN/COMMIT: the task row is locked (FOR UPDATE) for
 # the statement's length, a terminal task is left alone, the phase only moves forward, the
 # progress row is stored once per update_id, and only a stored row updates the task (progress
 # raised with greatest, never lowered). The result is the task after the update, or as it stands
-# when nothing was stored, with the locked status telling 404 (no row) and 409 (terminal) apart.
+# when nothing was stored (the stored row carries the raised figure too, so the history never
+# goes down either), with the locked status telling 404 (no row) and 409 (terminal) apart.
 _RECORD = sa.text(
     f"""
     WITH locked AS (
@@ -24,10 +22,10 @@ _RECORD = sa.text(
     ), decided AS (
         SELECT l.id,
                CASE WHEN CAST(:status AS text) IS NOT NULL
-                         AND array_position({_PHASE_ORDER}, CAST(:status AS text))
-                             >= array_position({_PHASE_ORDER}, l.status)
+                         AND array_position({PHASE_ORDER_SQL}, CAST(:status AS text))
+                             >= array_position({PHASE_ORDER_SQL}, l.status)
                     THEN CAST(:status AS text) ELSE l.status END AS status,
-               coalesce(CAST(:percent AS smallint), l.progress_percent) AS percent
+               greatest(CAST(:percent AS smallint), l.progress_percent) AS percent
         FROM locked l WHERE l.status NOT IN {TERMINAL_SQL}
     ), stored AS (
         INSERT INTO task_progress (task_id, update_id, status, message, progress_percent,

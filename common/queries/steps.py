@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common.queries.tasks import TERMINAL_SQL
+from common.queries.tasks import PHASE_ORDER_SQL, TERMINAL_SQL
 
 # Two statements on purpose. Under READ COMMITTED, a `SELECT ... JOIN ... FOR UPDATE OF t` that
 # waited for the lock re-reads only the locked task row: the joined step row keeps the version
@@ -30,8 +30,9 @@ _READ_STEP = sa.text(
     """
 )
 
+# The phase never moves back: a worker's callback may already have shown a later one.
 _CLAIM = sa.text(
-    """
+    f"""
     WITH step AS (
         UPDATE task_steps SET status = 'running', attempts = attempts + 1, claim_id = :claim_id,
                started_at = coalesce(started_at, now()), heartbeat_at = now(),
@@ -39,13 +40,16 @@ _CLAIM = sa.text(
         WHERE task_id = :task_id AND name = :step
         RETURNING attempts
     ), task AS (
-        UPDATE tasks SET status = :step, current_step = :step, message = :message,
+        UPDATE tasks SET current_step = :step, message = :message,
+               status = CASE WHEN array_position({PHASE_ORDER_SQL}, status)
+                                  > array_position({PHASE_ORDER_SQL}, CAST(:step AS text))
+                             THEN status ELSE :step END,
                progress_percent = greatest(progress_percent, :percent), updated_at = now(), version = version + 1
         WHERE id = :task_id
-        RETURNING progress_percent
+        RETURNING progress_percent, status
     ), progress AS (
         INSERT INTO task_progress (task_id, update_id, status, message, progress_percent)
-        SELECT :task_id, 'step:' || :step, :step, :message, task.progress_percent FROM task
+        SELECT :task_id, 'step:' || :step, task.status, :message, task.progress_percent FROM task
         ON CONFLICT (task_id, update_id) DO NOTHING
     )
     SELECT step.attempts FROM step
@@ -218,11 +222,6 @@ def advance(conn: sa.Connection, task_id: uuid.UUID, next_step: str, facts: dict
     conn.execute(_ADVANCE_TASK, {"task_id": task_id, "next_step": next_step, "message": message, **facts})
     generation: int = conn.execute(_MAKE_DUE, {"task_id": task_id, "step": next_step}).scalar_one()
     return generation
-
-
-def record_facts(conn: sa.Connection, task_id: uuid.UUID, facts: dict[str, Any]) -> None:
-    """Record a step's facts without advancing (the task was cancelled meanwhile)."""
-    conn.execute(_ADVANCE_TASK, {"task_id": task_id, "next_step": None, "message": None, **facts})
 
 
 def complete(conn: sa.Connection, task_id: uuid.UUID, facts: dict[str, Any], message: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from common.pipeline import STEPS, StepDef
 
 TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
+# The active phases in pipeline order: array_position() on it compares two phases.
+PHASE_ORDER_SQL = "ARRAY[" + ", ".join(f"'{phase}'" for phase in ("initializing", *(s.name for s in STEPS))) + "]"
 
 
 def iso_sql(column: str) -> str:

@@ -148,7 +148,7 @@ def _record_success(task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, ou
         q.succeed(conn, task_id, step.name, json.dumps({"facts": outcome.facts, "usage": outcome.usage}))
         user_q.add_usage(conn, claim.user_id, period, outcome.usage)
         if row["task_status"] in TERMINAL:
-            q.record_facts(conn, task_id, facts)
+            # A terminal task never changes again; what the step created stays in its result.
             return StepResult("succeeded", f"the task was {row['task_status']} meanwhile; not advancing")
         following = pipeline.next_step(step.name)
         if following is not None:

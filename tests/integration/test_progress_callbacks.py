@@ -41,7 +41,12 @@ def progress_rows(engine: sa.Engine, task_id: str) -> list[dict[str, Any]]:
 
 
 def run_to_completion(client: Any, task_id: str) -> None:
-    for step in pipeline.STEP_NAMES:
+    run_to_completion_of(client, task_id, *pipeline.STEP_NAMES)
+
+
+def run_to_completion_of(client: Any, task_id: str, *steps: str) -> None:
+    """Deliver these steps once each, as the queue would."""
+    for step in steps:
         body = step_body(task_id, step, 0)
         response = client.post(
             "/internal/steps",
@@ -123,6 +128,40 @@ def test_a_lower_percentage_does_not_lower_the_task(client: Any, auth_header: An
     assert lower.get_json()["message"] == "b"
     read = client.get(f"/api/v1/tasks/{task['task_id']}", headers=auth_header()).get_json()
     assert read["progress_percent"] == 60
+    # The history a frontend plots never goes down either.
+    history = client.get(f"/api/v1/tasks/{task['task_id']}/progress", headers=auth_header()).get_json()["progress"]
+    assert [p["progress_percent"] for p in history] == [0, 60, 60]
+
+
+def test_a_percentage_must_be_a_json_integer(client: Any, auth_header: Any, engine: sa.Engine) -> None:
+    task = create(client, auth_header())
+    for value in ("50", True, 50.5):
+        response = post(client, task["task_id"], {"message": "m", "progress_percent": value})
+        assert response.status_code == 422, value
+        assert "progress_percent" in response.get_json()["errors"]
+    assert len(progress_rows(engine, task["task_id"])) == 1
+
+
+def test_a_nul_character_is_422_and_stores_nothing(client: Any, auth_header: Any, engine: sa.Engine) -> None:
+    task = create(client, auth_header())
+    for field, body in {
+        "message": {"message": "nul\x00"},
+        "update_id": {"update_id": "a\x00b", "message": "x"},
+        "repo_url": {"message": "x", "repo_url": "https://github.com/a\x00"},
+    }.items():
+        response = post(client, task["task_id"], body)
+        assert response.status_code == 422, body
+        assert field in response.get_json()["errors"], response.get_json()
+    assert len(progress_rows(engine, task["task_id"])) == 1
+
+
+def test_the_task_id_may_be_spelt_in_capitals_or_without_dashes(client: Any, auth_header: Any) -> None:
+    task = create(client, auth_header())
+    token = issue_callback_token(task["task_id"])
+    for spelling in (task["task_id"].upper(), task["task_id"].replace("-", "")):
+        response = post(client, spelling, {"message": spelling}, token=token)
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["task_id"] == task["task_id"]
 
 
 def test_the_phase_moves_forward_never_back(client: Any, auth_header: Any) -> None:
@@ -131,6 +170,12 @@ def test_the_phase_moves_forward_never_back(client: Any, auth_header: Any) -> No
     assert forward.status_code == 200 and forward.get_json()["status"] == "forking_template"
     back = post(client, task["task_id"], {"message": "m", "status": "creating_org"})
     assert back.status_code == 200 and back.get_json()["status"] == "forking_template"
+    # Nor does the pipeline move it back when it claims an earlier step than the worker reported.
+    run_to_completion_of(client, task["task_id"], "creating_org")
+    read = client.get(f"/api/v1/tasks/{task['task_id']}", headers=auth_header()).get_json()
+    assert read["status"] == "forking_template" and read["current_step"] == "forking_template"
+    history = client.get(f"/api/v1/tasks/{task['task_id']}/progress", headers=auth_header()).get_json()["progress"]
+    assert [p["status"] for p in history] == ["initializing"] + ["forking_template"] * 3
 
 
 @pytest.mark.parametrize("how", ["completed", "cancelled"])

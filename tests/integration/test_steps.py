@@ -6,6 +6,7 @@ as the queue would sign them, so duplicate, late and concurrent deliveries can b
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -136,6 +137,18 @@ def test_unsigned_and_mis_signed_deliveries_are_refused(client: Any, auth_header
     assert read(client, auth_header(), task["task_id"])["status"] == "initializing"
     tick_unsigned = client.post("/internal/scheduler/tick", data=b"{}", headers={"Content-Type": "application/json"})
     assert tick_unsigned.status_code == 401
+
+
+def test_a_signed_delivery_with_a_malformed_task_id_is_422(client: Any) -> None:
+    for task_id in ("0" * 36, "-" * 36, "not-a-uuid"):
+        body = json.dumps({"task_id": task_id, "step": "creating_org"}).encode()
+        response = client.post(
+            "/internal/steps",
+            data=body,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(body, TEST_STEP_SECRET)},
+        )
+        assert response.status_code == 422, task_id
+        assert "task_id" in response.get_json()["errors"]
 
 
 # --- the happy path -------------------------------------------------------------------------
@@ -272,11 +285,16 @@ def test_a_cancel_during_a_running_step_stops_at_the_boundary(
     while step_rows(engine, task["task_id"])["creating_org"]["status"] != "running":
         assert time.monotonic() < deadline, "the step never started"
         time.sleep(0.05)
-    assert client.post(f"/api/v1/tasks/{task['task_id']}/cancel", headers=auth_header()).status_code == 200
+    cancel = client.post(f"/api/v1/tasks/{task['task_id']}/cancel", headers=auth_header())
+    assert cancel.status_code == 200
+    cancelled = cancel.get_json()
     runner.join(15)
     assert result["r"].status_code == 200
     after = read(client, auth_header(), task["task_id"])
     assert after["status"] == "cancelled" and after["completed_at"] is None
+    # A terminal task never changes again: the step's late result stays on the step only.
+    assert after["org_url"] is None and after["updated_at"] == cancelled["updated_at"]
+    assert step_rows(engine, task["task_id"])["creating_org"]["result"]["facts"]["org_url"]
     assert [s["status"] for s in after["steps"]] == ["succeeded"] + ["skipped"] * (len(STEPS) - 1)
     assert enqueued.calls == [(task["task_id"], "creating_org", 0)]  # the next step was not handed over
     assert progress_rows(engine, task["task_id"])[-1][1] == "cancelled"

@@ -189,9 +189,34 @@ def test_malformed_json_is_400(client: Any, auth_header: Headers) -> None:
 
 
 def test_a_json_body_that_is_not_an_object_is_422(client: Any, auth_header: Headers) -> None:
-    for raw in (b'[{"project_name": "x"}]', b'"x"', b"42", b"null", b"true", b"NaN"):
+    for raw in (b'[{"project_name": "x"}]', b'"x"', b"42", b"null", b"true"):
         response = client.post(PROJECTS, data=raw, content_type="application/json", headers=auth_header())
         assert "body" in assert_problem(response, 422)["errors"], raw
+
+
+def test_what_json_does_not_allow_is_400_not_500(client: Any, auth_header: Headers, engine: sa.Engine) -> None:
+    for raw in (
+        b"NaN",
+        b'{"project_name": "x", "simulate": {"step_seconds": NaN}}',
+        b'{"project_name": "x", "simulate": {"step_seconds": -Infinity}}',
+        b'{"project_name": "x", "simulate": {"failures": ' + b"9" * 5000 + b"}}",  # past Python's 4,300 digits
+    ):
+        response = client.post(PROJECTS, data=raw, content_type="application/json", headers=auth_header())
+        assert "not valid JSON" in assert_problem(response, 400)["detail"], raw[:80]
+    assert count(engine, "SELECT count(*) FROM tasks") == 0
+
+
+def test_a_nul_character_anywhere_in_the_body_is_422(client: Any, auth_header: Headers, engine: sa.Engine) -> None:
+    cases = {
+        "project_name": {"project_name": "a\x00b"},
+        "project_description": {"project_name": "x", "project_description": "\x00"},
+        "simulate.fail_step": {"project_name": "x", "simulate": {"fail_step": "deploying\x00"}},
+        "simulate": {"project_name": "x", "simulate": {"fail\x00step": "deploying"}},
+    }
+    for field, body in cases.items():
+        response = client.post(PROJECTS, json=body, headers=auth_header())
+        assert assert_problem(response, 422)["errors"] == {field: "must not contain NUL characters"}, body
+    assert count(engine, "SELECT count(*) FROM tasks") == 0
 
 
 def test_a_body_that_is_not_json_is_415(client: Any, auth_header: Headers, engine: sa.Engine) -> None:

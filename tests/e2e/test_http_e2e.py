@@ -1,0 +1,65 @@
+"""The HTTP edge through the real server (functions-framework's gunicorn and its request hooks),
+where the test client cannot go: bodies past the limit, with and without a Content-Length."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+
+from common.auth import CALLBACK_AUDIENCE
+from dev.stack import LocalStack
+from tests.conftest import TEST_STEP_SECRET
+from tests.e2e.conftest import Api
+
+LIMIT = 64 * 1024
+
+
+def _post(stack: LocalStack, path: str, body: bytes, headers: dict[str, str], *, chunked: bool) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+    try:
+        headers = {"Content-Type": "application/json", **headers}
+        if chunked:
+            pieces: Iterator[bytes] = (body[i : i + 8192] for i in range(0, len(body), 8192))
+            conn.request("POST", path, body=pieces, headers=headers, encode_chunked=True)
+        else:
+            conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        content_type = response.getheader("Content-Type", "")
+        payload = response.read()
+        return response.status, (content_type, json.loads(payload) if payload else None)
+    finally:
+        conn.close()
+
+
+def _padded(total: int) -> bytes:
+    empty = json.dumps({"project_name": "x", "project_description": ""}).encode()
+    return json.dumps({"project_name": "x", "project_description": "d" * (total - len(empty))}).encode()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_over_the_limit_is_413_problem_on_every_kind_of_route(
+    stack: LocalStack, api: Api, chunked: bool
+) -> None:
+    task = api.create("edge@example.test", "Edge App")
+    callback_token = jwt.encode(
+        {"sub": task["task_id"], "aud": CALLBACK_AUDIENCE, "exp": int(time.time()) + 600}, TEST_STEP_SECRET, "HS256"
+    )
+    routes = {
+        "/api/v1/projects": api.headers("edge@example.test"),
+        f"/api/v1/tasks/{task['task_id']}/progress": {"Authorization": f"Bearer {callback_token}"},
+        "/internal/steps": {},  # refused before the signature is even checked
+    }
+    for path, headers in routes.items():
+        status, (content_type, problem) = _post(stack, path, _padded(LIMIT + 1), headers, chunked=chunked)
+        assert status == 413, (path, problem)
+        assert content_type == "application/problem+json" and problem["status"] == 413, path
+    # At the limit the size is fine: the description is then too long for its field.
+    status, (_, problem) = _post(stack, "/api/v1/projects", _padded(LIMIT), routes["/api/v1/projects"], chunked=chunked)
+    assert status == 422 and "project_description" in problem["errors"]
+    assert api.query("SELECT count(*) AS n FROM tasks WHERE project_name = 'x'") == [{"n": 0}]
