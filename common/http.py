@@ -289,8 +289,8 @@ class Router:
         methods = self.allowed_methods(request.path)
         if not methods:
             raise NotFound(f"no route for {request.path}")
-        response = flask.Response(status=204, mimetype=None)
-        response.headers.pop("Content-Type", None)
+        response = flask.Response(status=204)
+        response.headers.pop("Content-Type", None)  # no body, so no type (Flask would say text/html)
         response.headers["Allow"] = ", ".join([*methods, "OPTIONS"])
         if request.headers.get("Origin") in get_settings().cors_origins:
             response.headers["Access-Control-Allow-Methods"] = ", ".join([*methods, "OPTIONS"])

@@ -32,7 +32,11 @@ def _get_engine() -> sa.Engine:
     if _engine is None:
         with _lock:
             if _engine is None:
-                _engine = sa.create_engine(os.environ["DATABASE_URL"], pool_size=2, max_overflow=2)
+                # Connected as Planter connects (common/db.py), so that the cold-start ratio shows
+                # Planter's imports and work, not a connection setting the baseline could share.
+                url = sa.engine.make_url(os.environ["DATABASE_URL"])
+                no_tls = {"ssl_context": False} if "unix_sock" in url.query else {}
+                _engine = sa.create_engine(url, pool_size=4, max_overflow=0, connect_args=no_tls)
     return _engine
 
 
