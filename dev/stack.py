@@ -67,6 +67,7 @@ class LocalStack:
     functions: subprocess.Popen[bytes] | None = None
     emulator: subprocess.Popen[bytes] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _functions_started: float = 0.0
     _ticker: threading.Thread | None = None
 
     @property
@@ -142,6 +143,7 @@ class LocalStack:
 
     # --- functions ----------------------------------------------------------------------------
     def start_functions(self) -> None:
+        self._functions_started = time.monotonic()
         output: Any = subprocess.DEVNULL if self.quiet else None
         if self.log_path is not None:
             output = self.log_path.open("ab")
@@ -187,6 +189,27 @@ class LocalStack:
             os.killpg(self.functions.pid, signal.SIGKILL)
             self.functions.wait()
             self.functions = None
+
+    def watch_functions(self, quick_exits_allowed: int = 3) -> None:
+        """Keep the functions serving: a process that dies (a crash, `kill -9`) is started again, as
+        Cloud Functions starts a new instance, and the queue and the reaper finish what it was doing.
+        Returns when it keeps dying right after starting (a broken configuration, not a crash)."""
+        quick_exits = 0
+        while True:
+            time.sleep(0.5)
+            if self.functions is None or self.functions.poll() is None:
+                continue
+            code = self.functions.returncode
+            lived = time.monotonic() - self._functions_started
+            quick_exits = quick_exits + 1 if lived < 10 else 0
+            if quick_exits >= quick_exits_allowed:
+                self.log(f"the functions process keeps exiting (code {code}) right after it starts; stopping")
+                return
+            self.log(f"the functions process exited (code {code}); starting a new one, as Cloud Functions would")
+            try:
+                self.start_functions()
+            except (RuntimeError, TimeoutError) as error:
+                self.log(f"the new functions process did not come up: {error}")
 
     # --- scheduler ----------------------------------------------------------------------------
     def tick(self) -> dict[str, Any]:
@@ -252,11 +275,7 @@ def main() -> None:
         stack.log(f"base URL: {stack.base_url}  (OpenAPI: {stack.base_url}/openapi.json)")
         stack.log(f"demo bearer token (demo@planter.dev, 12 h):\n{user_token()}")
         stack.log("Ctrl-C stops everything.")
-        while True:
-            time.sleep(1)
-            if stack.functions is not None and stack.functions.poll() is not None:
-                stack.log("the functions process exited; stopping")
-                break
+        stack.watch_functions()
     except KeyboardInterrupt:
         pass
     finally:

@@ -24,6 +24,13 @@ from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, make_token
 READY_LINE = "Ctrl-C stops everything."
 
 
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -80,6 +87,17 @@ class DevCommand:
         rest, _ = self.process.communicate(timeout=30)
         return rest
 
+    def functions_pid(self) -> int:
+        """The functions-framework process serving this stack's port (found in /proc)."""
+        for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                args = cmdline.read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(a.endswith(b"functions-framework") for a in args) and str(self.port).encode() in args:
+                return int(cmdline.parent.name)
+        raise AssertionError("no functions process found")
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -110,9 +128,17 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     assert created.status_code == 202, created.text
     emulator_port = dev_command.emulator_port
 
+    # A crash of the functions (kill -9) is followed by a new process, as Cloud Functions would start.
+    crashed = dev_command.functions_pid()
+    os.killpg(crashed, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not _answers(f"{base}/healthz") or dev_command.functions_pid() == crashed:
+        assert time.monotonic() < deadline, "the functions were not started again after a crash"
+        time.sleep(0.2)
+
     rest = dev_command.terminate_group()
     assert dev_command.process is not None and dev_command.process.returncode == 0, rest
-    assert "stopped" in rest
+    assert "starting a new one" in rest and "stopped" in rest
     assert not _listening(dev_command.port), "the functions outlived make dev"
     assert not _listening(emulator_port), "the emulator outlived make dev"
     assert not (dev_command.data_dir / "postmaster.pid").exists(), "PostgreSQL outlived make dev"
