@@ -131,9 +131,14 @@ _FAIL_TASK = sa.text(
     """
 )
 
+# A pending step is presumed lost once it has been due for the grace period, doubled for each time
+# the reaper already sent it again (generation), up to 64 times: a step that is only waiting in a
+# busy queue (production's dispatch limit, the emulator's one-at-a-time) gets a few copies, not one
+# more every grace period, which would crowd the queue further and feed on itself.
 _STALLED_CONDITION = """
     ((s.status = 'running' AND s.lease_expires_at < now())
-     OR (s.status = 'pending' AND s.due_at < now() - make_interval(secs => :grace)))
+     OR (s.status = 'pending'
+         AND s.due_at < now() - make_interval(secs => :grace * power(2, least(s.generation, 6)))))
 """
 
 # Active tasks with a step whose run went silent, or that was due long ago and never arrived.

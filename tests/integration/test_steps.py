@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from common import pipeline
 from common.auth import SIGNATURE_HEADER, sign_body
+from common.config import get_settings
 from common.queue import step_body
 from tests.conftest import TEST_STEP_SECRET, RecordingEnqueuer
 
@@ -546,6 +547,33 @@ def test_a_due_step_that_never_arrived_is_reenqueued_after_the_grace(
     assert deliver(client, task["task_id"], "forking_template", 0).get_json()["outcome"] == "noop"
     assert step_rows(engine, task["task_id"])["forking_template"]["attempts"] == 1
     assert usage(engine) == [("alice@example.test", 0, 1, 0)]
+
+
+def test_a_step_waiting_in_a_busy_queue_is_sent_again_with_doubling_spacing(
+    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine
+) -> None:
+    grace = get_settings().redelivery_grace_seconds
+    task = create(client, auth_header())
+    deliver(client, task["task_id"], "creating_org")
+
+    def due_for(seconds: float) -> None:
+        execute(
+            engine,
+            "UPDATE task_steps SET due_at = now() - make_interval(secs => :s)"
+            " WHERE task_id = :t AND name = 'forking_template'",
+            t=task["task_id"],
+            s=seconds,
+        )
+
+    sent = []
+    for generation in range(1, 5):
+        # Waiting for less than grace x 2^(copies sent so far): still presumed queued, not lost.
+        due_for(grace * 2 ** (generation - 1) - 5)
+        assert tick(client) == {"reenqueued": 0, "failed": 0}, generation
+        due_for(grace * 2 ** (generation - 1) + 5)
+        assert tick(client) == {"reenqueued": 1, "failed": 0}, generation
+        sent.append(enqueued.calls[-1])
+    assert sent == [(task["task_id"], "forking_template", g) for g in range(1, 5)]
 
 
 def test_the_reaper_ignores_terminal_tasks(
