@@ -1,6 +1,13 @@
 """Entry points only: each deployed Cloud Function, under its own name (--entry-point)."""
 
-from functions.entry import entrypoint
+import functions_framework
+
+from functions.entry import answer_unrouted, entrypoint
+
+# Registered on the app functions-framework is building while it imports this module (a no-op
+# anywhere else): requests its catch-all URL rule cannot match get problem+json, not HTML.
+functions_framework.errorhandler(404)(answer_unrouted)
+functions_framework.errorhandler(405)(answer_unrouted)
 
 api_projects = entrypoint("api_projects")
 api_tasks = entrypoint("api_tasks")

@@ -9,13 +9,8 @@ from __future__ import annotations
 import flask
 
 import main
-from common.http import Router
-from common.services.users import resolve_user
-from functions.entry import Entry
+from functions.entry import Entry, answer_unrouted, edge
 from functions.routes import ROUTES
-
-# Answers what no function would see: unknown paths, wrong methods, preflights.
-_edge = Router((), resolve_user, ROUTES)
 
 
 def gateway(request: flask.Request) -> flask.Response:
@@ -25,7 +20,7 @@ def gateway(request: flask.Request) -> flask.Response:
             if route.method == request.method and route.pattern.match(request.path):
                 entry: Entry = getattr(main, route.function)
                 return entry(request)
-    return _edge.handle(request)
+    return edge.handle(request)
 
 
 def create_app() -> flask.Flask:
@@ -37,4 +32,6 @@ def create_app() -> flask.Flask:
     def _all(path: str) -> flask.Response:
         return gateway(flask.request)
 
+    app.register_error_handler(404, answer_unrouted)
+    app.register_error_handler(405, answer_unrouted)
     return app

@@ -98,7 +98,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         m.DashboardQuery,
         m.ActiveTasks,
-        (401, 422, 503),
+        (400, 401, 422, 503),
     ),
     Route(
         "GET",
@@ -111,7 +111,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         m.DashboardQuery,
         m.Metrics,
-        (401, 422, 503),
+        (400, 401, 422, 503),
     ),
     Route(
         "GET",
@@ -137,7 +137,7 @@ ROUTES: tuple[Route, ...] = (
         m.StepRequest,
         None,
         None,
-        (401, 413, 415, 422, 503),
+        (400, 401, 413, 415, 422, 503),
     ),
     Route(
         "POST",

@@ -63,3 +63,26 @@ def test_a_body_over_the_limit_is_413_problem_on_every_kind_of_route(
     status, (_, problem) = _post(stack, "/api/v1/projects", _padded(LIMIT), routes["/api/v1/projects"], chunked=chunked)
     assert status == 422 and "project_description" in problem["errors"]
     assert api.query("SELECT count(*) AS n FROM tasks WHERE project_name = 'x'") == [{"n": 0}]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/v1/tasks/%0A", 404),
+        ("GET", "/healthz%0A", 404),
+        ("POST", "/api/v1/tasks/a%0Ab/progress", 404),
+        ("TRACE", "/healthz", 405),
+    ],
+)
+def test_what_the_url_rules_cannot_match_is_still_problem_json(
+    stack: LocalStack, method: str, path: str, status: int
+) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        body = json.loads(response.read())
+    finally:
+        conn.close()
+    assert response.status == status and body["status"] == status
+    assert response.getheader("Content-Type") == "application/problem+json"

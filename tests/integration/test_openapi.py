@@ -32,6 +32,13 @@ CONTRACT = {
 }
 
 
+def test_every_route_that_parses_input_declares_400() -> None:
+    # A repeated query parameter or a body that is not JSON is 400 on every such route (API.md).
+    for route in ROUTES:
+        if route.query_model is not None or route.request_model is not None:
+            assert 400 in route.errors, (route.method, route.path)
+
+
 @pytest.fixture
 def document(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     apply_env(monkeypatch)  # the document needs no database: served even when it is down
