@@ -15,15 +15,17 @@ class StepDef:
     backoff_seconds: float  # first retry delay; doubles per attempt up to max_backoff_seconds
     max_backoff_seconds: float
     expected_seconds: float  # estimate used before there is history
+    # AI operations a run is expected to meter: the quota reserves them for pipelines in flight.
+    ai_operations: int = 0
 
 
 STEPS: tuple[StepDef, ...] = (
     StepDef("creating_org", 10, "Creating the GitHub organization", 60, 5, 1, 8, 5),
     StepDef("forking_template", 25, "Creating the repository from the template", 120, 5, 1, 8, 20),
-    StepDef("customizing_project", 40, "Customizing the project with AI", 600, 4, 1, 8, 90),
+    StepDef("customizing_project", 40, "Customizing the project with AI", 600, 4, 1, 8, 90, ai_operations=3),
     StepDef("creating_gcp_project", 60, "Creating the Google Cloud project", 600, 5, 1, 8, 60),
     StepDef("deploying", 75, "Deploying the project", 1800, 3, 1, 8, 240),
-    StepDef("creating_issues", 90, "Opening the first issues", 300, 5, 1, 8, 15),
+    StepDef("creating_issues", 90, "Opening the first issues", 300, 5, 1, 8, 15, ai_operations=1),
 )
 STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)
 BY_NAME = {s.name: s for s in STEPS}

@@ -11,10 +11,9 @@ import hashlib
 import time
 
 from common.models import slugify
+from common.pipeline import BY_NAME
 from common.providers import StepContext, StepFailed, StepOutcome
 
-AI_OPERATIONS_PER_CUSTOMIZATION = 3
-AI_OPERATIONS_PER_ISSUE_BATCH = 1
 ISSUES_OPENED = 5
 
 
@@ -43,7 +42,7 @@ class SimulatedProvider:
             repo = f"https://github.com/{org}/{slug}"
             return StepOutcome(facts={"repo_url": repo, "project_id": slug}, usage={"projects_created": 1})
         if ctx.step == "customizing_project":
-            return StepOutcome(usage={"ai_operations": AI_OPERATIONS_PER_CUSTOMIZATION})
+            return StepOutcome(usage={"ai_operations": BY_NAME[ctx.step].ai_operations})
         if ctx.step == "creating_gcp_project":
             return StepOutcome(facts={"gcp_project_id": _gcp_project_id(slug, ctx.task_id)})
         if ctx.step == "deploying":
@@ -51,6 +50,6 @@ class SimulatedProvider:
             return StepOutcome(facts={"deployment_url": f"https://{gcp}.web.app"})
         if ctx.step == "creating_issues":
             return StepOutcome(
-                usage={"ai_operations": AI_OPERATIONS_PER_ISSUE_BATCH, "issues_generated": ISSUES_OPENED}
+                usage={"ai_operations": BY_NAME[ctx.step].ai_operations, "issues_generated": ISSUES_OPENED}
             )
         raise StepFailed(f"unknown step {ctx.step}")

@@ -218,3 +218,20 @@ def cancel(conn: sa.Connection, task_id: uuid.UUID, message: str) -> None:
         ),
         {"task_id": task_id},
     )
+
+
+_METERING_STEPS = ", ".join(f"('{s.name}', {s.ai_operations})" for s in STEPS if s.ai_operations)
+_IN_FLIGHT_AI_OPERATIONS = sa.text(
+    f"""
+    SELECT coalesce(sum(e.ops), 0) FROM tasks t
+    JOIN task_steps s ON s.task_id = t.id AND s.status IN ('pending', 'running')
+    JOIN (VALUES {_METERING_STEPS}) AS e(name, ops) ON e.name = s.name
+    WHERE t.user_id = :user_id AND t.status NOT IN {TERMINAL_SQL}
+    """
+)
+
+
+def in_flight_ai_operations(conn: sa.Connection, user_id: uuid.UUID) -> int:
+    """AI operations the user's active pipelines are still expected to meter (their steps not yet run)."""
+    reserved: int = conn.execute(_IN_FLIGHT_AI_OPERATIONS, {"user_id": user_id}).scalar_one()
+    return reserved

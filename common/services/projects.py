@@ -64,11 +64,25 @@ def _replay(conn: sa.Connection, user: User, key: str, fingerprint: str) -> uuid
 
 
 def _check_quota(conn: sa.Connection, user: User) -> None:
+    """429 once this month's AI operations, used or reserved by pipelines in flight, reach the limit.
+
+    Counting only what is metered would let a burst of creations through before any of them ran
+    (a free user had 1,290 pipelines accepted that way); each pipeline in flight reserves what its
+    remaining steps are expected to use. The new pipeline itself reserves nothing yet, so a user
+    below the limit can always start one. Checks of one user are serialised, so concurrent
+    creations see each other's reservations.
+    """
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"quota:{user.id}"})
     plan = user_q.plan_and_usage(conn, user.id, user_q.billing_period_start(utcnow().date()))
     limit = plan["monthly_operations_limit"]
-    if limit != -1 and plan["ai_operations_count"] >= limit:
+    if limit == -1:
+        return
+    used = plan["ai_operations_count"]
+    reserved = task_q.in_flight_ai_operations(conn, user.id) if used < limit else 0
+    if used + reserved >= limit:
         raise QuotaExceeded(
-            f"the {plan['tier']} tier's {limit} AI operations this month are used up",
+            f"the {plan['tier']} tier's {limit} AI operations this month are used up"
+            f" ({used} used, {reserved} reserved by pipelines in flight)",
             headers={"Retry-After": "3600"},
         )
 

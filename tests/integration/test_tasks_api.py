@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from common.pipeline import INITIAL_MESSAGE, STEP_NAMES
+from common.pipeline import INITIAL_MESSAGE, STEP_NAMES, STEPS
 from common.queries import tasks as task_q
 from common.queries import users as user_q
 from dev.gateway import create_app
@@ -376,6 +376,42 @@ def test_at_the_free_limit_creation_is_429_and_writes_nothing(
     assert replay.get_json()["task_id"] == replayable.get_json()["task_id"]
     # Another user is not affected by Alice's usage.
     create(client, auth_header(BOB))
+
+
+def test_pipelines_in_flight_reserve_their_operations_even_in_a_concurrent_burst(
+    client: Any, auth_header: Headers, engine: sa.Engine
+) -> None:
+    # Nothing runs here (the enqueuer only records), so every accepted pipeline stays in flight
+    # and reserves the 3 + 1 AI operations of its customization and issue steps.
+    per_pipeline = sum(step.ai_operations for step in STEPS)
+    assert per_pipeline == 4
+    statuses: list[int] = []
+
+    def burst() -> None:
+        own = client.application.test_client()
+        for _ in range(5):
+            statuses.append(own.post(PROJECTS, json={"project_name": "burst"}, headers=auth_header()).status_code)
+
+    threads = [threading.Thread(target=burst) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(set(statuses)) == [202, 429]
+    assert statuses.count(202) == 100 // per_pipeline == count(engine, "SELECT count(*) FROM tasks")
+    refused = client.post(PROJECTS, json={"project_name": "one more"}, headers=auth_header())
+    assert "0 used, 100 reserved" in assert_problem(refused, 429)["detail"]
+    # A cancelled pipeline gives its reservation back; one whose customization ran keeps only 1.
+    tasks = client.get(f"{TASKS}?limit=2", headers=auth_header()).get_json()["tasks"]
+    assert client.post(f"{TASKS}/{tasks[0]['task_id']}/cancel", headers=auth_header()).status_code == 200
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE task_steps SET status = 'succeeded' WHERE task_id = :t AND name = 'customizing_project'"),
+            {"t": tasks[1]["task_id"]},
+        )
+    _set_usage(engine, ALICE, 3)  # what that customization metered
+    assert client.post(PROJECTS, json={"project_name": "after"}, headers=auth_header()).status_code == 202
+    assert_problem(client.post(PROJECTS, json={"project_name": "full"}, headers=auth_header()), 429)
 
 
 def test_tier_limits_come_from_the_subscription(client: Any, auth_header: Headers, engine: sa.Engine) -> None:
