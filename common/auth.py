@@ -81,11 +81,12 @@ class _VerifiedTokens:
         return False, None
 
     def put(self, key: tuple[Any, ...], expires_at: Any, value: Any) -> None:
+        try:  # PyJWT accepts an exp that int() takes, "1700000000" included
+            until = min(time.time() + _TOKEN_CACHE_SECONDS, float(expires_at))
+        except (TypeError, ValueError):
+            return  # no usable exp: not remembered, verified again next time
         if len(self._entries) >= _TOKEN_CACHE_LIMIT:
             self._entries.clear()  # bounded memory; a dict swap is atomic under the GIL
-        until = time.time() + _TOKEN_CACHE_SECONDS
-        if isinstance(expires_at, int | float):
-            until = min(until, float(expires_at))
         self._entries[key] = (until, value)
 
 

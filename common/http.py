@@ -122,8 +122,12 @@ def read_body(request: flask.Request) -> bytes:
         body = None
     if body is None or len(body) > limit:
         # functions-framework reads the body once more after every request (read_request); with
-        # the limit still set that read raises again and turns this 413 into an HTML 500.
+        # the limit still set that read raises again and turns this 413 into an HTML 500. Without
+        # it, that read would keep the whole declared body in memory: drain it here, unkept.
         request.max_content_length = None
+        if body is None:
+            while request.stream.read(64 * 1024):
+                pass
         raise PayloadTooLarge(f"the body is over the {limit}-byte limit")
     return body
 
@@ -156,18 +160,23 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _nul_path(value: Any, path: str = "") -> str | None:
-    """Where the first NUL character sits in parsed JSON (keys included), as "a.b.0"; None if nowhere."""
-    if isinstance(value, str):
-        return (path or "body") if "\x00" in value else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        here = f"{path}.{key}" if path else str(key)
-        if isinstance(key, str) and "\x00" in key:
-            return path or "body"
-        found = _nul_path(item, here)
-        if found is not None:
-            return found
+def _nul_path(data: Any) -> str | None:
+    """Where a NUL character sits in parsed JSON (keys included), as "a.b.0"; None if nowhere.
+
+    A loop, not recursion: json.loads on Python 3.12+ accepts nesting deeper than the interpreter's
+    recursion limit, which a recursive walk would then hit (a 500 instead of an answer)."""
+    pending: list[tuple[Any, str]] = [(data, "")]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path or "body"
+            continue
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            if isinstance(key, str) and "\x00" in key:
+                return path or "body"
+            pending.append((item, f"{path}.{key}" if path else str(key)))
     return None
 
 

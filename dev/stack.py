@@ -257,6 +257,14 @@ class LocalStack:
             self.server = None
 
 
+def _ignore_stop_signals() -> None:
+    # A second signal must not cut the clean-up short: `kill` of the whole process group reaches
+    # this process twice (directly, and forwarded by make), and so does an impatient second Ctrl-C.
+    # Interrupted, the clean-up would leave the emulator and the functions running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def main() -> None:
     from dev.token import user_token
 
@@ -265,6 +273,7 @@ def main() -> None:
     stack = LocalStack(data_dir=data_dir, port=int(os.environ.get("PORT", "8080")))
 
     def shutdown(signum: int, frame: Any) -> None:
+        _ignore_stop_signals()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, shutdown)
@@ -279,11 +288,7 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        # A second signal must not cut the clean-up short: `kill` of the whole process group
-        # reaches this process twice (directly, and forwarded by make), and so does an impatient
-        # second Ctrl-C. Interrupted here, it would leave the emulator and functions running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _ignore_stop_signals()
         stack.log("stopping...")
         stack.stop()
         stack.log("stopped")

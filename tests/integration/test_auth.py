@@ -450,17 +450,18 @@ def test_a_token_is_remembered_for_a_minute_at_most_and_never_past_its_exp(
     monkeypatch.setattr(auth, "_decode", counting_decode)
     now = time.time()
     brief = make_token("brief@example.test", exp=int(now) + 5)
+    spelt = make_token("spelt@example.test", exp=str(int(now) + 5))  # PyJWT takes an exp int() takes
     long = make_token("long@example.test", exp=int(now) + 600)
-    for token in (brief, long, brief, long):
+    for token in (brief, spelt, long, brief, spelt, long):
         assert client.get(LIST, headers=_bearer(token)).status_code == 200
-    assert decoded == [brief, long]  # the repeats were remembered
-    monkeypatch.setattr(time, "time", lambda: now + 6)  # past the brief token's exp
-    for token in (brief, long):
+    assert decoded == [brief, spelt, long]  # the repeats were remembered
+    monkeypatch.setattr(time, "time", lambda: now + 6)  # past the brief tokens' exp
+    for token in (brief, spelt, long):
         assert client.get(LIST, headers=_bearer(token)).status_code == 200
-    assert decoded == [brief, long, brief]
+    assert decoded == [brief, spelt, long, brief, spelt]
     monkeypatch.setattr(time, "time", lambda: now + 61)  # past the minute
     assert client.get(LIST, headers=_bearer(long)).status_code == 200
-    assert decoded == [brief, long, brief, long]
+    assert decoded == [brief, spelt, long, brief, spelt, long]
 
 
 def test_a_tampered_copy_of_a_remembered_token_is_refused(client: Any) -> None:

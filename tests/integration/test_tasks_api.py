@@ -206,6 +206,18 @@ def test_what_json_does_not_allow_is_400_not_500(client: Any, auth_header: Heade
     assert count(engine, "SELECT count(*) FROM tasks") == 0
 
 
+@pytest.mark.parametrize("depth", [900, 1_200, 5_000])
+def test_deep_nesting_within_the_size_limit_is_a_client_error(
+    client: Any, auth_header: Headers, engine: sa.Engine, depth: int
+) -> None:
+    # Whether the parser takes it (Python 3.12+ parses deeper than the recursion limit) or refuses
+    # it, what follows the parse must not recurse into a 500.
+    raw = b'{"project_name": "x", "simulate": ' + b"[" * depth + b"]" * depth + b"}"
+    response = client.post(PROJECTS, data=raw, content_type="application/json", headers=auth_header())
+    assert response.status_code in (400, 422), response.get_data(as_text=True)[:200]
+    assert count(engine, "SELECT count(*) FROM tasks") == 0
+
+
 def test_a_nul_character_anywhere_in_the_body_is_422(client: Any, auth_header: Headers, engine: sa.Engine) -> None:
     cases = {
         "project_name": {"project_name": "a\x00b"},
