@@ -7,10 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from common.pipeline import STEP_NAMES
+from common.pipeline import PHASES, STEP_NAMES
 
 _SLUG_STRIP = re.compile(r"[^a-z0-9._-]+")
-PHASES = ("initializing", *STEP_NAMES)
 
 
 def slugify(name: str) -> str:

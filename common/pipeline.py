@@ -28,6 +28,7 @@ STEPS: tuple[StepDef, ...] = (
     StepDef("creating_issues", 90, "Opening the first issues", 300, 5, 1, 8, 15, ai_operations=1),
 )
 STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)
+PHASES: tuple[str, ...] = ("initializing", *STEP_NAMES)  # the active statuses, in pipeline order
 BY_NAME = {s.name: s for s in STEPS}
 POSITION = {s.name: i for i, s in enumerate(STEPS)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 TASK_FIELDS = frozenset(
@@ -39,3 +40,9 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert body["status"] == status
     assert {"type", "title", "status", "detail"} <= set(body)
     return body
+
+
+def padded_body(total_bytes: int) -> bytes:
+    """A valid create-project body of exactly ``total_bytes`` (the description pads it)."""
+    empty = json.dumps({"project_name": "x", "project_description": ""}).encode()
+    return json.dumps({"project_name": "x", "project_description": "d" * (total_bytes - len(empty))}).encode()

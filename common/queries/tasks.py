@@ -10,11 +10,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common.pipeline import STEPS, StepDef
+from common.pipeline import PHASES, STEPS, StepDef
 
 TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
 # The active phases in pipeline order: array_position() on it compares two phases.
-PHASE_ORDER_SQL = "ARRAY[" + ", ".join(f"'{phase}'" for phase in ("initializing", *(s.name for s in STEPS))) + "]"
+PHASE_ORDER_SQL = "ARRAY[" + ", ".join(f"'{phase}'" for phase in PHASES) + "]"
 
 
 def iso_sql(column: str) -> str:

@@ -15,6 +15,7 @@ import pytest
 from common.auth import CALLBACK_AUDIENCE
 from dev.stack import LocalStack
 from tests.conftest import TEST_STEP_SECRET
+from tests.contract import padded_body
 from tests.e2e.conftest import Api
 
 LIMIT = 64 * 1024
@@ -37,11 +38,6 @@ def _post(stack: LocalStack, path: str, body: bytes, headers: dict[str, str], *,
         conn.close()
 
 
-def _padded(total: int) -> bytes:
-    empty = json.dumps({"project_name": "x", "project_description": ""}).encode()
-    return json.dumps({"project_name": "x", "project_description": "d" * (total - len(empty))}).encode()
-
-
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_body_over_the_limit_is_413_problem_on_every_kind_of_route(
     stack: LocalStack, api: Api, chunked: bool
@@ -56,7 +52,7 @@ def test_a_body_over_the_limit_is_413_problem_on_every_kind_of_route(
         "/internal/steps": {},  # refused before the signature is even checked
     }
     for path, headers in routes.items():
-        status, (content_type, problem) = _post(stack, path, _padded(LIMIT + 1), headers, chunked=chunked)
+        status, (content_type, problem) = _post(stack, path, padded_body(LIMIT + 1), headers, chunked=chunked)
         assert status == 413, (path, problem)
         assert content_type == "application/problem+json" and problem["status"] == 413, path
     projects = routes["/api/v1/projects"]
@@ -66,7 +62,7 @@ def test_a_body_over_the_limit_is_413_problem_on_every_kind_of_route(
         status, (_, problem) = _post(stack, "/api/v1/projects", b"x" * (8 << 20), projects, chunked=False)
         assert status == 413 and problem["status"] == 413
     # At the limit the size is fine: the description is then too long for its field.
-    status, (_, problem) = _post(stack, "/api/v1/projects", _padded(LIMIT), projects, chunked=chunked)
+    status, (_, problem) = _post(stack, "/api/v1/projects", padded_body(LIMIT), projects, chunked=chunked)
     assert status == 422 and "project_description" in problem["errors"]
     assert api.query("SELECT count(*) AS n FROM tasks WHERE project_name = 'x'") == [{"n": 0}]
 

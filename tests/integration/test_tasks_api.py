@@ -20,7 +20,7 @@ from common.queries import tasks as task_q
 from common.queries import users as user_q
 from dev.gateway import create_app
 from tests.conftest import apply_env, make_token
-from tests.contract import STEP_FIELDS, TASK_FIELDS, assert_problem
+from tests.contract import STEP_FIELDS, TASK_FIELDS, assert_problem, padded_body
 
 PROJECTS = "/api/v1/projects"
 TASKS = "/api/v1/tasks"
@@ -245,20 +245,15 @@ def test_a_body_that_is_not_json_is_415(client: Any, auth_header: Headers, engin
         assert ok.status_code == 202, (content_type, ok.get_json())
 
 
-def _padded(total_bytes: int) -> bytes:
-    """A valid request body of exactly ``total_bytes``."""
-    empty = json.dumps({"project_name": "x", "project_description": ""}).encode()
-    return json.dumps({"project_name": "x", "project_description": "d" * (total_bytes - len(empty))}).encode()
-
-
 def test_an_oversized_body_is_413(client: Any, auth_header: Headers, engine: sa.Engine) -> None:
     limit = 64 * 1024
-    response = client.post(PROJECTS, data=_padded(limit + 1), content_type="application/json", headers=auth_header())
+    over = padded_body(limit + 1)
+    response = client.post(PROJECTS, data=over, content_type="application/json", headers=auth_header())
     assert_problem(response, 413)
     # Without a Content-Length (chunked; the server marks the input terminated), still 413.
     chunked = client.post(
         PROJECTS,
-        input_stream=io.BytesIO(_padded(limit + 1)),
+        input_stream=io.BytesIO(over),
         content_type="application/json",
         headers=auth_header(),
         environ_overrides={"wsgi.input_terminated": True},
@@ -266,7 +261,7 @@ def test_an_oversized_body_is_413(client: Any, auth_header: Headers, engine: sa.
     assert_problem(chunked, 413)
     assert count(engine, "SELECT count(*) FROM tasks") == 0
     # At the limit the size is fine; the description is then too long for its field (422, not 413).
-    at_limit = client.post(PROJECTS, data=_padded(limit), content_type="application/json", headers=auth_header())
+    at_limit = client.post(PROJECTS, data=padded_body(limit), content_type="application/json", headers=auth_header())
     assert at_limit.status_code == 422
 
 
@@ -274,9 +269,9 @@ def test_the_body_limit_is_configurable(
     client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch, engine: sa.Engine
 ) -> None:
     apply_env(monkeypatch, MAX_BODY_BYTES="1000")
-    over = client.post(PROJECTS, data=_padded(1001), content_type="application/json", headers=auth_header())
+    over = client.post(PROJECTS, data=padded_body(1001), content_type="application/json", headers=auth_header())
     assert_problem(over, 413)
-    at = client.post(PROJECTS, data=_padded(1000), content_type="application/json", headers=auth_header())
+    at = client.post(PROJECTS, data=padded_body(1000), content_type="application/json", headers=auth_header())
     assert at.status_code == 202, at.get_json()
     assert count(engine, "SELECT count(*) FROM tasks") == 1
 
