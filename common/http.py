@@ -6,7 +6,6 @@ route table gives that function, so the local gateway and the API Gateway agree 
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import uuid
@@ -48,8 +47,8 @@ class Route:
 
     method: str
     path: str
-    function: str  # the deployed Cloud Function that serves it
-    handler: str  # "module:callable", imported on first use so each function loads only its own code
+    function: str  # the deployed Cloud Function that serves it (its name in main.py and cloudbuild.yaml)
+    handler: Handler  # the Python callable that answers it
     summary: str
     auth: AuthKind
     status: int = 200
@@ -65,7 +64,7 @@ class Route:
 
     @property
     def operation_id(self) -> str:
-        return self.handler.rsplit(":", 1)[1]
+        return self.handler.__name__
 
 
 @dataclass
@@ -228,15 +227,6 @@ class Router:
     resolve_user: UserResolver
     # Every route of the API: preflights and 405s name the methods of all functions on a path.
     all_routes: Sequence[Route] = ()
-    _handlers: dict[str, Handler] = field(default_factory=dict)
-
-    def _handler(self, route: Route) -> Handler:
-        handler = self._handlers.get(route.handler)
-        if handler is None:
-            module, _, name = route.handler.partition(":")
-            handler = getattr(importlib.import_module(module), name)
-            self._handlers[route.handler] = handler
-        return handler
 
     def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         for route in self.routes:
@@ -265,7 +255,7 @@ class Router:
                 route, params = self._match(request.method, request.path)
                 call = Call(request=request, params=params, route=route)
                 self._authenticate(call)
-                response = _to_response(self._handler(route)(call))
+                response = _to_response(route.handler(call))
         except PlanterError as error:
             response = problem(error)
         except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:

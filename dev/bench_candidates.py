@@ -77,12 +77,8 @@ def memoize_paramstyle() -> None:
 
 def apply() -> None:
     """Install every candidate in this process (``undo`` takes them out): what the candidate server runs."""
-    import importlib
+    import functions.routes  # noqa: F401  (imports every handler module, so all can be patched now)
 
-    from functions.routes import ROUTES
-
-    for route in ROUTES:  # the handler modules are imported lazily in production; patch them all now
-        importlib.import_module(route.handler.partition(":")[0])
     if not paramstyle_cached():
         memoize_paramstyle()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from common.http import Call, Reply
 from common.models import ProgressCallback
-from common.services.progress import post_progress as record
+from common.services import progress
 
 
 def post_progress(call: Call) -> Reply:
-    return Reply(record(call.uuid_param("task_id"), call.json(ProgressCallback)))
+    return Reply(progress.post_progress(call.uuid_param("task_id"), call.json(ProgressCallback)))

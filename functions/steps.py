@@ -7,11 +7,11 @@ import uuid
 from common import log
 from common.http import Call, Reply
 from common.models import StepRequest
-from common.services.steps import run_step as run
+from common.services import steps
 
 
 def run_step(call: Call) -> Reply:
     body = call.json(StepRequest)
     log.bind(task_id=body.task_id, step=body.step)
-    result = run(uuid.UUID(body.task_id), body.step)
+    result = steps.run_step(uuid.UUID(body.task_id), body.step)
     return Reply(result.body(body.task_id, body.step))
