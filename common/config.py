@@ -71,6 +71,9 @@ class Settings:
     tasks_location: str = "us-central1"
     tasks_queue: str = "planter-steps"
     tasks_emulator_host: str = ""
+    # One queue per task priority (see queue_name_for); tasks_queue is the normal one.
+    tasks_queue_high: str = "planter-steps-high"
+    tasks_queue_low: str = "planter-steps-low"
     step_url: str = "http://127.0.0.1:8080/internal/steps"
     oidc_service_account: str = ""
     oidc_audience: str = ""
@@ -93,6 +96,15 @@ class Settings:
     @property
     def queue_path(self) -> str:
         return f"projects/{self.tasks_project}/locations/{self.tasks_location}/queues/{self.tasks_queue}"
+
+    @property
+    def queue_names(self) -> dict[str, str]:
+        """The Cloud Tasks queue of each task priority: the one place that maps priority to queue."""
+        return {"high": self.tasks_queue_high, "normal": self.tasks_queue, "low": self.tasks_queue_low}
+
+    def queue_path_for(self, priority: str) -> str:
+        name = self.queue_names.get(priority, self.tasks_queue)
+        return f"projects/{self.tasks_project}/locations/{self.tasks_location}/queues/{name}"
 
 
 def load_settings() -> Settings:
@@ -121,6 +133,8 @@ def load_settings() -> Settings:
         tasks_location=_env("TASKS_LOCATION", "us-central1"),
         tasks_queue=_env("TASKS_QUEUE", "planter-steps"),
         tasks_emulator_host=_env("CLOUD_TASKS_EMULATOR_HOST"),
+        tasks_queue_high=_env("TASKS_QUEUE_HIGH", _env("TASKS_QUEUE", "planter-steps") + "-high"),
+        tasks_queue_low=_env("TASKS_QUEUE_LOW", _env("TASKS_QUEUE", "planter-steps") + "-low"),
         step_url=_env("STEP_URL", "http://127.0.0.1:8080/internal/steps"),
         oidc_service_account=_env("TASKS_OIDC_SERVICE_ACCOUNT"),
         oidc_audience=_env("TASKS_OIDC_AUDIENCE"),

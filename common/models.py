@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from common.pipeline import PHASES, STEP_NAMES
+from common.pipeline import ALL_STEP_NAMES, PHASES
 
 _SLUG_STRIP = re.compile(r"[^a-z0-9._-]+")
 
@@ -32,7 +32,7 @@ class Simulation(StrictModel):
     """Knobs of the simulated step provider (local development and tests only)."""
 
     step_seconds: float = Field(0.0, ge=0, le=600, description="How long each step takes.")
-    fail_step: Literal[STEP_NAMES] | None = Field(None, description="The step that fails.")  # type: ignore[valid-type]
+    fail_step: Literal[ALL_STEP_NAMES] | None = Field(None, description="The step that fails.")  # type: ignore[valid-type]
     failures: int = Field(0, ge=0, le=100, description="How many times it fails before it succeeds.")
 
 
@@ -81,6 +81,10 @@ class Task(Model):
     failed_at: str | None
     cancelled_at: str | None
     steps: list[Step]
+    priority: Literal["low", "normal", "high"] = "normal"
+    payload: dict[str, Any] = Field(default_factory=dict, description="The task's payload, as given.")
+    result: dict[str, Any] | None = Field(None, description="What the task made; set when it completes.")
+    error: str | None = Field(None, description="Why it failed (the same text as error_message).")
 
 
 class TaskList(Model):
@@ -119,13 +123,14 @@ class ProgressCallback(StrictModel):
 
 class StepRequest(StrictModel):
     task_id: str = Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-    step: Literal[STEP_NAMES]  # type: ignore[valid-type]
+    step: Literal[ALL_STEP_NAMES]  # type: ignore[valid-type]
     generation: int = Field(0, ge=0)
 
 
 class TickResult(Model):
     reenqueued: int
     failed: int
+    jobs_fired: int = 0
 
 
 class Health(Model):
@@ -143,6 +148,8 @@ class Problem(Model):
 
 class TaskListQuery(StrictModel):
     status: Literal["active", "completed", "failed", "cancelled"] | None = None
+    type: Literal["create_project", "redeploy", "generate_issues", "teardown"] | None = None
+    priority: Literal["low", "normal", "high"] | None = None
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=500)
 

@@ -16,8 +16,9 @@ DISPATCH_DEADLINE_SECONDS = 1800
 
 
 class Enqueuer(Protocol):
-    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
-        """Ask for ``step`` of ``task_id`` to be delivered to the step handler (at least once)."""
+    def enqueue_step(self, task_id: str, step: str, generation: int, priority: str = "normal") -> None:
+        """Ask for ``step`` of ``task_id`` to be delivered to the step handler (at least once),
+        through the queue of the task's priority."""
 
 
 def task_name(task_id: str, step: str, generation: int) -> str:
@@ -54,7 +55,7 @@ class CloudTasksEnqueuer:
                         self._client = tasks_v2.CloudTasksClient()
         return self._client
 
-    def build_task(self, task_id: str, step: str, generation: int) -> dict[str, Any]:
+    def build_task(self, task_id: str, step: str, generation: int, priority: str = "normal") -> dict[str, Any]:
         s = self._settings
         body = step_body(task_id, step, generation)
         request: dict[str, Any] = {
@@ -69,18 +70,20 @@ class CloudTasksEnqueuer:
                 "audience": s.oidc_audience or s.step_url,
             }
         return {
-            "name": f"{s.queue_path}/tasks/{task_name(task_id, step, generation)}",
+            "name": f"{s.queue_path_for(priority)}/tasks/{task_name(task_id, step, generation)}",
             "http_request": request,
             # Cloud Tasks' longest deadline: a long step is not redelivered while it still runs.
             "dispatch_deadline": {"seconds": DISPATCH_DEADLINE_SECONDS},
         }
 
-    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
+    def enqueue_step(self, task_id: str, step: str, generation: int, priority: str = "normal") -> None:
         from google.api_core.exceptions import AlreadyExists
 
         try:
             self._get_client().create_task(
-                parent=self._settings.queue_path, task=self.build_task(task_id, step, generation), timeout=10
+                parent=self._settings.queue_path_for(priority),
+                task=self.build_task(task_id, step, generation, priority),
+                timeout=10,
             )
         except AlreadyExists:
             logger.info("step already enqueued", extra={"fields": {"task_id": task_id, "step": step}})
@@ -93,6 +96,16 @@ class CloudTasksEnqueuer:
         parent = f"projects/{s.tasks_project}/locations/{s.tasks_location}"
         with contextlib.suppress(AlreadyExists):
             self._get_client().create_queue(parent=parent, queue={"name": s.queue_path})
+
+    def ensure_queues(self) -> None:
+        """Create every priority's queue that is missing (the local stack; deploy/queues.sh in production)."""
+        from google.api_core.exceptions import AlreadyExists
+
+        s = self._settings
+        parent = f"projects/{s.tasks_project}/locations/{s.tasks_location}"
+        for priority in s.queue_names:
+            with contextlib.suppress(AlreadyExists):
+                self._get_client().create_queue(parent=parent, queue={"name": s.queue_path_for(priority)})
 
 
 _enqueuer: Enqueuer | None = None
@@ -112,10 +125,10 @@ def set_enqueuer(enqueuer: Enqueuer | None) -> None:
     _enqueuer = enqueuer
 
 
-def hand_over(task_id: str, step: str, generation: int) -> bool:
+def hand_over(task_id: str, step: str, generation: int, priority: str = "normal") -> bool:
     """Enqueue after commit; a failure is logged and left to the reaper, never lost."""
     try:
-        get_enqueuer().enqueue_step(task_id, step, generation)
+        get_enqueuer().enqueue_step(task_id, step, generation, priority)
         return True
     except Exception:
         logger.exception("enqueue failed; the scheduler tick will retry", extra={"fields": {"task_id": task_id}})

@@ -250,7 +250,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, int]] = []
 
-    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
+    def enqueue_step(self, task_id: str, step: str, generation: int, priority: str = "normal") -> None:
         self.calls.append((task_id, step, generation))
 
 

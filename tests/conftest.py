@@ -93,9 +93,11 @@ class RecordingEnqueuer:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, int]] = []
+        self.priorities: list[str] = []
 
-    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
+    def enqueue_step(self, task_id: str, step: str, generation: int, priority: str = "normal") -> None:
         self.calls.append((task_id, step, generation))
+        self.priorities.append(priority)
 
 
 @pytest.fixture

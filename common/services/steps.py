@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common import auth, pipeline
+from common import auth, pipeline, task_types
 from common.config import get_settings
 from common.db import run_in_transaction, run_statement
 from common.errors import RetryLater
@@ -42,6 +42,7 @@ class StepResult:
     detail: str = ""
     next: tuple[str, int] | None = field(default=None, repr=False)
     retry_after: float = 0
+    priority: str = "normal"  # the task's: its next step goes to that priority's queue
 
     def body(self, task_id: str, step: str) -> dict[str, Any]:
         return {"task_id": task_id, "step": step, "outcome": self.outcome, "detail": self.detail}
@@ -153,14 +154,18 @@ def _record_success(task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, ou
         following = pipeline.next_step(step.name)
         if following is not None:
             generation = q.advance(conn, task_id, following.name, facts, outcome.message)
-            return StepResult("succeeded", next=(following.name, generation))
-        done = q.complete(conn, task_id, facts, pipeline.COMPLETED_MESSAGE)
+            return StepResult("succeeded", next=(following.name, generation), priority=row["priority"])
+        # The task's type says what it made, from the facts it started with and its steps' results.
+        task_type = task_types.TYPES[row["task_type"]]
+        started_with = {"facts": {k: row[k] for k in FACT_COLUMNS if row.get(k)}}
+        result = task_type.build_result({"task": started_with, **q.step_results(conn, task_id)})
+        done = q.complete(conn, task_id, facts, task_type.completed_message, result)
         task_q.insert_progress(
             conn,
             task_id,
             update_id="completed",
             status="completed",
-            message=pipeline.COMPLETED_MESSAGE,
+            message=task_type.completed_message,
             percent=pipeline.COMPLETED_PERCENT,
             urls=done,
         )
@@ -242,5 +247,5 @@ def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None =
     result = _record_success(task_id, step, claimed, outcome)
     _log_attempt(claimed, step_name, result.outcome, True, started)
     if result.next is not None:
-        hand_over(str(task_id), *result.next)
+        hand_over(str(task_id), *result.next, result.priority)
     return result

@@ -1,0 +1,38 @@
+"""What creating a task of a non-create_project type reads: the project task it works on."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+# Locked: a teardown and a redeploy of the same project serialise their checks.
+_PROJECT_TASK = sa.text(
+    """
+    SELECT id, type, status, project_name, project_description, mode,
+           org_url, repo_url, deployment_url, gcp_project_id, project_id
+    FROM tasks WHERE id = :task_id AND user_id = :user_id
+    FOR SHARE
+    """
+)
+
+
+def project_task(conn: sa.Connection, task_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any] | None:
+    """The user's task ``task_id`` (None for unknown ids and other users' tasks alike)."""
+    row = conn.execute(_PROJECT_TASK, {"task_id": task_id, "user_id": user_id}).mappings().first()
+    return dict(row) if row else None
+
+
+_REMEMBER_KEY = sa.text(
+    """
+    INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, expires_at)
+    VALUES (:u, :k, :f, :t, now() + make_interval(secs => :ttl))
+    """
+)
+
+
+def remember_idempotency_key(
+    conn: sa.Connection, user_id: uuid.UUID, key: str, fingerprint: str, task_id: uuid.UUID, ttl_seconds: int
+) -> None:
+    conn.execute(_REMEMBER_KEY, {"u": user_id, "k": key, "f": fingerprint, "t": task_id, "ttl": ttl_seconds})
