@@ -81,10 +81,10 @@ class Task(Model):
     failed_at: str | None
     cancelled_at: str | None
     steps: list[Step]
-    priority: Literal["low", "normal", "high"] = "normal"
-    payload: dict[str, Any] = Field(default_factory=dict, description="The task's payload, as given.")
-    result: dict[str, Any] | None = Field(None, description="What the task made; set when it completes.")
-    error: str | None = Field(None, description="Why it failed (the same text as error_message).")
+    priority: Literal["low", "normal", "high"]
+    payload: dict[str, Any] = Field(description="The task's payload, as given.")
+    result: dict[str, Any] | None = Field(description="What the task made; set when it completes.")
+    error: str | None = Field(description="Why it failed (the same text as error_message).")
 
 
 class TaskList(Model):

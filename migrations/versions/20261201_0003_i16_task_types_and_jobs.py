@@ -36,14 +36,14 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 def _status_check(statuses: tuple[str, ...]) -> None:
-    op.drop_constraint("ck_tasks_status_known", "tasks", type_="check")
-    op.create_check_constraint("ck_tasks_status_known", "tasks", _in("status", statuses))
+    op.drop_constraint(op.f("ck_tasks_status_known"), "tasks", type_="check")
+    op.create_check_constraint(op.f("ck_tasks_status_known"), "tasks", _in("status", statuses))
 
 
 def upgrade() -> None:
     _status_check((*_OLD_STATUSES[:7], *_NEW_STEPS, *_OLD_STATUSES[7:]))
     op.add_column("tasks", sa.Column("priority", sa.Text(), server_default="normal", nullable=False))
-    op.create_check_constraint("ck_tasks_priority_known", "tasks", "priority IN ('low', 'normal', 'high')")
+    op.create_check_constraint(op.f("ck_tasks_priority_known"), "tasks", "priority IN ('low', 'normal', 'high')")
     op.create_table(
         "jobs",
         sa.Column("id", sa.UUID(), nullable=False),
@@ -102,7 +102,7 @@ def downgrade() -> None:
     op.drop_index("ix_jobs_due", table_name="jobs", postgresql_where=sa.text("status = 'active'"))
     op.drop_index("ix_jobs_user_created", table_name="jobs")
     op.drop_table("jobs")
-    op.drop_constraint("ck_tasks_priority_known", "tasks", type_="check")
+    op.drop_constraint(op.f("ck_tasks_priority_known"), "tasks", type_="check")
     op.drop_column("tasks", "priority")
     op.execute("DELETE FROM tasks WHERE type <> 'create_project'")
     _status_check(_OLD_STATUSES)

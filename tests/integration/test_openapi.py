@@ -182,8 +182,11 @@ def _function_client(name: str) -> Any:
     return app.test_client()
 
 
-def _request(client: Any, route: Route, task_id: str, user: dict[str, str]) -> Any:
+def _request(client: Any, route: Route, task_id: str, user: dict[str, str], job_id: str | None = None) -> Any:
     path = route.path.replace("{task_id}", task_id)
+    if "{job_id}" in path:  # a fresh job each time: DELETE must not leave the next request a 404
+        job_id = job_id or client.post("/api/v1/jobs", json=JOB_EXAMPLE, headers=user).get_json()["job_id"]
+        path = path.replace("{job_id}", job_id)
     headers: dict[str, str] = {}
     if route.auth == "user":
         headers = user
@@ -199,10 +202,20 @@ def _request(client: Any, route: Route, task_id: str, user: dict[str, str]) -> A
     return client.open(path, method=route.method, json=body, headers=headers)
 
 
+JOB_EXAMPLE = {
+    "name": "nightly",
+    "schedule": "0 3 * * *",
+    "task": {"type": "create_project", "payload": {"project_name": "n"}},
+}
+
+
 def _example(model: type[BaseModel]) -> dict[str, Any]:
-    return {"CreateProject": {"project_name": "served"}, "ProgressCallback": {"message": "working"}}.get(
-        model.__name__, {}
-    )
+    return {
+        "CreateProject": {"project_name": "served"},
+        "ProgressCallback": {"message": "working"},
+        "CreateTask": {"type": "create_project", "payload": {"project_name": "served"}},
+        "CreateJob": JOB_EXAMPLE,
+    }.get(model.__name__, {})
 
 
 def test_every_documented_route_is_served(client: Any, auth_header: Any, enqueued: Any) -> None:
@@ -225,7 +238,7 @@ def test_each_function_serves_only_its_own_routes(client: Any, auth_header: Any,
         for route in ROUTES:
             if route.function == name:
                 continue
-            response = _request(function, route, task_id, auth_header())
+            response = _request(function, route, task_id, auth_header(), job_id=task_id)
             if response.status_code not in (404, 405) or response.mimetype != "application/problem+json":
                 wrong.append((name, route.method, route.path, response.status_code))
             elif response.status_code == 405 and route.method in response.headers["Allow"]:
