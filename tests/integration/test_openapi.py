@@ -210,12 +210,13 @@ JOB_EXAMPLE = {
 
 
 def _example(model: type[BaseModel]) -> dict[str, Any]:
-    return {
+    examples: dict[str, dict[str, Any]] = {
         "CreateProject": {"project_name": "served"},
         "ProgressCallback": {"message": "working"},
         "CreateTask": {"type": "create_project", "payload": {"project_name": "served"}},
         "CreateJob": JOB_EXAMPLE,
-    }.get(model.__name__, {})
+    }
+    return examples.get(model.__name__, {})
 
 
 def test_every_documented_route_is_served(client: Any, auth_header: Any, enqueued: Any) -> None:
