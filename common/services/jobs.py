@@ -53,7 +53,7 @@ def _read(conn: sa.Connection, job_id: uuid.UUID, user: User, *, lock: bool = Fa
 def create_job(user: User, body: CreateJob, now: datetime, *, simulate_allowed: bool) -> Job:
     """Check the schedule, zone and task (422), the cap (409); the job's first run is its next time."""
     first = cron.next_run(body.schedule, body.timezone, now)
-    spec = task_create.validate(body.task, simulate_allowed=simulate_allowed)
+    spec = task_create.validate(body.task, simulate_allowed=simulate_allowed, field="task.payload")
     job_id = uuid.uuid4()
 
     def work(conn: sa.Connection) -> dict[str, Any]:
@@ -108,7 +108,7 @@ def _change(job_id: uuid.UUID, user: User, change: Any) -> Job:
 
 def update_job(job_id: uuid.UUID, user: User, body: UpdateJob, now: datetime, *, simulate_allowed: bool) -> Job:
     """Change any of name, schedule, timezone, task; an active job's next_run is recomputed from now."""
-    spec = task_create.validate(body.task, simulate_allowed=simulate_allowed) if body.task else None
+    spec = task_create.validate(body.task, simulate_allowed=simulate_allowed, field="task.payload") if body.task else None
 
     def change(row: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         if body.name is not None:

@@ -45,20 +45,21 @@ class TaskSpec:
         return dumped
 
 
-def validate(request: CreateTask, *, simulate_allowed: bool) -> TaskSpec:
-    """The request checked against its type's payload schema: 422 naming the field at fault."""
+def validate(request: CreateTask, *, simulate_allowed: bool, field: str = "payload") -> TaskSpec:
+    """The request checked against its type's payload schema: 422 naming the field at fault
+    (under ``field``: "payload" for a task, "task.payload" for a job's task)."""
     task_type = TYPES[request.type]
     try:
         payload = task_type.payload_model.model_validate(request.payload)
     except ValidationError as error:
         errors: dict[str, str] = {}
         for item in error.errors(include_url=False):
-            errors.setdefault(".".join(["payload", *(str(p) for p in item["loc"])]), item["msg"])
+            errors.setdefault(".".join([field, *(str(p) for p in item["loc"])]), item["msg"])
         raise ValidationFailed(f"the payload is not valid for a {request.type} task", errors=errors) from None
     if getattr(payload, "simulate", None) is not None and not simulate_allowed:
         raise ValidationFailed(
             "simulate is only accepted with the simulated step provider",
-            errors={"payload.simulate": "not accepted by this deployment"},
+            errors={f"{field}.simulate": "not accepted by this deployment"},
         )
     return TaskSpec(task_type=task_type, payload=payload, priority=request.priority)
 
