@@ -208,7 +208,13 @@ class Metrics(Model):
     timestamp: str
 
 
-class TimeSeriesQuery(DashboardQuery):
+class TypedDashboardQuery(DashboardQuery):
+    type: Literal["create_project", "redeploy", "generate_issues", "teardown"] | None = Field(
+        None, description="Only tasks of this type (default: all)."
+    )
+
+
+class TimeSeriesQuery(TypedDashboardQuery):
     metric: Literal[
         "tasks_created", "tasks_completed", "tasks_failed", "success_rate", "avg_duration_minutes", "ai_operations"
     ]

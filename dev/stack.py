@@ -131,7 +131,16 @@ class LocalStack:
             start_new_session=True,
         )
         wait_for_port(self.emulator_port, 30)
-        self.log(f"Cloud Tasks emulator on 127.0.0.1:{self.emulator_port}, queue {queue}")
+        # Every configured queue, one per task priority (dev/queues.py loops over Settings.queue_names).
+        created = subprocess.run(
+            [str(VENV_BIN / "python"), "-m", "dev.queues"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        self.log(f"Cloud Tasks emulator on 127.0.0.1:{self.emulator_port}, queues {created.stdout.strip()}")
 
     def restart_emulator(self) -> None:
         """Kill the emulator and start it again on the same port: every queued task is lost."""

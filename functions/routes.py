@@ -94,7 +94,7 @@ ROUTES: tuple[Route, ...] = (
         handler=dashboard.metrics,
         summary="Project health and cost figures",
         auth="user",
-        query_model=m.DashboardQuery,
+        query_model=m.TypedDashboardQuery,
         response_model=m.Metrics,
         errors=(400, 401, 422, 503),
     ),

@@ -6,7 +6,8 @@ an index made for it (docs/DASHBOARD.md lists which). Nothing here loads rows to
 Parameters shared by all statements:
 - ``:user_id`` the caller;
 - ``:tz`` an IANA zone already validated by the service: where days and weeks begin;
-- ``:at`` the instant the figures are for; None means the database's ``now()`` (tests pin it).
+- ``:at`` the instant the figures are for; None means the database's ``now()`` (tests pin it);
+- ``:task_type`` for the metrics and time series: only tasks of that type, None for all.
 
 Each statement is built by a ``*_statement`` function returning the SQL and its parameters, so
 that the benchmark can ``EXPLAIN`` exactly what the endpoints run.
@@ -35,6 +36,9 @@ NOW = "coalesce(CAST(:at AS timestamptz), now())"
 DAY_START = f"date_trunc('day', {NOW}, :tz)"
 WEEK_START = f"date_trunc('week', {NOW}, :tz)"  # ISO weeks: Monday 00:00 in the caller's zone
 ACTIVE = f"t.status NOT IN {TERMINAL_SQL}"  # the predicate of ix_tasks_user_active, verbatim
+# Metrics and time series count the tasks of one type when asked (None: all). The usage figures
+# (AI operations, projects created) are per user and billing period, whatever the type.
+TYPE_MATCH = "(CAST(:task_type AS text) IS NULL OR t.type = CAST(:task_type AS text))"
 
 # The pipeline as a relation (constants from common.pipeline, not user input).
 _PIPELINE_VALUES = ", ".join(f"('{s.name}', {i}, {float(s.expected_seconds)})" for i, s in enumerate(STEPS))
@@ -199,6 +203,7 @@ METRICS = tuple(_SOURCES)
 def _time_series_sql(metric: str, period: str) -> str:
     first = _FIRST_BUCKET[period]
     rows, value = _SOURCES[metric]
+    rows = rows.replace("t.user_id = :user_id", f"t.user_id = :user_id AND {TYPE_MATCH}")
     return f"""
 WITH buckets AS (
     SELECT b AS start
@@ -216,7 +221,7 @@ ORDER BY b.start
 
 _TIME_SERIES = {(m, p): sa.text(_time_series_sql(m, p)) for m in _SOURCES for p in PERIOD_UNITS}
 _ACTIVE_TASKS_TEXT = sa.text(_ACTIVE_TASKS)
-_METRICS_TEXT = sa.text(_METRICS)
+_METRICS_TEXT = sa.text(_METRICS.replace("t.user_id = :user_id", f"t.user_id = :user_id AND {TYPE_MATCH}"))
 
 
 # --- statements and their execution ------------------------------------------------------------
@@ -233,8 +238,10 @@ def metrics_statement(
     default_tier: str,
     default_limit: int,
     at: datetime | None = None,
+    task_type: str | None = None,
 ) -> Statement:
     params = {
+        "task_type": task_type,
         "user_id": user_id,
         "tz": tz,
         "at": at,
@@ -247,10 +254,18 @@ def metrics_statement(
 
 
 def time_series_statement(
-    user_id: uuid.UUID, tz: str, *, metric: str, period: str, days: int, at: datetime | None = None
+    user_id: uuid.UUID,
+    tz: str,
+    *,
+    metric: str,
+    period: str,
+    days: int,
+    at: datetime | None = None,
+    task_type: str | None = None,
 ) -> Statement:
     unit = PERIOD_UNITS[period]
     params = {"user_id": user_id, "tz": tz, "at": at, "days": days, "unit": unit, "step": f"1 {unit}"}
+    params["task_type"] = task_type
     return _TIME_SERIES[(metric, period)], params
 
 
@@ -270,8 +285,18 @@ def metrics(conn: sa.Connection, user_id: uuid.UUID, tz: str, **kwargs: Any) -> 
 
 
 def time_series(
-    conn: sa.Connection, user_id: uuid.UUID, tz: str, *, metric: str, period: str, days: int, at: datetime | None = None
+    conn: sa.Connection,
+    user_id: uuid.UUID,
+    tz: str,
+    *,
+    metric: str,
+    period: str,
+    days: int,
+    at: datetime | None = None,
+    task_type: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per bucket, oldest first: its start (ISO, UTC) and its value (0 when empty)."""
-    sql, params = time_series_statement(user_id, tz, metric=metric, period=period, days=days, at=at)
+    sql, params = time_series_statement(
+        user_id, tz, metric=metric, period=period, days=days, at=at, task_type=task_type
+    )
     return [dict(r) for r in conn.execute(sql, params).mappings()]

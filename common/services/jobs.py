@@ -108,7 +108,9 @@ def _change(job_id: uuid.UUID, user: User, change: Any) -> Job:
 
 def update_job(job_id: uuid.UUID, user: User, body: UpdateJob, now: datetime, *, simulate_allowed: bool) -> Job:
     """Change any of name, schedule, timezone, task; an active job's next_run is recomputed from now."""
-    spec = task_create.validate(body.task, simulate_allowed=simulate_allowed, field="task.payload") if body.task else None
+    spec = (
+        task_create.validate(body.task, simulate_allowed=simulate_allowed, field="task.payload") if body.task else None
+    )
 
     def change(row: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         if body.name is not None:

@@ -208,3 +208,23 @@ def test_quota_refuses_other_types_as_it_refuses_projects(
         )
     body = {"type": "generate_issues", "payload": {"project_task_id": project["task_id"], "count": 1}}
     assert_problem(post_task(client, headers, body), 429)
+
+
+def test_dashboard_figures_by_type(client: Any, auth_header: Any, enqueued: RecordingEnqueuer) -> None:
+    headers = auth_header()
+    project = planted(client, headers, enqueued)
+    run(client, headers, enqueued, {"type": "redeploy", "payload": {"project_task_id": project["task_id"]}})
+
+    def completed(query: str) -> float:
+        url = f"/api/v1/dashboard/time-series?metric=tasks_completed&period=daily&days=2{query}"
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, response.get_json()
+        return sum(p["value"] for p in response.get_json()["data_points"])
+
+    assert (completed(""), completed("&type=redeploy"), completed("&type=create_project")) == (2, 1, 1)
+    assert completed("&type=teardown") == 0
+    health = client.get("/api/v1/dashboard/metrics?type=redeploy", headers=headers).get_json()["project_health"]
+    assert health["tasks_completed_today"] == 1
+    everything = client.get("/api/v1/dashboard/metrics", headers=headers).get_json()["project_health"]
+    assert everything["tasks_completed_today"] == 2
+    assert_problem(client.get("/api/v1/dashboard/metrics?type=nope", headers=headers), 422)
