@@ -71,6 +71,8 @@ class TaskType:
     completed_message: str
     # The states of the target project task this type accepts (None: it takes no project task).
     project_states: tuple[str, ...] | None
+    # Whether it needs the project still standing (refused with 409 once a teardown completed or runs).
+    needs_standing_project: bool = False
 
     @property
     def step_names(self) -> list[str]:
@@ -98,6 +100,7 @@ TYPES: dict[str, TaskType] = {
             build_result=_pick("release_id", "deployment_url", "gcp_project_id"),
             completed_message="Redeployed",
             project_states=("completed",),
+            needs_standing_project=True,
         ),
         TaskType(
             name="generate_issues",
@@ -107,6 +110,7 @@ TYPES: dict[str, TaskType] = {
             build_result=_issues_result,
             completed_message="New issues opened",
             project_states=("completed",),
+            needs_standing_project=True,
         ),
         TaskType(
             name="teardown",

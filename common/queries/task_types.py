@@ -36,3 +36,20 @@ def remember_idempotency_key(
     conn: sa.Connection, user_id: uuid.UUID, key: str, fingerprint: str, task_id: uuid.UUID, ttl_seconds: int
 ) -> None:
     conn.execute(_REMEMBER_KEY, {"u": user_id, "k": key, "f": fingerprint, "t": task_id, "ttl": ttl_seconds})
+
+
+# A teardown of the project that has not failed or been cancelled: it is gone, or going.
+_TORN_DOWN = sa.text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM tasks WHERE user_id = :user_id AND type = 'teardown'
+          AND status NOT IN ('failed', 'cancelled') AND payload ->> 'project_task_id' = :project_task_id
+    )
+    """
+)
+
+
+def torn_down(conn: sa.Connection, project_task_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Whether the user's project task has a teardown completed or under way."""
+    found: bool = conn.execute(_TORN_DOWN, {"user_id": user_id, "project_task_id": str(project_task_id)}).scalar_one()
+    return found

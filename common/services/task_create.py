@@ -83,6 +83,8 @@ def _project_facts(conn: sa.Connection, user: User, spec: TaskSpec) -> dict[str,
             f"a {spec.task_type.name} task needs a project task that is {' or '.join(allowed)};"
             f" this one is {row['status']}"
         )
+    if spec.task_type.needs_standing_project and type_q.torn_down(conn, row["id"], user.id):
+        raise Conflict(f"the project was torn down; a {spec.task_type.name} task needs it standing")
     return row
 
 

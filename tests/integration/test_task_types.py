@@ -111,6 +111,10 @@ def test_teardown_reports_what_it_shut_down_and_a_second_one_changes_nothing(
     second = run(client, headers, enqueued, body)
     assert second["status"] == "completed" and second["result"] == first["result"]
     assert usage(engine) == metered
+    # What was torn down cannot be redeployed or given issues any more.
+    for task_type, extra in (("redeploy", {}), ("generate_issues", {"count": 1})):
+        payload = {"project_task_id": project["task_id"], **extra}
+        assert_problem(post_task(client, headers, {"type": task_type, "payload": payload}), 409)
 
 
 def test_teardown_takes_a_failed_project_and_leaves_alone_what_was_never_made(
