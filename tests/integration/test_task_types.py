@@ -223,7 +223,7 @@ def test_dashboard_figures_by_type(client: Any, auth_header: Any, enqueued: Reco
         url = f"/api/v1/dashboard/time-series?metric=tasks_completed&period=daily&days=2{query}"
         response = client.get(url, headers=headers)
         assert response.status_code == 200, response.get_json()
-        return sum(p["value"] for p in response.get_json()["data_points"])
+        return float(sum(p["value"] for p in response.get_json()["data_points"]))
 
     assert (completed(""), completed("&type=redeploy"), completed("&type=create_project")) == (2, 1, 1)
     assert completed("&type=teardown") == 0
