@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common.pipeline import STEPS
+from common.pipeline import TYPE_STEPS
 from common.queries.tasks import TERMINAL_SQL, iso_sql
 
 Statement = tuple[sa.TextClause, dict[str, Any]]
@@ -41,15 +41,20 @@ ACTIVE = f"t.status NOT IN {TERMINAL_SQL}"  # the predicate of ix_tasks_user_act
 TYPE_MATCH = "(CAST(:task_type AS text) IS NULL OR t.type = CAST(:task_type AS text))"
 
 # The pipeline as a relation (constants from common.pipeline, not user input).
-_PIPELINE_VALUES = ", ".join(f"('{s.name}', {i}, {float(s.expected_seconds)})" for i, s in enumerate(STEPS))
+# Every task type's steps, positions counted within the type (common.pipeline.TYPE_STEPS).
+_PIPELINE_VALUES = ", ".join(
+    f"('{s.name}', '{task_type}', {i}, {float(s.expected_seconds)})"
+    for task_type, steps in TYPE_STEPS.items()
+    for i, s in enumerate(steps)
+)
 
 # Median duration of each step over its last STEP_HISTORY successful runs (all users: a
 # system-wide statistic, no one's rows are shown), or the configured expectation without history.
 # Each lateral subquery reads ix_task_steps_name_finished from the newest run on, 200 entries.
 _STEP_SECONDS = f"""
-    pipeline (name, position, expected) AS (VALUES {_PIPELINE_VALUES}),
+    pipeline (name, type, position, expected) AS (VALUES {_PIPELINE_VALUES}),
     step_seconds AS MATERIALIZED (
-        SELECT p.name, p.position, coalesce(h.median, p.expected) AS seconds
+        SELECT p.name, p.type, p.position, coalesce(h.median, p.expected) AS seconds
         FROM pipeline p
         LEFT JOIN LATERAL (
             SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at))
@@ -78,7 +83,7 @@ estimated AS (
            CASE WHEN cur.name IS NOT NULL THEN
                greatest(coalesce(st.started_at, {NOW}) + make_interval(secs => cur.seconds), {NOW})
                + make_interval(secs => (SELECT coalesce(sum(l.seconds), 0) FROM step_seconds l
-                                        WHERE l.position > cur.position))
+                                        WHERE l.type = cur.type AND l.position > cur.position))
            END AS estimated_completion_at
     FROM active a
     LEFT JOIN step_seconds cur ON cur.name = a.current_step

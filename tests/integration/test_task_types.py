@@ -232,3 +232,14 @@ def test_dashboard_figures_by_type(client: Any, auth_header: Any, enqueued: Reco
     everything = client.get("/api/v1/dashboard/metrics", headers=headers).get_json()["project_health"]
     assert everything["tasks_completed_today"] == 2
     assert_problem(client.get("/api/v1/dashboard/metrics?type=nope", headers=headers), 422)
+
+
+def test_an_active_task_of_another_type_gets_an_estimate_from_its_own_steps(
+    client: Any, auth_header: Any, enqueued: RecordingEnqueuer
+) -> None:
+    headers = auth_header()
+    project = planted(client, headers, enqueued)
+    task = post_task(client, headers, {"type": "teardown", "payload": {"project_task_id": project["task_id"]}})
+    active = client.get("/api/v1/dashboard/active-tasks", headers=headers).get_json()["active_tasks"]
+    assert [a["task_id"] for a in active] == [task.get_json()["task_id"]]
+    assert active[0]["current_step"] == "deleting_gcp_project" and active[0]["estimated_completion_at"]
