@@ -174,8 +174,13 @@ def _transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         try:
             yield conn
         except BaseException:
-            with contextlib.suppress(sa_exc.DBAPIError, ConnectionError, OSError):
-                conn.exec_driver_sql("ROLLBACK")
+            # A connection cut mid-transaction (a restart, a failover) is already invalidated: the
+            # server ended the transaction with the session, and SQLAlchemy refuses any statement on
+            # it (PendingRollbackError), which would replace the disconnect being raised and so
+            # turn a retry/503 into a 500. Only a live connection has something to roll back.
+            if not conn.invalidated:
+                with contextlib.suppress(sa_exc.DBAPIError, ConnectionError, OSError):
+                    conn.exec_driver_sql("ROLLBACK")
             raise
         conn.exec_driver_sql("COMMIT")
 
