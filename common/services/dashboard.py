@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from common import pipeline
 from common.config import get_settings
-from common.db import run_statement
+from common.db import run_statement, server_error_fields
 from common.errors import ValidationFailed
 from common.models import (
     ActiveTask,
@@ -71,8 +71,8 @@ def check_zone(tz: str) -> str:
 
 def _unknown_zone(error: sa_exc.DBAPIError) -> bool:
     # The last line of defence when PostgreSQL's zone database lacks a zone Python knows.
-    detail = error.orig.args[0] if error.orig is not None and error.orig.args else None
-    return isinstance(detail, dict) and detail.get("C") == "22023" and "time zone" in str(detail.get("M", ""))
+    fields = server_error_fields(error)
+    return fields.get("C") == "22023" and "time zone" in fields.get("M", "")
 
 
 def _read(work: Any) -> Any:

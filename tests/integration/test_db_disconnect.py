@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from common import db
 from common.errors import DatabaseUnavailable
@@ -67,3 +68,17 @@ def test_a_pooled_connection_cut_between_requests_is_not_seen_by_the_next(engine
     pid = db.run_in_transaction(lambda conn: int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()))
     terminate(admin, pid)  # the pool still holds this connection, now dead
     assert db.run_in_transaction(lambda conn: conn.execute(sa.text("SELECT 9")).scalar_one(), engine=engine) == 9
+
+
+def test_the_servers_error_fields_are_read_from_a_real_pg8000_error(engine: sa.Engine) -> None:
+    # What the disconnect check (SQLSTATE) and the dashboard's unknown-zone check (SQLSTATE and
+    # message) read, from one place: here from an error PostgreSQL really sent.
+    with pytest.raises(sa_exc.DBAPIError) as raised, engine.connect() as conn:
+        conn.execute(sa.text("SELECT now() AT TIME ZONE 'Nowhere/Atlantis'"))
+    fields = db.server_error_fields(raised.value)
+    assert fields["C"] == "22023"
+    assert "time zone" in fields["M"]
+    assert not db.is_disconnect(raised.value)
+    client_side = sa_exc.InterfaceError("SELECT 1", {}, Exception("network error"))
+    assert db.server_error_fields(client_side) == {}
+    assert db.is_disconnect(client_side)
