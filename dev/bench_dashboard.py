@@ -40,8 +40,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from common import pipeline
+from common.plans import FREE_TIER, TIER_LIMITS
 from common.queries import dashboard as dq
-from common.queries.users import TIER_LIMITS, billing_period_start
+from common.queries.users import billing_period_start
 from common.services import dashboard as service
 from common.timeutil import utcnow
 from dev import pg
@@ -423,8 +424,8 @@ def statements(user_id: Any) -> list[tuple[str, dq.Statement]]:
                 TZ,
                 period_start=period_start,
                 long_running_seconds=service.LONG_RUNNING_SECONDS,
-                default_tier="free",
-                default_limit=TIER_LIMITS["free"],
+                default_tier=FREE_TIER,
+                default_limit=TIER_LIMITS[FREE_TIER],
             ),
         ),
     ]

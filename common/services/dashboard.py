@@ -30,6 +30,7 @@ from common.models import (
     TimeSeries,
     TimeSeriesQuery,
 )
+from common.plans import FREE_TIER, TIER_LIMITS
 from common.queries import dashboard as q
 from common.queries import users as user_q
 from common.services.users import User
@@ -133,8 +134,8 @@ def metrics(user: User, tz: str, *, at: datetime | None = None) -> Metrics:
             zone,
             period_start=period_start,
             long_running_seconds=LONG_RUNNING_SECONDS,
-            default_tier="free",
-            default_limit=user_q.TIER_LIMITS["free"],
+            default_tier=FREE_TIER,
+            default_limit=TIER_LIMITS[FREE_TIER],
             at=at,
         )
 
