@@ -20,6 +20,7 @@ the tables. Every user has the same spread: 100 tasks over 400 days, more of the
 
     python -m dev.bench_dashboard [--tasks 1000000] [--users 10000] [--first 10000] [--rounds 400]
                                   [--paired-rounds 2000]
+    python -m dev.bench_dashboard --quick   # a smoke run (20k tasks, ~1 min), prints only
 """
 
 from __future__ import annotations
@@ -604,7 +605,11 @@ def main() -> int:
     parser.add_argument("--chunk-users", type=int, default=1000)
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/DASHBOARD.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 20k tasks, few rounds, docs untouched")
     args = parser.parse_args()
+    if args.quick:
+        quick = {"tasks": 20_000, "users": 200, "first": 2_000, "rounds": 20, "paired_rounds": 40, "warmup": 5}
+        vars(args).update(quick, chunk_users=100, no_docs=True)
     per_user = args.tasks // args.users
     first_users = args.first // per_user
 
