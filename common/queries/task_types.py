@@ -24,20 +24,6 @@ def project_task(conn: sa.Connection, task_id: uuid.UUID, user_id: uuid.UUID) ->
     return dict(row) if row else None
 
 
-_REMEMBER_KEY = sa.text(
-    """
-    INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, expires_at)
-    VALUES (:u, :k, :f, :t, now() + make_interval(secs => :ttl))
-    """
-)
-
-
-def remember_idempotency_key(
-    conn: sa.Connection, user_id: uuid.UUID, key: str, fingerprint: str, task_id: uuid.UUID, ttl_seconds: int
-) -> None:
-    conn.execute(_REMEMBER_KEY, {"u": user_id, "k": key, "f": fingerprint, "t": task_id, "ttl": ttl_seconds})
-
-
 # A teardown of the project that has not failed or been cancelled: it is gone, or going.
 _TORN_DOWN = sa.text(
     """

@@ -20,6 +20,7 @@ from common.db import run_in_transaction
 from common.errors import Conflict, NotFound, ValidationFailed
 from common.models_tasks import CreateTask
 from common.pipeline import INITIAL_MESSAGE
+from common.queries import idempotency as idempotency_q
 from common.queries import task_types as type_q
 from common.queries import tasks as task_q
 from common.queue import hand_over
@@ -27,8 +28,6 @@ from common.services.projects import Created, _check_quota, _replay
 from common.services.tasks import read_task, to_task
 from common.services.users import User
 from common.task_types import TYPES, TaskType
-
-IDEMPOTENCY_TTL = 24 * 3600  # seconds, as for projects
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def create_task(user: User, spec: TaskSpec, idempotency_key: str | None) -> Crea
                 return read_task(conn, existing, user), True
         task_id = create_in(conn, user, spec)
         if idempotency_key:
-            type_q.remember_idempotency_key(conn, user.id, idempotency_key, fingerprint, task_id, IDEMPOTENCY_TTL)
+            idempotency_q.remember_key(conn, user.id, idempotency_key, fingerprint, task_id)
         return read_task(conn, task_id, user), False
 
     row, replayed = run_in_transaction(work)
