@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from tests.conftest import RecordingEnqueuer, new_id
 from tests.contract import assert_problem
-from tests.integration.test_steps import create, deliver, make_due, usage
+from tests.integration.test_steps import create, deliver, make_due, tick, usage
 
 
 def drain(client: Any, enqueued: RecordingEnqueuer, start: int = 0) -> int:
@@ -243,3 +243,25 @@ def test_an_active_task_of_another_type_gets_an_estimate_from_its_own_steps(
     active = client.get("/api/v1/dashboard/active-tasks", headers=headers).get_json()["active_tasks"]
     assert [a["task_id"] for a in active] == [task.get_json()["task_id"]]
     assert active[0]["current_step"] == "deleting_gcp_project" and active[0]["estimated_completion_at"]
+
+
+def test_the_reaper_and_cancel_treat_every_type_as_they_treat_projects(
+    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine
+) -> None:
+    headers = auth_header()
+    project = planted(client, headers, enqueued)
+    body = {"type": "redeploy", "payload": {"project_task_id": project["task_id"]}, "priority": "high"}
+    task_id = post_task(client, headers, body).get_json()["task_id"]
+    # Its first delivery was lost long ago: the tick sends it again, into the high queue.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE task_steps SET due_at = now() - interval '1 hour' WHERE task_id = :t AND position = 0"), {"t": task_id}
+        )
+    calls = len(enqueued.calls)
+    assert tick(client)["reenqueued"] == 1
+    assert enqueued.calls[calls:] == [(task_id, "building_release", 1)] and enqueued.priorities[-1] == "high"
+    assert deliver(client, task_id, "building_release", 1).status_code == 200
+    cancelled = client.post(f"/api/v1/tasks/{task_id}/cancel", headers=headers).get_json()
+    assert cancelled["status"] == "cancelled"
+    assert [s["status"] for s in cancelled["steps"]] == ["succeeded", "skipped"]
+    assert deliver(client, task_id, "redeploying").get_json()["outcome"] == "noop"
