@@ -255,7 +255,8 @@ def test_the_reaper_and_cancel_treat_every_type_as_they_treat_projects(
     # Its first delivery was lost long ago: the tick sends it again, into the high queue.
     with engine.begin() as conn:
         conn.execute(
-            sa.text("UPDATE task_steps SET due_at = now() - interval '1 hour' WHERE task_id = :t AND position = 0"), {"t": task_id}
+            sa.text("UPDATE task_steps SET due_at = now() - interval '1 hour' WHERE task_id = :t AND position = 0"),
+            {"t": task_id},
         )
     calls = len(enqueued.calls)
     assert tick(client)["reenqueued"] == 1
