@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from common.pipeline import ALL_STEP_NAMES, PHASES
+from common.pipeline import ALL_STEP_NAMES, PHASES, PRIORITIES, TASK_TYPES
 
 _SLUG_STRIP = re.compile(r"[^a-z0-9._-]+")
 
@@ -81,7 +81,7 @@ class Task(Model):
     failed_at: str | None
     cancelled_at: str | None
     steps: list[Step]
-    priority: Literal["low", "normal", "high"]
+    priority: Literal[PRIORITIES]  # type: ignore[valid-type]
     payload: dict[str, Any] = Field(description="The task's payload, as given.")
     result: dict[str, Any] | None = Field(description="What the task made; set when it completes.")
     error: str | None = Field(description="Why it failed (the same text as error_message).")
@@ -148,8 +148,8 @@ class Problem(Model):
 
 class TaskListQuery(StrictModel):
     status: Literal["active", "completed", "failed", "cancelled"] | None = None
-    type: Literal["create_project", "redeploy", "generate_issues", "teardown"] | None = None
-    priority: Literal["low", "normal", "high"] | None = None
+    type: Literal[TASK_TYPES] | None = None  # type: ignore[valid-type]
+    priority: Literal[PRIORITIES] | None = None  # type: ignore[valid-type]
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=500)
 
@@ -209,7 +209,7 @@ class Metrics(Model):
 
 
 class TypedDashboardQuery(DashboardQuery):
-    type: Literal["create_project", "redeploy", "generate_issues", "teardown"] | None = Field(
+    type: Literal[TASK_TYPES] | None = Field(  # type: ignore[valid-type]
         None, description="Only tasks of this type (default: all)."
     )
 

@@ -7,15 +7,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from common.models import Model, StrictModel
-
-TaskTypeName = Literal["create_project", "redeploy", "generate_issues", "teardown"]
-Priority = Literal["low", "normal", "high"]
+from common.pipeline import PRIORITIES, TASK_TYPES
 
 
 class CreateTask(StrictModel):
-    type: TaskTypeName
+    type: Literal[TASK_TYPES]  # type: ignore[valid-type]
     payload: dict[str, Any] = Field(description="Validated against the type's payload_schema.")
-    priority: Priority = "normal"
+    priority: Literal[PRIORITIES] = "normal"  # type: ignore[valid-type]
 
 
 class TaskTypeInfo(Model):

@@ -53,6 +53,9 @@ TYPE_STEPS: dict[str, tuple[StepDef, ...]] = {
     "generate_issues": GENERATE_ISSUES_STEPS,
     "teardown": TEARDOWN_STEPS,
 }
+TASK_TYPES: tuple[str, ...] = tuple(TYPE_STEPS)
+# A task's priority picks the Cloud Tasks queue of its steps (common.config.Settings.queue_names).
+PRIORITIES: tuple[str, ...] = ("low", "normal", "high")
 ALL_STEPS: tuple[StepDef, ...] = tuple(s for steps in TYPE_STEPS.values() for s in steps)
 ALL_STEP_NAMES: tuple[str, ...] = tuple(s.name for s in ALL_STEPS)
 assert len(set(ALL_STEP_NAMES)) == len(ALL_STEP_NAMES), "step names must be unique across task types"

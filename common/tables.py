@@ -41,7 +41,7 @@ TASK_STATUSES = (
     "archiving_repository",
     *TERMINAL_STATUSES,
 )
-PRIORITIES = ("low", "normal", "high")
+PRIORITIES = ("low", "normal", "high")  # common.pipeline.PRIORITIES; a unit test checks the two agree
 JOB_STATUSES = ("active", "paused", "failed")
 # A job run is 'running' until its task ends; 'refused' when the quota refused to create it.
 JOB_RUN_OUTCOMES = ("running", "completed", "failed", "cancelled", "refused")
