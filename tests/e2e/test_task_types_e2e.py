@@ -4,6 +4,7 @@ buys under a backlog of low-priority work."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -58,3 +59,31 @@ def test_a_high_priority_task_overtakes_a_low_priority_backlog(api: Api) -> None
     print(figures.line())
     assert figures.backlog_done_before_probe == 0
     assert figures.probe_seconds < figures.backlog_seconds / 2
+
+
+def test_an_every_minute_job_fires_once_at_the_minute_under_a_tick_every_second(api: Api) -> None:
+    email = "jobs-e2e@example.test"
+    body = {
+        "name": "every minute",
+        "schedule": "* * * * *",
+        "task": {"type": "create_project", "payload": {"project_name": "Cron E2E", "simulate": {"step_seconds": 0.05}}},
+    }
+    created = api.session.post(f"{api.base_url}/api/v1/jobs", json=body, headers=api.headers(email), timeout=10)
+    assert created.status_code == 201, created.text
+    job = created.json()
+    runs_url = f"{api.base_url}/api/v1/jobs/{job['job_id']}/runs"
+    deadline = time.monotonic() + 80
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not runs:
+        runs = api.session.get(runs_url, headers=api.headers(email), timeout=10).json()["runs"]
+        time.sleep(0.5)
+    assert len(runs) == 1, "the job did not fire within its minute"
+    time.sleep(5)  # five more ticks within the same minute fire nothing more
+    runs = api.session.get(runs_url, headers=api.headers(email), timeout=10).json()["runs"]
+    fired = api.query("SELECT scheduled_for FROM job_runs WHERE job_id = :j ORDER BY scheduled_for", j=job["job_id"])
+    assert len(runs) <= 2 and len(fired) == len(runs)
+    assert fired[0]["scheduled_for"].isoformat().replace("+00:00", ".000000Z") == job["next_run"]
+    task = api.wait_terminal(email, runs[-1]["task_id"])
+    assert task["status"] == "completed" and task["type"] == "create_project", task
+    after = api.session.get(f"{api.base_url}/api/v1/jobs/{job['job_id']}", headers=api.headers(email)).json()
+    assert after["next_run"] > job["next_run"] and after["last_task_id"] in {r["task_id"] for r in runs}
