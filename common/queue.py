@@ -43,7 +43,8 @@ def tasks_client(settings: Settings) -> Any:
     from google.auth.credentials import AnonymousCredentials
 
     # A plain-HTTP endpoint cannot carry a Google token (and the stand-in asks for none).
-    credentials = AnonymousCredentials() if settings.tasks_endpoint.startswith("http://") else None
+    plain_http = settings.tasks_endpoint.startswith("http://")
+    credentials = AnonymousCredentials() if plain_http else None  # type: ignore[no-untyped-call]
     return tasks_v2.CloudTasksClient(
         transport="rest", credentials=credentials, client_options={"api_endpoint": settings.tasks_endpoint}
     )

@@ -1171,9 +1171,7 @@ def main() -> None:
         results["db_primitives"] = db_primitives(stack.database_url)
         results["cpu_items"] = cpu_items(fx)
         log("pipeline overhead")
-        results["pipeline"], results["pipeline_candidates"] = pipeline_overhead(
-            fx.pipeline_tasks, sink
-        )
+        results["pipeline"], results["pipeline_candidates"] = pipeline_overhead(fx.pipeline_tasks, sink)
         log("profiles")
         results["profiles"] = profiles(stack, servers, paths, opts)
         for _, process in servers.values():

@@ -1,9 +1,10 @@
 """`make dev`: the whole local stack in the foreground.
 
 Embedded PostgreSQL (pgserver, data under .local/), Alembic migrations, the local Cloud Tasks
-stand-in (dev/cloudtasks, its journal next to the database) with the queue created, every function behind one base URL (functions-framework serving the
-local gateway with the production server settings), and a Cloud Scheduler stand-in ticking the
-reaper. Ctrl-C or SIGTERM stops everything it started, PostgreSQL included.
+stand-in (dev/cloudtasks, its journal next to the database) with the queue created, every
+function behind one base URL (functions-framework serving the local gateway with the
+production server settings), and a Cloud Scheduler stand-in ticking the reaper. Ctrl-C or
+SIGTERM stops everything it started, PostgreSQL included.
 
 The LocalStack class is also what the end-to-end tests and the fault run drive.
 """

@@ -103,7 +103,7 @@ class Dispatcher:
         wake = now + 1.0
         for queue in list(self.store.queues.values()):
             load = self.loads.setdefault(queue.name, QueueLoad(tokens=queue.max_burst_size, refilled=now))
-            rate = max(THROTTLE_FLOOR_PER_SECOND, queue.max_dispatches_per_second * load.rate_factor)
+            rate = queue.max_dispatches_per_second * load.rate_factor
             load.tokens = min(queue.max_burst_size, load.tokens + (now - load.refilled) * rate)
             load.refilled = now
             if queue.state != "RUNNING":
@@ -153,7 +153,8 @@ class Dispatcher:
             load = self.loads[queue.name]
             load.in_flight.discard(task.name)
             if outcome.status in (429, 503):
-                load.rate_factor = load.rate_factor / 2
+                floor = min(1.0, THROTTLE_FLOOR_PER_SECOND / queue.max_dispatches_per_second)
+                load.rate_factor = max(floor, load.rate_factor / 2)
             elif outcome.status is not None and outcome.status < 300:
                 load.rate_factor = min(1.0, load.rate_factor * THROTTLE_RECOVERY)
             next_step = self._settle(queue, task, outcome, ended)

@@ -81,10 +81,10 @@ class RetryConfig:
     def backoff(self, retry: int) -> float:
         """The wait before retry number ``retry`` (1 = first retry), per RetryConfig.max_doublings:
         start at min_backoff, double max_doublings times, then grow linearly by
-        2^max_doublings × min_backoff, never beyond max_backoff."""
-        step = self.min_backoff * 2 ** min(retry - 1, self.max_doublings)
+        2^max_doublings x min_backoff, never beyond max_backoff."""
+        step = self.min_backoff * 2.0 ** min(retry - 1, self.max_doublings)
         if retry - 1 > self.max_doublings:
-            step += (retry - 1 - self.max_doublings) * self.min_backoff * 2**self.max_doublings
+            step += (retry - 1 - self.max_doublings) * self.min_backoff * 2.0**self.max_doublings
         return min(step, self.max_backoff)
 
     def gives_up(self, attempts: int, age: float) -> bool:
@@ -115,7 +115,7 @@ class Queue:
         """Set the fields present in REST ``data`` (all of them, or those named in an update mask)."""
 
         def wanted(path: str) -> bool:
-            return mask is None or path in mask or path.split(".")[0] in mask
+            return mask is None or path in mask or path.split(".", maxsplit=1)[0] in mask
 
         rate = get(data, "rateLimits") or {}
         retry = get(data, "retryConfig") or {}

@@ -156,4 +156,3 @@ def make_server(port: int, store: Store) -> ThreadingHTTPServer:
             pass  # one line per dispatch is logged; API calls are not
 
     return ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
-

@@ -107,7 +107,9 @@ class Store:
             used = self.used_names.get(task.name)
             if task.name in self.tasks or (used is not None and self.clock() - used < NAME_REUSE_SECONDS):
                 raise ApiError(
-                    409, "ALREADY_EXISTS", "The task cannot be created because a task with this name existed too recently."
+                    409,
+                    "ALREADY_EXISTS",
+                    "The task cannot be created because a task with this name existed too recently.",
                 )
             self.tasks[task.name] = task
             self._write("task", task.to_record())
