@@ -376,3 +376,60 @@ def test_queues_and_pending_tasks_survive_a_restart(standin: Standin, target: Ta
 
     wait_until(lambda: target.arrivals_of("kept-1") and target.arrivals_of("kept-2"), 10, "the kept tasks")
     assert target.arrivals_of("kept-1")[0].at >= due.timestamp()
+
+
+def test_429_and_503_answers_slow_the_whole_queue(standin: Standin, target: Target) -> None:
+    """HttpRequest, "System throttling": "Cloud Tasks may temporarily reduce the queue's effective
+    rate ... if the worker returns 429 (Too Many Requests), 503 (Service Unavailable), or the rate
+    of errors is high, Cloud Tasks will use a higher backoff rate." The stand-in halves the queue's
+    effective rate per such answer (down to one dispatch a second) and recovers it on 2xx: other
+    tasks of that queue wait, those of a queue answered 2xx do not."""
+    throttled = make_queue(standin, "throttled", rate=10)
+    control = make_queue(standin, "control", rate=10)
+    for i in range(10):
+        add_task(standin, target, throttled, f"overloaded-{i}", behaviour="throttle:503:30")
+    wait_until(lambda: len([a for a in target.arrivals if a.task.startswith("overloaded-")]) == 10, 10, "503s")
+    time.sleep(0.3)  # let the answers come back
+    for i in range(10):
+        add_task(standin, target, throttled, f"behind-{i}")
+        add_task(standin, target, control, f"unhindered-{i}")
+    wait_until(lambda: len([a for a in target.arrivals if a.task.startswith("behind-")]) == 10, 20, "the others")
+
+    def span(prefix: str) -> float:
+        times = sorted(a.at for a in target.arrivals if a.task.startswith(prefix))
+        return times[-1] - times[0]
+
+    assert span("unhindered-") < 1.0
+    assert span("behind-") > 2.0
+
+
+def test_the_enqueuer_hands_a_step_over_once(standin: Standin, target: Target) -> None:
+    """Planter's enqueuer through the REST transport: a repeated hand-over of the same (task, step,
+    generation) is answered 409 ALREADY_EXISTS, which over REST api_core raises as Conflict (not
+    AlreadyExists, its gRPC mapping); the enqueuer treats it as done. The queue is the one the
+    local stack creates (dev/local_queues.py)."""
+    from common.queue import CloudTasksEnqueuer, task_name
+    from dev.local_queues import LOCAL_QUEUE_CONFIG, ensure_queues
+
+    settings = Settings(
+        tasks_project="standin-test",
+        tasks_queue="planter-steps",
+        tasks_endpoint=f"http://127.0.0.1:{standin.port}",
+        step_url=target.url,
+        step_signing_secret="s" * 40,
+    )
+    (name,) = ensure_queues(settings, ["planter-steps"])
+    queue = standin.client.get_queue(name=name)
+    assert queue.rate_limits.max_concurrent_dispatches == LOCAL_QUEUE_CONFIG["rate_limits"]["max_concurrent_dispatches"]
+    assert queue.retry_config.max_attempts == LOCAL_QUEUE_CONFIG["retry_config"]["max_attempts"]
+
+    enqueuer = CloudTasksEnqueuer(settings)
+    task_id = "0b6c3f5e-8a1d-4c1e-9d7e-2f0a1b2c3d4e"
+    enqueuer.enqueue_step(task_id, "creating_org", 0)
+    enqueuer.enqueue_step(task_id, "creating_org", 0)  # no exception: already there
+    short = task_name(task_id, "creating_org", 0)
+    wait_until(lambda: target.arrivals_of(short), 10, "the step's delivery")
+    time.sleep(0.5)
+    (arrival,) = target.arrivals_of(short)
+    assert arrival.headers["X-CloudTasks-QueueName"] == "planter-steps"
+    assert b'"step":"creating_org"' in arrival.body
