@@ -174,7 +174,9 @@ def _transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         try:
             yield conn
         except BaseException:
-            with contextlib.suppress(sa_exc.DBAPIError, ConnectionError, OSError):
+            # SQLAlchemyError too: on a connection cut mid-transaction (a PostgreSQL restart) the
+            # ROLLBACK raises PendingRollbackError, which would hide the disconnect from _retrying.
+            with contextlib.suppress(sa_exc.SQLAlchemyError, ConnectionError, OSError):
                 conn.exec_driver_sql("ROLLBACK")
             raise
         conn.exec_driver_sql("COMMIT")

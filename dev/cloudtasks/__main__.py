@@ -14,10 +14,15 @@ from dev.cloudtasks.dispatcher import Dispatcher
 from dev.cloudtasks.server import make_server
 from dev.cloudtasks.store import Store
 
+_output = threading.Lock()
+
 
 def log(message: str) -> None:
-    stamp = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
-    print(f"[cloudtasks {stamp}] {message}", flush=True)
+    now = time.time()
+    stamp = time.strftime("%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}"
+    with _output:  # one write per line: dispatch threads must not interleave
+        sys.stdout.write(f"[cloudtasks {stamp}] {message}\n")
+        sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> None:

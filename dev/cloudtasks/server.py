@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import urllib.parse
 import uuid
 from collections.abc import Callable
@@ -155,4 +156,12 @@ def make_server(port: int, store: Store) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per dispatch is logged; API calls are not
 
-    return ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # A client that went away mid-request (a killed functions process) is not news.
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)
+
+    return Server(("127.0.0.1", port), RequestHandler)
