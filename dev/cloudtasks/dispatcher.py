@@ -11,8 +11,10 @@ backoff (at least the Retry-After of a 429/503), until the queue gives up on it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import http.client
+import socket
 import threading
 import time
 import urllib.parse
@@ -57,24 +59,38 @@ def parse_retry_after(value: str | None, now: float) -> float:
 
 
 def send(task: Task, headers: dict[str, str], body: bytes) -> Outcome:
-    """One HTTP attempt, abandoned when the dispatch deadline passes (as a socket timeout)."""
+    """One HTTP attempt, abandoned when the dispatch deadline passes: the socket timeout covers a
+    silent worker, a timer that shuts the socket down covers one that trickles its answer."""
     url = urllib.parse.urlsplit(task.url)
     connection_type = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
     connection = connection_type(url.netloc, timeout=task.dispatch_deadline)
     started = time.monotonic()
+
+    opened: list[socket.socket] = []  # the connection hands its socket to the response: keep our own
+
+    def abandon() -> None:
+        for sock in opened:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(task.dispatch_deadline, abandon)
+    timer.start()
     try:
+        connection.connect()
+        opened.append(connection.sock)
         path = url.path + (f"?{url.query}" if url.query else "")
         connection.request(task.method, path or "/", body=body or None, headers=headers)
         response = connection.getresponse()
         response.read()
-        if time.monotonic() - started > task.dispatch_deadline:
+        if time.monotonic() - started >= task.dispatch_deadline:
             return Outcome(None, "DEADLINE_EXCEEDED")
         return Outcome(response.status, retry_after=parse_retry_after(response.getheader("Retry-After"), time.time()))
-    except TimeoutError:
-        return Outcome(None, "DEADLINE_EXCEEDED")
-    except OSError as error:
+    except (TimeoutError, OSError, http.client.HTTPException) as error:
+        if time.monotonic() - started >= task.dispatch_deadline or isinstance(error, TimeoutError):
+            return Outcome(None, "DEADLINE_EXCEEDED")
         return Outcome(None, f"UNAVAILABLE ({error.__class__.__name__})")
     finally:
+        timer.cancel()
         connection.close()
 
 

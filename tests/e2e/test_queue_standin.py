@@ -113,6 +113,9 @@ def target() -> Iterator[Target]:
                 recorder.in_flight[queue] = recorder.in_flight.get(queue, 0) + 1
                 recorder.most_in_flight[queue] = max(recorder.most_in_flight.get(queue, 0), recorder.in_flight[queue])
             try:
+                if headers.get("X-Test-Behaviour", "").startswith("trickle:"):
+                    self.trickle(int(headers["X-Test-Behaviour"].split(":")[1]))
+                    return
                 status, extra = recorder.answer(headers)
             finally:
                 with recorder.lock:
@@ -125,6 +128,19 @@ def target() -> Iterator[Target]:
                 self.end_headers()
             except OSError:
                 pass  # the stand-in gave up waiting (its dispatch deadline)
+
+        def trickle(self, seconds: int) -> None:
+            """A 200 whose body comes one byte a second: never silent long enough for a socket timeout."""
+            try:
+                self.send_response(200)
+                self.send_header("Content-Length", str(seconds))
+                self.end_headers()
+                for _ in range(seconds):
+                    self.wfile.write(b".")
+                    self.wfile.flush()
+                    time.sleep(1)
+            except OSError:
+                pass
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -307,11 +323,17 @@ def test_the_dispatch_deadline_is_enforced(standin: Standin, target: Target) -> 
     with pytest.raises(exceptions.BadRequest):
         add_task(standin, target, queue, "too-short", dispatch_deadline={"seconds": 5})
     add_task(standin, target, queue, "stuck-1", behaviour="hold:25", dispatch_deadline={"seconds": 15})
-    wait_until(lambda: len(target.arrivals_of("stuck-1")) >= 2, 30, "the retry after the deadline")
-    first, second = target.arrivals_of("stuck-1")[:2]
-    # Abandoned at 15 s (the worker still holds it), retried after min_backoff.
-    assert 16.0 <= second.at - first.at < 17.5
-    assert second.headers["X-CloudTasks-TaskRetryCount"] == "1"
+    add_task(standin, target, queue, "trickling-1", behaviour="trickle:25", dispatch_deadline={"seconds": 15})
+    wait_until(
+        lambda: len(target.arrivals_of("stuck-1")) >= 2 and len(target.arrivals_of("trickling-1")) >= 2,
+        30,
+        "the retries after the deadline",
+    )
+    for task in ("stuck-1", "trickling-1"):
+        first, second = target.arrivals_of(task)[:2]
+        # Abandoned at 15 s (the worker still at it, silent or trickling), retried after min_backoff.
+        assert 15.9 <= second.at - first.at < 17.5, task
+        assert second.headers["X-CloudTasks-TaskRetryCount"] == "1"
     assert re.search(
         r"dispatch stuck-1 queue=deadline attempt=1 status=DEADLINE_EXCEEDED duration_ms=15\d\d\d", standin.log()
     )
