@@ -121,6 +121,7 @@ class LocalStack:
 
     @property
     def queue_ids(self) -> list[str]:
+        """Every queue the functions enqueue into (more queues, e.g. one per priority: list them here)."""
         return [self.env().get("TASKS_QUEUE", "planter-steps")]
 
     def start_queue(self) -> None:
