@@ -131,6 +131,24 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         method="GET",
+        path="/healthz",
+        function="healthz",
+        handler=ops.healthz,
+        summary="Liveness and database reachability",
+        auth="none",
+        response_model=m.Health,
+        errors=(503,),
+    ),
+    Route(
+        method="GET",
+        path="/openapi.json",
+        function="openapi",
+        handler=ops.openapi,
+        summary="This document",
+        auth="none",
+    ),
+    Route(
+        method="GET",
         path="/api/v1/tasks/{task_id}/events",
         function="events",
         handler=events.task_events,
@@ -161,7 +179,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         method="GET",
         path="/api/v1/me",
-        function="api_account",
+        function="dashboard",
         handler=account.get_me,
         summary="The caller's profile, plan and usage this billing period",
         auth="user",
@@ -171,7 +189,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         method="PATCH",
         path="/api/v1/me",
-        function="api_account",
+        function="dashboard",
         handler=account.update_me,
         summary="Change the caller's display name",
         auth="user",
@@ -200,24 +218,6 @@ ROUTES: tuple[Route, ...] = (
         query_model=ma.AdminUsersQuery,
         response_model=ma.AdminUserList,
         errors=(400, 401, 422, 503),
-    ),
-    Route(
-        method="GET",
-        path="/healthz",
-        function="healthz",
-        handler=ops.healthz,
-        summary="Liveness and database reachability",
-        auth="none",
-        response_model=m.Health,
-        errors=(503,),
-    ),
-    Route(
-        method="GET",
-        path="/openapi.json",
-        function="openapi",
-        handler=ops.openapi,
-        summary="This document",
-        auth="none",
     ),
 )
 
