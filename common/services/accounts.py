@@ -112,9 +112,12 @@ def _encode_cursor(email: str) -> str:
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        email = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequest("the cursor is not valid; start again without it") from None
+        email = ""
+    if "@" not in email:
+        raise BadRequest("the cursor is not valid; start again without it")
+    return email
 
 
 def list_users(query: AdminUsersQuery, today: date) -> AdminUserList:
