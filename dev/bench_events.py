@@ -107,9 +107,9 @@ def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
         stack.start()
         os.environ.update({k: v for k, v in stack.env().items() if k in ("JWT_SECRET", "STEP_SIGNING_SECRET")})
         settings = load_settings()
-        token = user_token("bench-events@planter.dev")
-        tasks = []
+        tasks, tokens = [], {}
         for i in range(args.tasks):
+            token = user_token(f"bench-events-{i}@planter.dev")  # one user per task: no quota in the way
             # The first task's first step sleeps for the whole run and holds the emulator's one
             # dispatch: every task stays active and quiet but for the benchmark's own writes.
             body = json.dumps({"project_name": f"Watch {i}", "simulate": {"step_seconds": 600}}).encode()
@@ -124,9 +124,13 @@ def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
             if "task_id" not in created:
                 raise RuntimeError(f"could not create a task to watch: {created}")
             tasks.append(created["task_id"])
+            tokens[created["task_id"]] = token
             conn.close()
         arrivals: dict[str, list[float]] = {}
-        watchers = [Watcher(stack.port, tasks[i % len(tasks)], token, arrivals, stop) for i in range(args.watchers)]
+        watchers = [
+            Watcher(stack.port, tasks[i % len(tasks)], tokens[tasks[i % len(tasks)]], arrivals, stop)
+            for i in range(args.watchers)
+        ]
         for w in watchers:
             w.start()
         for w in watchers:
