@@ -95,6 +95,9 @@ def _operation(route: Route) -> dict[str, Any]:
         success["content"] = {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{route.response_model.__name__}"}}
         }
+    elif route.auth == "stream":
+        success["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        success["description"] = "Server-sent events (docs/API.md, Live updates)"
     elif route.function == "openapi":
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     else:
