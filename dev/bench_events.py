@@ -137,7 +137,9 @@ def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
             w.connected.wait(30)
         held = sum(w.connected.is_set() for w in watchers)
         time.sleep(1)
-        cpu_before, wall_before = _process_tree_cpu(stack.functions.pid), time.monotonic()
+        assert stack.functions is not None
+        functions_pid = stack.functions.pid
+        cpu_before, wall_before = _process_tree_cpu(functions_pid), time.monotonic()
         sent: dict[str, tuple[float, str]] = {}
         n = 0
         deadline = time.monotonic() + args.seconds
@@ -161,7 +163,7 @@ def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
             n += 1
             time.sleep(max(0.0, started + 1 / args.writes_per_second - time.monotonic()))
         time.sleep(args.poll * 4 + 1)
-        cpu = _process_tree_cpu(stack.functions.pid) - cpu_before
+        cpu = _process_tree_cpu(functions_pid) - cpu_before
         wall = time.monotonic() - wall_before
         per_task = {t: sum(1 for i in range(args.watchers) if tasks[i % len(tasks)] == t) for t in tasks}
         latencies, missing = [], 0
@@ -201,7 +203,7 @@ def notify_run(samples: int, poll: float) -> dict[str, Any]:
         results = {}
         for mode in ("query every poll", "select() on the socket"):
             raw = engine.raw_connection()  # kept referenced: the pool closes it when collected
-            listener = raw.driver_connection
+            listener: Any = raw.driver_connection
             listener.autocommit = True
             listener.run("LISTEN planter_progress")
             latencies = []

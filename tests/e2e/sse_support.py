@@ -37,7 +37,8 @@ def read_stream(
             raw = response.read()
             got.body = json.loads(raw) if raw else None
             return got
-        event, event_id, data = "message", None, []
+        event, event_id = "message", None
+        data: list[str] = []
         while time.monotonic() - started < timeout:
             raw_line = response.readline()
             if not raw_line:

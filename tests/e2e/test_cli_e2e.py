@@ -44,7 +44,9 @@ def stack() -> Iterator[LocalStack]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def planter(stack: LocalStack, *args: str, email: str = "cli@example.test", timeout: float = 120):
+def planter(
+    stack: LocalStack, *args: str, email: str = "cli@example.test", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PLANTER_URL": stack.base_url,

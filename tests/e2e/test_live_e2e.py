@@ -60,7 +60,7 @@ def test_a_task_stream_sends_its_history_in_order_then_end(stack: LocalStack, ap
     got = read_stream(stack.port, f"/api/v1/tasks/{task['task_id']}/events", api.headers(email), timeout=60)
     assert got.status == 200 and got.content_type.startswith("text/event-stream")
     progress = [e for e in got.events if e[0] == "progress"]
-    assert [int(e[1]) for e in progress] == list(range(1, len(progress) + 1))  # ids count from 1, no gap
+    assert [int(e[1] or "") for e in progress] == list(range(1, len(progress) + 1))  # ids count from 1, no gap
     assert [(e[2]["status"], e[2]["progress_percent"]) for e in progress] == _history(api, task["task_id"])
     assert all(e[2]["task_id"] == task["task_id"] for e in progress)
     assert got.events[-1][0] == "end" and got.events[-1][2]["status"] == "completed"
@@ -83,7 +83,7 @@ def test_a_dropped_connection_resumes_after_last_event_id_with_nothing_missed_or
         again = read_stream(stack.port, path, {**api.headers(email), "Last-Event-ID": last_id}, max_events=2)
         assert again.status == 200
         seen += again.events
-    ids = [int(e[1]) for e in seen if e[0] == "progress"]
+    ids = [int(e[1] or "") for e in seen if e[0] == "progress"]
     assert ids == list(range(1, len(ids) + 1)), ids  # none missed, none repeated
     assert [(e[2]["status"], e[2]["progress_percent"]) for e in seen if e[0] == "progress"] == _history(
         api, task["task_id"]
@@ -172,6 +172,7 @@ def test_the_user_stream_sends_each_change_of_the_callers_tasks(stack: LocalStac
     assert got_first.events[0][0] == "task" and got_first.events[0][2]["task_id"] == running["task_id"]
     assert "estimated_completion_at" in got_first.events[0][2]
     cursor = got_first.events[0][1]
+    assert cursor is not None
     finished = api.create(email, "Live Finished", step_seconds=0.1)
     api.wait_terminal(email, finished["task_id"])
     resumed = read_stream(stack.port, "/api/v1/events", {**api.headers(email), "Last-Event-ID": cursor}, timeout=6)
