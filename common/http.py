@@ -254,10 +254,21 @@ def problem(error: PlanterError) -> flask.Response:
     return response
 
 
+def _guarded(chunks: Iterator[str]) -> Iterator[bytes]:
+    """A stream's bytes. Its generator runs after the router returned (the status is sent): an
+    unexpected error is logged and ends the stream with a retry hint, never a trace to the client."""
+    try:
+        for chunk in chunks:
+            yield chunk.encode()
+    except Exception:
+        logger.exception("event stream failed")
+        yield b": error; reconnect\nretry: 1000\n\n"
+
+
 def _to_response(reply: Reply) -> flask.Response:
     body = reply.body
     if isinstance(body, EventStream):
-        response = flask.Response((chunk.encode() for chunk in body.chunks), status=reply.status)
+        response = flask.Response(_guarded(body.chunks), status=reply.status)
         response.headers["Content-Type"] = "text/event-stream; charset=utf-8"
         # No proxy or browser may keep or buffer a live stream.
         response.headers["Cache-Control"] = "no-cache, no-store"
