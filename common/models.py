@@ -53,7 +53,7 @@ class CreateProject(StrictModel):
 
 class Step(Model):
     name: str
-    status: Literal["pending", "running", "succeeded", "failed", "skipped"]
+    status: Literal["pending", "running", "waiting", "succeeded", "failed", "skipped"]
     attempts: int
     started_at: str | None
     finished_at: str | None
