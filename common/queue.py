@@ -76,7 +76,7 @@ class CloudTasksEnqueuer:
                 "service_account_email": s.oidc_service_account,
                 "audience": s.oidc_audience or s.step_url,
             }
-        task = {
+        task: dict[str, Any] = {
             "name": f"{s.queue_path}/tasks/{task_name(task_id, step, generation, suffix)}",
             "http_request": request,
             # Cloud Tasks' longest deadline: a long step is not redelivered while it still runs.
@@ -106,7 +106,8 @@ class CloudTasksEnqueuer:
                 timeout=10,
             )
         except AlreadyExists:
-            logger.info("step already scheduled", extra={"fields": {"task_id": task_id, "step": step, "suffix": suffix}})
+            fields = {"task_id": task_id, "step": step, "suffix": suffix}
+            logger.info("step already scheduled", extra={"fields": fields})
 
     def ensure_queue(self) -> None:
         """Create the queue if it is missing (local stack; production creates it in the build)."""

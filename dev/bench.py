@@ -777,7 +777,7 @@ def pipeline_overhead(tasks: list[str], sink: Sink | None) -> tuple[dict[str, An
                 for step in STEPS:
                     phases: dict[str, float] = {}
                     with (
-                        timed_phases(step_service, ["_claim", "_record_success", "hand_over"], phases),
+                        timed_phases(step_service, ["_claim", "_record", "after_commit"], phases),
                         counter.measure() as counts,
                     ):
                         started = time.perf_counter()
@@ -791,8 +791,8 @@ def pipeline_overhead(tasks: list[str], sink: Sink | None) -> tuple[dict[str, An
                             "provider_ms": provider.seconds * 1000,
                             "own_ms": (total - provider.seconds) * 1000,
                             "claim_ms": phases.get("_claim", 0) * 1000,
-                            "record_ms": phases.get("_record_success", 0) * 1000,
-                            "handover_ms": phases.get("hand_over", 0) * 1000,
+                            "record_ms": phases.get("_record", 0) * 1000,
+                            "handover_ms": phases.get("after_commit", 0) * 1000,
                             "trips": counts.trips,
                             "statements": describe_statements(counts.statements),
                         }

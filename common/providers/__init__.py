@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,6 +29,9 @@ class StepContext:
     callback_token: Callable[[], str]
     # A check of a waiting step: the state the provider returned in HandedOff (empty otherwise).
     handoff: dict[str, Any] = field(default_factory=dict)
+    # Set when the run's work is no longer wanted (its task was cancelled, its claim lost): a
+    # provider that waits should wait on this and give up when it is set.
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -51,7 +55,8 @@ class HandedOff:
     check_after: float
     state: dict[str, Any] = field(default_factory=dict)  # JSON: given back as StepContext.handoff
     timeout_seconds: float | None = None  # None: the step's own timeout
-    message: str | None = None
+    # Metered when a worker's callback (not check) reports success: the provider knows what it costs.
+    usage_on_success: dict[str, int] = field(default_factory=dict)
 
 
 class StepProvider(Protocol):

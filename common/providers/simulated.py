@@ -12,7 +12,6 @@ outside work "finishes" at start + step_seconds, which the scheduled check then 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 
 from common.models import slugify
@@ -46,10 +45,9 @@ class SimulatedProvider:
                 state={"finishes_at": self._clock() + seconds},
                 # Time enough for the work and a few late checks; then it counts as lost.
                 timeout_seconds=2 * seconds + 30,
-                message=f"{BY_NAME[ctx.step].message} (waiting for the outside work)",
             )
-        if seconds:
-            time.sleep(seconds)
+        if seconds and ctx.stop.wait(seconds):
+            raise StepFailed("stopped: the task was cancelled or the claim lost while the step ran")
         return self._finish(ctx)
 
     def check(self, ctx: StepContext) -> StepOutcome | HandedOff:

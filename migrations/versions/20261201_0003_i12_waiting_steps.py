@@ -21,7 +21,7 @@ _WITHOUT_WAITING = "status IN ('pending', 'running', 'succeeded', 'failed', 'ski
 
 
 def upgrade() -> None:
-    op.drop_constraint("ck_task_steps_status_known", "task_steps", type_="check")
+    op.drop_constraint(op.f("ck_task_steps_status_known"), "task_steps", type_="check")
     op.create_check_constraint(op.f("ck_task_steps_status_known"), "task_steps", _WITH_WAITING)
     # What the provider said when it handed the step off (its state for check()), and the outcome
     # a worker reported, so that a repeated outcome is recognised.
@@ -39,5 +39,5 @@ def downgrade() -> None:
     op.drop_index("ix_task_steps_waiting", table_name="task_steps", postgresql_where=sa.text("status = 'waiting'"))
     op.drop_column("task_steps", "handoff")
     op.execute("UPDATE task_steps SET status = 'pending' WHERE status = 'waiting'")
-    op.drop_constraint("ck_task_steps_status_known", "task_steps", type_="check")
+    op.drop_constraint(op.f("ck_task_steps_status_known"), "task_steps", type_="check")
     op.create_check_constraint(op.f("ck_task_steps_status_known"), "task_steps", _WITHOUT_WAITING)

@@ -302,26 +302,32 @@ def test_a_cancel_during_a_running_step_stops_at_the_boundary(
 
 
 # --- failures, retries, exhaustion ------------------------------------------------------------
-def test_a_failing_attempt_answers_503_with_retry_after_and_is_counted(
+def test_a_failing_attempt_answers_2xx_and_schedules_its_own_retry(
     client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine
 ) -> None:
+    # A non-2xx would make Cloud Tasks back off the whole queue: Planter owns the retry instead.
     task = create(client, auth_header(), fail_step="creating_org", failures=2)
     first = deliver(client, task["task_id"], "creating_org")
-    assert first.status_code == 503
-    assert int(first.headers["Retry-After"]) >= 1
-    assert first.mimetype == "application/problem+json"
+    assert first.status_code == 200 and first.get_json()["outcome"] == "retry"
     row = step_rows(engine, task["task_id"])["creating_org"]
     assert row["attempts"] == 1 and row["status"] == "pending"
     assert "simulated failure" in row["error"]
-    # Redelivered before the backoff ends: refused again, and not counted as an attempt.
+    # One copy, scheduled for when the backoff ends, named after the attempt that failed.
+    assert [(s[1], s[2], s[3], s[4]) for s in enqueued.scheduled] == [("creating_org", 0, row["due_at"], "retry-1")]
+    assert first.get_json()["next_delivery_at"].startswith(row["due_at"].strftime("%Y-%m-%dT%H:%M:%S"))
+    # Redelivered before the backoff ends: a no-op 2xx, not counted, nothing more scheduled.
     early = deliver(client, task["task_id"], "creating_org")
-    assert early.status_code == 503 and int(early.headers["Retry-After"]) >= 1
+    assert early.status_code == 200 and early.get_json()["outcome"] == "noop"
+    assert "backing off" in early.get_json()["detail"]
     assert step_rows(engine, task["task_id"])["creating_org"]["attempts"] == 1
+    assert len(enqueued.scheduled) == 1
     make_due(engine, task["task_id"], "creating_org")
     second = deliver(client, task["task_id"], "creating_org")
-    assert second.status_code == 503
+    assert second.status_code == 200 and second.get_json()["outcome"] == "retry"
     # The backoff doubles: 2 s after the second failure.
-    assert int(second.headers["Retry-After"]) == 2
+    again = step_rows(engine, task["task_id"])["creating_org"]
+    assert 1.5 < (again["due_at"] - again["heartbeat_at"]).total_seconds() <= 2.5
+    assert enqueued.scheduled[-1][4] == "retry-2"
     make_due(engine, task["task_id"], "creating_org")
     third = deliver(client, task["task_id"], "creating_org")
     assert third.status_code == 200 and third.get_json()["outcome"] == "succeeded"
@@ -343,7 +349,7 @@ def test_exhausted_attempts_fail_the_task_and_skip_the_rest(
         make_due(engine, task["task_id"], "forking_template")
         response = deliver(client, task["task_id"], "forking_template")
         if attempt < limit:
-            assert response.status_code == 503, attempt
+            assert (response.status_code, response.get_json()["outcome"]) == (200, "retry"), attempt
         else:
             assert response.status_code == 200
             assert response.get_json()["outcome"] == "failed"
@@ -451,7 +457,7 @@ def test_usage_is_metered_once_per_pipeline_whatever_the_redelivery(
             while True:
                 response = deliver(client, task["task_id"], step)
                 deliver(client, task["task_id"], step)  # an immediate duplicate of every delivery
-                if response.status_code == 200:
+                if response.get_json()["outcome"] != "retry":
                     break
                 make_due(engine, task["task_id"], step)
     for task in (first, second, third):
