@@ -85,6 +85,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # Money.
     cost_per_ai_operation: float = 0.05
+    # The request's `simulate` knobs: development only (refused at start-up elsewhere), and capped.
+    allow_simulate: bool = True
+    simulate_max_step_seconds: float = 60.0
 
     @property
     def is_development(self) -> bool:
@@ -132,6 +135,8 @@ def load_settings() -> Settings:
         cors_origins=tuple(o.strip() for o in _env("CORS_ORIGINS").split(",") if o.strip()),
         max_body_bytes=_env_int("MAX_BODY_BYTES", 64 * 1024),
         cost_per_ai_operation=_env_float("COST_PER_AI_OPERATION", 0.05),
+        allow_simulate=_env_bool("ALLOW_SIMULATE", dev),
+        simulate_max_step_seconds=_env_float("SIMULATE_MAX_STEP_SECONDS", 60.0),
     )
     _validate(settings)
     return settings
@@ -144,8 +149,13 @@ def _validate(s: Settings) -> None:
         raise ConfigError("MAX_BODY_BYTES and DB_POOL_SIZE must be positive")
     if "*" in s.cors_origins:
         raise ConfigError("CORS_ORIGINS must list origins; '*' is refused because tokens are sent")
+    if s.simulate_max_step_seconds < 0:
+        raise ConfigError("SIMULATE_MAX_STEP_SECONDS must not be negative")
     if s.is_development:
         return
+    if s.allow_simulate:
+        # Any user could otherwise make steps as slow as they like (issue 12): development only.
+        raise ConfigError("ALLOW_SIMULATE is for development only; unset it outside development")
     if not s.database_url and not s.instance_connection_name:
         raise ConfigError("set INSTANCE_CONNECTION_NAME (Cloud SQL) or DATABASE_URL")
     if s.instance_connection_name and not s.db_user:

@@ -95,13 +95,21 @@ def apply_failure(
     return StepResult("retry", f"attempt {attempt} failed: {error}", again=(generation, due, f"retry-{attempt}"))
 
 
-def _check_name(due: datetime) -> str:
-    # One name per check time: the delivery that set the time schedules it, a repeat is de-duplicated.
-    return f"check-{int(due.timestamp() * 1000)}"
+def _check_name(claim_id: uuid.UUID) -> str:
+    # One name per claim (the hand-off's, or each check's): the claim that set the next check time
+    # schedules it once; the same time reached by two checks still gets two names (Cloud Tasks
+    # refuses a name used in the last hour, which would lose the second check).
+    return f"check-{claim_id.hex[:16]}"
 
 
 def apply_handoff(
-    conn: sa.Connection, task_id: uuid.UUID, step: pipeline.StepDef, handed: HandedOff, *, first: bool
+    conn: sa.Connection,
+    task_id: uuid.UUID,
+    step: pipeline.StepDef,
+    handed: HandedOff,
+    *,
+    claim_id: uuid.UUID,
+    first: bool,
 ) -> StepResult:
     """The work goes on outside: the step waits (first hand-off) or keeps waiting; a check is scheduled."""
     if first:
@@ -115,7 +123,7 @@ def apply_handoff(
         handoff = {"state": handed.state}
         generation, due = wait_q.check_again(conn, task_id, step.name, handed.check_after, handoff)
         detail = "the outside work goes on"
-    return StepResult("waiting", detail, again=(generation, due, _check_name(due)))
+    return StepResult("waiting", detail, again=(generation, due, _check_name(claim_id)))
 
 
 def after_commit(task_id: uuid.UUID, step: str, result: StepResult) -> None:

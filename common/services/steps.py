@@ -172,7 +172,9 @@ def _record(
             if row["task_status"] in TERMINAL:
                 wait_q.stop(conn, task_id, step.name, f"the task was {row['task_status']} while the step waited")
                 return StepResult("noop", f"the task is {row['task_status']}; the waiting step stops")
-            return apply_handoff(conn, task_id, step, found, first=not claim.checking)
+            return apply_handoff(conn, task_id, step, found, claim_id=claim.claim_id, first=not claim.checking)
+        if claim.checking:  # a worker reporting the same outcome later gets a no-op 200, not a 409
+            wait_q.note_outcome(conn, task_id, step.name, "failed" if isinstance(found, Exception) else "succeeded")
         if isinstance(found, Exception):
             error = str(found)[:MAX_ERROR_LENGTH] or type(found).__name__
             return apply_failure(conn, task_id, step, row, claim.attempt, error)
