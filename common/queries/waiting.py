@@ -51,7 +51,7 @@ _STOP = sa.text(
     """
     UPDATE task_steps SET status = 'skipped', finished_at = now(), claim_id = NULL, lease_expires_at = NULL,
            due_at = NULL, error = :error
-    WHERE task_id = :task_id AND name = :step AND status = 'waiting'
+    WHERE task_id = :task_id AND name = :step AND status IN ('waiting', 'running')
     """
 )
 
@@ -95,5 +95,5 @@ def note_outcome(conn: sa.Connection, task_id: uuid.UUID, step: str, outcome: st
 
 
 def stop(conn: sa.Connection, task_id: uuid.UUID, step: str, error: str) -> None:
-    """A waiting step of a task that ended: skipped, its outside work no longer wanted."""
+    """A waiting or running step of a task that ended: skipped, its work no longer wanted."""
     conn.execute(_STOP, {"task_id": task_id, "step": step, "error": error})

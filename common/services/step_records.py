@@ -86,8 +86,9 @@ def apply_failure(
 ) -> StepResult:
     """Attempt ``attempt`` failed: retried after its backoff (a scheduled copy), or the task fails."""
     if row["task_status"] in TERMINAL:
-        q.fail_step(conn, task_id, step.name, error)
-        return StepResult("noop", f"the task was {row['task_status']} meanwhile")
+        # Stopped (its heartbeat saw the task end) or failed anyway: the step is no longer wanted.
+        wait_q.stop(conn, task_id, step.name, error)
+        return StepResult("noop", f"the task was {row['task_status']} meanwhile; the step stops")
     if attempt >= row["max_attempts"]:
         fail_task(conn, task_id, step, error, row["user_id"])
         return StepResult("failed", error)
