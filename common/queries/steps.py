@@ -213,10 +213,17 @@ def claim(
     return attempts
 
 
-def heartbeat(conn: sa.Connection, task_id: uuid.UUID, step: str, claim_id: uuid.UUID, timeout: float) -> bool:
-    """Extend the lease; False when the claim was lost (the reaper gave the step to another run)."""
+_TASK_ENDED = sa.text(f"SELECT status IN {TERMINAL_SQL} FROM tasks WHERE id = :task_id")
+
+
+def heartbeat(conn: sa.Connection, task_id: uuid.UUID, step: str, claim_id: uuid.UUID, timeout: float) -> str:
+    """Extend the lease: "ok"; "ended" when the task ended (cancelled); "lost" when the lease expired
+    or the claim went to another run."""
     result = conn.execute(_HEARTBEAT, {"task_id": task_id, "step": step, "claim_id": claim_id, "timeout": timeout})
-    return result.rowcount == 1
+    if result.rowcount == 1:
+        return "ok"
+    ended = conn.execute(_TASK_ENDED, {"task_id": task_id}).scalar()
+    return "ended" if ended else "lost"
 
 
 def succeed(conn: sa.Connection, task_id: uuid.UUID, step: str, result_json: str) -> None:

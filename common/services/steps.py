@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from common import auth, pipeline
 from common.config import get_settings
-from common.db import run_in_transaction, run_statement
+from common.db import run_in_transaction
 from common.log import get_logger
 from common.providers import FACT_COLUMNS, HandedOff, StepContext, StepOutcome, StepProvider, get_provider
 from common.queries import steps as q
@@ -117,8 +117,8 @@ def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
 class _Heartbeat:
     """Keeps the claim's lease alive while a provider works; silent for steps shorter than a beat.
 
-    A beat that cannot extend the lease (the claim was lost, or the task was cancelled) sets the
-    context's ``stop`` event: a provider that waits on it stops early, and its result is not used.
+    A beat that finds the task ended (cancelled) sets the context's ``stop`` event: a provider that
+    waits on it stops early, and the step is recorded skipped.
     """
 
     def __init__(self, claim: Claim, timeout: float, expected: float) -> None:
@@ -135,9 +135,14 @@ class _Heartbeat:
         warned = False
         while not self._done.wait(self._interval):
             try:
-                if not run_statement(lambda conn: q.heartbeat(conn, *self._args)):
-                    logger.warning("step run stopped: its claim was lost or its task ended", extra=self._fields())
+                beat = run_in_transaction(lambda conn: q.heartbeat(conn, *self._args))
+                if beat == "ended":
+                    logger.warning("step run stopped: its task ended", extra=self._fields())
                     self._stop_run.set()
+                    return
+                if beat == "lost":
+                    # Left to finish: it records nothing unless its claim still holds (see _record).
+                    logger.warning("step lease lost: no longer extended", extra=self._fields())
                     return
             except Exception:
                 logger.warning("heartbeat failed", exc_info=True, extra=self._fields())

@@ -636,12 +636,22 @@ def test_a_heartbeat_does_not_revive_an_expired_lease(client: Any, auth_header: 
         c=claim_id,
     )
     task_id = uuid.UUID(task["task_id"])
-    assert run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", claim_id, 30))
-    assert not run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", uuid.uuid4(), 30))
+    assert run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", claim_id, 30)) == "ok"
+    assert run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", uuid.uuid4(), 30)) == "lost"
     execute(
         engine,
         "UPDATE task_steps SET lease_expires_at = now() - interval '1 second' WHERE task_id = :t",
         t=task["task_id"],
     )
-    assert not run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", claim_id, 30))
+    assert run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", claim_id, 30)) == "lost"
     assert tick(client) == {"reenqueued": 1, "failed": 0}
+    # A run of a task that was cancelled learns it at its next beat, and its lease is not extended.
+    execute(
+        engine,
+        """UPDATE task_steps SET status = 'running', claim_id = :c, lease_expires_at = now() + interval '1 minute'
+           WHERE task_id = :t AND name = 'creating_org'""",
+        t=task["task_id"],
+        c=claim_id,
+    )
+    assert client.post(f"/api/v1/tasks/{task['task_id']}/cancel", headers=auth_header()).status_code == 200
+    assert run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", claim_id, 30)) == "ended"
