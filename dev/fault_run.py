@@ -553,9 +553,12 @@ def main() -> int:
             "STEP_SIGNING_SECRET": STEP_SECRET,
             "STEP_PROVIDER": "simulated",
             "STEP_TIMEOUT_SECONDS": "3",
-            # Longer than a delivery waits in the emulator's one-at-a-time queue with ACTIVE_LIMIT
-            # pipelines in flight, so the reaper re-enqueues only what was really lost.
-            "REDELIVERY_GRACE_SECONDS": "10",
+            # Longer than a delivery usually waits in the emulator's one-at-a-time queue with
+            # ACTIVE_LIMIT pipelines in flight (p50 ~1 s, p99 ~4 s outside faults), and short enough
+            # that a first step lost with the queue starts within the 10 s the creation-to-first-step
+            # p99 allows. A copy sent for a step that was only slow is harmless (the task lock), and
+            # the reaper doubles the wait before each further copy.
+            "REDELIVERY_GRACE_SECONDS": "5",
         },
     )
     print(f"[fault-run] starting the local stack in {root}", flush=True)
