@@ -14,6 +14,7 @@ scheduled the delivery for it, and the reaper covers one that is lost.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -216,8 +217,10 @@ def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None =
     provider = provider or get_provider(get_settings().step_provider)
     timeout = pipeline.timeout(step, get_settings().step_timeout_seconds)
     found: StepOutcome | HandedOff | Exception
+    # A check needs no heartbeat: it holds the waiting step through its due time (claim_check).
+    beating = contextlib.nullcontext() if claimed.checking else _Heartbeat(claimed, timeout, step.expected_seconds)
     try:
-        with _Heartbeat(claimed, timeout, step.expected_seconds):
+        with beating:
             found = provider.check(claimed.context) if claimed.checking else provider.run(claimed.context)
     except Exception as error:  # any provider failure is one failed attempt, retried with backoff
         logger.warning(
