@@ -15,7 +15,6 @@ scheduled the delivery for it, and the reaper covers one that is lost.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from common.log import get_logger
 from common.providers import FACT_COLUMNS, HandedOff, StepContext, StepOutcome, StepProvider, get_provider
 from common.queries import steps as q
 from common.queries import waiting as wait_q
+from common.services.heartbeat import heartbeats
 from common.services.step_records import (
     TERMINAL,
     StepResult,
@@ -45,8 +45,6 @@ logger = get_logger("planter.steps")
 MAX_ERROR_LENGTH = 1000
 # How long a check in flight holds a waiting step before another check may start.
 CHECK_HOLD_SECONDS = 30.0
-# A run still going after this many times its expected duration is reported (once) by its heartbeat.
-LONG_RUN_FACTOR = 2
 
 __all__ = ["StepResult", "fail_task", "run_step"]
 
@@ -115,55 +113,6 @@ def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
     return run_in_transaction(work)
 
 
-class _Heartbeat:
-    """Keeps the claim's lease alive while a provider works; silent for steps shorter than a beat.
-
-    A beat that finds the task ended (cancelled) sets the context's ``stop`` event: a provider that
-    waits on it stops early, and the step is recorded skipped.
-    """
-
-    def __init__(self, claim: Claim, timeout: float, expected: float) -> None:
-        ctx = claim.context
-        self._args = (uuid.UUID(ctx.task_id), ctx.step, claim.claim_id, timeout)
-        self._stop_run = ctx.stop
-        self._interval = max(0.5, min(timeout / 4, 5.0))
-        self._long = max(LONG_RUN_FACTOR * expected, 2 * self._interval)
-        self._started = time.monotonic()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{ctx.task_id}")
-
-    def _run(self) -> None:
-        warned = False
-        while not self._done.wait(self._interval):
-            try:
-                beat = run_in_transaction(lambda conn: q.heartbeat(conn, *self._args))
-                if beat == "ended":
-                    logger.warning("step run stopped: its task ended", extra=self._fields())
-                    self._stop_run.set()
-                    return
-                if beat == "lost":
-                    # Left to finish: it records nothing unless its claim still holds (see _record).
-                    logger.warning("step lease lost: no longer extended", extra=self._fields())
-                    return
-            except Exception:
-                logger.warning("heartbeat failed", exc_info=True, extra=self._fields())
-            if not warned and time.monotonic() - self._started > self._long:
-                warned = True
-                logger.warning("step runs long", extra=self._fields())
-
-    def _fields(self) -> dict[str, dict[str, object]]:
-        task_id, step, _, _ = self._args
-        seconds = round(time.monotonic() - self._started, 1)
-        return {"fields": {"task_id": str(task_id), "step": step, "running_seconds": seconds}}
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-
-
 def _record(
     task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, found: StepOutcome | HandedOff | Exception
 ) -> StepResult:
@@ -218,7 +167,18 @@ def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None =
     timeout = pipeline.timeout(step, get_settings().step_timeout_seconds)
     found: StepOutcome | HandedOff | Exception
     # A check needs no heartbeat: it holds the waiting step through its due time (claim_check).
-    beating = contextlib.nullcontext() if claimed.checking else _Heartbeat(claimed, timeout, step.expected_seconds)
+    beating = (
+        contextlib.nullcontext()
+        if claimed.checking
+        else heartbeats.keep(
+            task_id,
+            step_name,
+            claimed.claim_id,
+            timeout=timeout,
+            expected=step.expected_seconds,
+            stop=claimed.context.stop,
+        )
+    )
     try:
         with beating:
             found = provider.check(claimed.context) if claimed.checking else provider.run(claimed.context)
