@@ -1,7 +1,7 @@
 """waiting steps: a step handed to an outside worker waits, holding no delivery open
 
 Revision ID: 0003_i12
-Revises: 0002
+Revises: 0003_i18
 Create Date: 2026-12-01 04:30:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0003_i12"
-down_revision = "0002"
+down_revision = "0003_i18"  # re-chained after main's 0003_i18 at the merge of main (was "0002")
 branch_labels = None
 depends_on = None
 

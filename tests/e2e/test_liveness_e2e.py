@@ -3,8 +3,8 @@
 Long steps are handed off and wait (no delivery holds a dispatch slot for them), so a new
 pipeline starts and completes while as many long steps run as the queue has slots; a storm of
 duplicates on a long step costs other pipelines next to nothing; a cancelled long step stops at
-its next scheduled check. These hold on any queue: the old one-slot emulator, or a stand-in with
-production's concurrency.
+its next scheduled check. These hold on any queue: the old one-slot emulator, and the stand-in
+with production's concurrency.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from dev.local_queues import LOCAL_QUEUE_CONFIG
 from tests.e2e.conftest import Api
 
 pytestmark = pytest.mark.e2e
-# Production's dispatch slots for steps (2 instances x concurrency 4); the old emulator has one.
-QUEUE_SLOTS = 8
+# The local queue's dispatch slots: production's (2 instances x concurrency 4).
+QUEUE_SLOTS: int = LOCAL_QUEUE_CONFIG["rate_limits"]["max_concurrent_dispatches"]
 SHORT = 0.05  # seconds per step of a pipeline that should just go through
 LONG = 40.0  # seconds per step: far longer than any of these tests waits
 
