@@ -48,6 +48,7 @@ class Heartbeats:
     """The process's heartbeat: ``with heartbeats.keep(...)`` around a provider's run."""
 
     clock: Callable[[], float] = time.monotonic
+    name: str = "heartbeat"  # of its thread
     _runs: dict[uuid.UUID, _Run] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _changed: threading.Event = field(default_factory=threading.Event)
@@ -73,7 +74,7 @@ class Heartbeats:
         with self._lock:
             self._runs[claim_id] = run
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, daemon=True, name="heartbeat")
+                self._thread = threading.Thread(target=self._loop, daemon=True, name=self.name)
                 self._thread.start()
         self._changed.set()
         try:
