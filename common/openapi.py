@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,9 @@ _REASONS = {
     429: "Monthly AI-operation quota reached",
     503: "Database unreachable, or retry later (Retry-After)",
 }
+# Routes of the dashboard page (functions/web.py): served for browsers, not API operations.
+WEB_FUNCTION = "web"
+WEB_TAG = "web page"
 _HEADERS = {
     "Location": {"description": "Where the created task is read", "schema": {"type": "string"}},
     "ETag": {"description": "The task's version, for If-None-Match", "schema": {"type": "string"}},
@@ -96,6 +100,12 @@ def _operation(route: Route) -> dict[str, Any]:
         }
     elif route.function == "openapi":
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    elif route.function == WEB_FUNCTION:
+        # The dashboard page and its assets: listed (the gateway routes them) but marked as what they are.
+        media = mimetypes.guess_type(route.path)[0] or "text/html"
+        success["content"] = {media: {"schema": {"type": "string"}}}
+        op["tags"] = [WEB_TAG]
+        op["x-planter-web-page"] = True
     else:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     if route.status == 202:
@@ -139,6 +149,12 @@ def build_document(routes: Sequence[Route]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Planter API", "version": "1.0.0", "description": "Plants software projects for its users."},
         "servers": [{"url": "/"}],
+        "tags": [
+            {
+                "name": WEB_TAG,
+                "description": "The dashboard page and its static assets (HTML, CSS, JS for browsers): not API operations.",
+            }
+        ],
         "paths": paths,
         "components": {
             "schemas": defs.get("$defs", {}),

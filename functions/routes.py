@@ -6,6 +6,7 @@ from __future__ import annotations
 from common import models as m
 from common.http import Route
 from functions import dashboard, ops, progress, projects, scheduler, steps, tasks
+from functions.web import page_routes
 
 _USER_ERRORS = (400, 401, 404, 503)
 
@@ -145,6 +146,9 @@ ROUTES: tuple[Route, ...] = (
         summary="This document",
         auth="none",
     ),
+    # The dashboard page and its fingerprinted assets (the `web` function; marked in /openapi.json
+    # as a web page, not an API operation).
+    *page_routes(),
 )
 
 FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))
