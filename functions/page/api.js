@@ -1,5 +1,5 @@
 // Planter's dashboard: the API client, the session's token and small DOM helpers.
-// Every piece of data reaches the page through text nodes (el(), textContent), never innerHTML.
+// Every piece of data reaches the page through text nodes (el(), textContent), never parsed as HTML.
 "use strict";
 
 window.Planter = window.Planter || {};
