@@ -152,7 +152,7 @@ def build_document(routes: Sequence[Route]) -> dict[str, Any]:
         "tags": [
             {
                 "name": WEB_TAG,
-                "description": "The dashboard page and its static assets (HTML, CSS, JS for browsers): not API operations.",
+                "description": "The dashboard page and its static assets, for browsers: not API operations.",
             }
         ],
         "paths": paths,

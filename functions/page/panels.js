@@ -26,7 +26,7 @@
       limit === -1 ? null : P.progressBar(used, used >= 90 ? "bad" : used >= 70 ? "warn" : "ok", "AI operations used"));
     P.append(P.clear($("metrics")), [
       card("Health", fmt(score), "out of 100", score >= 80 ? "ok" : score >= 50 ? "warn" : "bad"),
-      card("Success (30 d)", `${fmt(h.success_rate_30d, 0)} %`),
+      card("Success (30 d)", h.success_rate_30d === null || h.success_rate_30d === undefined ? "—" : `${fmt(h.success_rate_30d, 0)} %`),
       card("Active", fmt(h.active_tasks)),
       card("Done today", fmt(h.tasks_completed_today)),
       card("Failed this week", fmt(h.tasks_failed_this_week), null, h.tasks_failed_this_week ? "bad" : ""),

@@ -53,12 +53,15 @@
       const facts = [];
       if (step.attempts > 1 || (step.attempts === 1 && step.status === "failed")) facts.push(`attempt ${step.attempts}`);
       if (step.started_at) facts.push(P.duration(step.started_at, step.finished_at));
+      // A failed task's error is in its failure box; here, errors of attempts that were retried.
+      const error = step.error && task.status !== "failed" ? step.error : null;
       return el("li", { class: `step ${step.status}`, dataset: { step: step.name, state } },
         el("span", { class: "dot", "aria-hidden": "true" }),
         el("span", { class: "step-name" }, humanize(step.name)),
-        el("span", { class: `step-state ${step.status}` }, state),
-        el("span", { class: "step-facts" }, facts.join(" · ")),
-        step.error ? el("p", { class: "step-error" }, step.error) : null);
+        el("span", { class: "step-line" },
+          el("span", { class: `step-state ${step.status}` }, state),
+          el("span", { class: "step-facts" }, facts.join(" · "))),
+        error ? el("p", { class: "step-error" }, error) : null);
     }));
   }
 
@@ -118,6 +121,11 @@
       container.appendChild(card);
     }
     $("live-empty").hidden = shown.length > 0;
+    // History rows of tracked tasks show the same state as their live card.
+    for (const row of [...$("history-rows").children]) {
+      const task = tracked.get(row.dataset.taskId);
+      if (task && row.dataset.version !== `${task.updated_at}|${task.progress_percent}`) row.replaceWith(historyRow(task));
+    }
   };
 
   P.track = function (task) {
@@ -233,7 +241,7 @@
 
   function historyRow(task) {
     const kind = statusKind(task);
-    return el("tr", { dataset: { taskId: task.task_id } },
+    return el("tr", { dataset: { taskId: task.task_id, version: `${task.updated_at}|${task.progress_percent}` } },
       el("td", {}, task.project_name || humanize(task.type)),
       el("td", {}, el("span", { class: `badge status ${kind}` }, statusText(task))),
       el("td", { class: "mini" }, P.progressBar(task.progress_percent, kind), el("span", { class: "muted" }, `${Math.round(task.progress_percent || 0)} %`)),

@@ -116,7 +116,12 @@ def _fallback_client(document: dict[str, Any]) -> Any:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("DELETE", "/api/v1/tasks"), ("PUT", f"/api/v1/tasks/{ds.UUID}"), ("GET", "/api/v1/nothing"), ("GET", "/assets/nothing.js")],
+    [
+        ("DELETE", "/api/v1/tasks"),
+        ("PUT", f"/api/v1/tasks/{ds.UUID}"),
+        ("GET", "/api/v1/nothing"),
+        ("GET", "/assets/nothing.js"),
+    ],
 )
 def test_requests_no_operation_matches_are_answered_as_the_local_gateway_does(
     method: str, path: str, monkeypatch: pytest.MonkeyPatch

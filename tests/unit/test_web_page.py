@@ -66,14 +66,14 @@ def test_the_page_is_html_with_a_strict_content_security_policy(client: Any) -> 
 def test_the_page_has_no_inline_script_style_or_handler_and_loads_only_its_own_assets(client: Any) -> None:
     _, parser = _page(client)
     assert parser.script_text == []
-    references = []
+    references: list[str] = []
     for tag, attrs in parser.tags:
         assert tag != "style"
         assert "style" not in attrs, tag
         assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
         if tag == "script":
             assert attrs.get("src"), "every script is a file"
-        references += [attrs[a] for a in ("src", "href") if attrs.get(a)]
+        references += [value for a in ("src", "href") if (value := attrs.get(a))]
     assert len(set(references)) == len(web.ASSET_FILES)
     for reference in references:
         assert reference.startswith("/assets/"), reference
@@ -82,7 +82,7 @@ def test_the_page_has_no_inline_script_style_or_handler_and_loads_only_its_own_a
 
 def test_assets_are_fingerprinted_immutable_and_typed(client: Any) -> None:
     _, parser = _page(client)
-    served = {attrs.get("src") or attrs.get("href") for _, attrs in parser.tags} - {None}
+    served = {ref for _, attrs in parser.tags if (ref := attrs.get("src") or attrs.get("href"))}
     types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
     for name in web.ASSET_FILES:
         body = (web.PAGE_DIR / name).read_bytes()
