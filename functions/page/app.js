@@ -45,10 +45,15 @@
   };
 
   // One full sync: active tasks (with their steps), tasks that just ended, and new ones made elsewhere.
-  async function sync() {
+  async function loadSummary() {
     const active = await P.get(`/api/v1/dashboard/active-tasks?tz=${encodeURIComponent(P.zone())}`);
     $("live-summary").textContent =
       `${active.total_active} active · ${active.total_completed_today} done today · ${active.total_failed_today} failed today`;
+    return active;
+  }
+
+  async function sync() {
+    const active = await loadSummary();
     const activeIds = new Set(active.active_tasks.map((t) => t.task_id));
     const refresh = new Set(activeIds);
     for (const id of P.trackedIds()) {
@@ -92,13 +97,14 @@
       source.addEventListener("task", (event) => {
         const data = JSON.parse(event.data);
         pending.add(data.task_id);
-        clearTimeout(flush);
+        if (flush) return; // a read is already due: it takes this task too (at most ~10 reads a second)
         flush = setTimeout(async () => {
+          flush = null;
           const ids = [...pending];
           pending.clear();
-          const results = await Promise.allSettled(ids.map((id) => P.refreshTask(id)));
+          const results = await Promise.allSettled([...ids.map((id) => P.refreshTask(id)), loadSummary()]);
           P.renderLive();
-          if (results.some((r) => r.status === "fulfilled" && r.value)) P.afterChange();
+          if (results.slice(0, ids.length).some((r) => r.status === "fulfilled" && r.value)) P.afterChange();
         }, 100);
       });
       source.addEventListener("error", () => {
