@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import make_token
 from tests.e2e.conftest import Api
@@ -70,6 +71,10 @@ def _shot(page: Any, name: str, selector: str | None = None) -> pathlib.Path:
     return path
 
 
+# Waits use locators and expect(), not wait_for_function: the page's CSP (no 'unsafe-eval') refuses
+# the string predicates that wait_for_function re-evaluates in the page.
+
+
 def _card(page: Any, task_id: str) -> Any:
     return page.locator(f'#live-tasks article[data-task-id="{task_id}"]')
 
@@ -92,8 +97,7 @@ def _sign_in(page: Any, api: Api, email: str) -> None:
     # The token left the address bar at once and lives in this tab's sessionStorage only.
     assert "token" not in page.url
     assert page.evaluate("sessionStorage.getItem('planter.token')") == token
-    page.wait_for_function("document.getElementById('who-email').textContent.length > 0")
-    assert page.text_content("#who-email") == email
+    expect(page.locator("#who-email")).to_have_text(email)
 
 
 def test_plant_watch_fail_and_retry_in_a_real_browser(page: Any, api: Api) -> None:
@@ -168,7 +172,7 @@ def test_plant_watch_fail_and_retry_in_a_real_browser(page: Any, api: Api) -> No
     # History lists both; the charts are drawn as inline SVG.
     page.wait_for_selector(f'#history-rows tr[data-task-id="{failing["task_id"]}"]', timeout=10_000)
     assert page.locator(f'#history-rows tr[data-task-id="{task_id}"]').count() == 1
-    page.wait_for_function("document.querySelectorAll('#charts figure svg').length === 6")
+    expect(page.locator("#charts figure svg")).to_have_count(6)
     created_bars = page.locator('#charts figure[data-metric="tasks_created"] rect')
     assert sum(float(h) for h in created_bars.evaluate_all("rs => rs.map(r => r.getAttribute('height'))")) > 0
     page.wait_for_timeout(800)  # the bars' transition
@@ -178,15 +182,35 @@ def test_plant_watch_fail_and_retry_in_a_real_browser(page: Any, api: Api) -> No
     assert page.problems == [], page.problems
 
 
-def test_data_is_rendered_as_text_and_a_bad_token_brings_back_the_sign_in(page: Any, api: Api) -> None:
+def test_text_rendering_history_pages_and_a_bad_token(page: Any, api: Api) -> None:
     email = f"xss-{uuid.uuid4().hex[:8]}@example.com"
+    cancelled = []
+    for number in range(11):  # more than one page of history (10 a page), ended at once
+        task = api.create(email, f"Old Project {number}", step_seconds=5)
+        assert api.cancel(email, task["task_id"]).status_code == 200
+        cancelled.append(task["task_id"])
     name = "<img src=x onerror=alert(1)> Shop"
     api.create(email, name, step_seconds=5)
     _sign_in(page, api, email)
+
+    # Data is text: a name that looks like markup is shown as such and makes no element.
     card = page.locator("#live-tasks article", has_text="onerror")
     card.wait_for(timeout=10_000)
     assert card.locator("h3").text_content() == name
     assert page.locator("#live-tasks img").count() == 0
+
+    # History: newest first, 10 a page, the next page through the cursor, a status filter.
+    rows = page.locator("#history-rows tr")
+    assert rows.count() == 10
+    assert rows.first.locator("td").first.text_content() == name
+    page.click("#history-more")
+    expect(rows).to_have_count(12)
+    assert page.locator("#history-more").is_hidden()
+    listed = rows.evaluate_all("rs => rs.map(r => r.dataset.taskId)")
+    assert set(cancelled) <= set(listed) and len(set(listed)) == 12
+    page.select_option("#history-filter", "active")
+    expect(rows).to_have_count(1)
+    assert rows.first.locator("td").first.text_content() == name
 
     page.evaluate("sessionStorage.setItem('planter.token', 'not-a-token')")
     page.reload()
