@@ -217,3 +217,4 @@ def test_text_rendering_history_pages_and_a_bad_token(page: Any, api: Api) -> No
     page.wait_for_selector("#sign-in:not([hidden])", timeout=10_000)
     assert "refused" in page.text_content("#sign-in-error")
     assert page.locator("#app").is_hidden()
+    _shot(page, "sign-in.png")
