@@ -63,10 +63,10 @@
     const recent = await P.get("/api/v1/tasks?limit=10");
     let changed = false;
     for (const task of recent.tasks || []) {
-      if (!seenIds.has(task.task_id) && !P.trackedTask(task.task_id)) changed = P.track(task) || changed;
+      if (!seenIds.has(task.task_id) && !P.trackedTask(task.task_id)) changed = P.track(task, true) || changed;
       seenIds.add(task.task_id);
     }
-    const results = await Promise.allSettled([...refresh].map((id) => P.refreshTask(id)));
+    const results = await Promise.allSettled([...refresh].map((id) => P.refreshTask(id, true)));
     changed = results.some((r) => r.status === "fulfilled" && r.value) || changed;
     P.renderLive();
     if (changed) P.afterChange();
@@ -102,7 +102,7 @@
           flush = null;
           const ids = [...pending];
           pending.clear();
-          const results = await Promise.allSettled([...ids.map((id) => P.refreshTask(id)), loadSummary()]);
+          const results = await Promise.allSettled([...ids.map((id) => P.refreshTask(id, true)), loadSummary()]);
           P.renderLive();
           if (results.slice(0, ids.length).some((r) => r.status === "fulfilled" && r.value)) P.afterChange();
         }, 100);
@@ -143,6 +143,12 @@
     $("who").hidden = false;
     const first = await P.loadHistory(false).catch(() => []);
     for (const task of first) seenIds.add(task.task_id);
+    // A failure of the last day stays in view on arrival (with Retry and Teardown) until dismissed.
+    const dayAgo = Date.now() - 24 * 3600 * 1000;
+    for (const task of first) {
+      if (task.status === "failed" && task.failed_at && new Date(task.failed_at).getTime() > dayAgo) P.track(task, true);
+    }
+    P.renderLive();
     P.loadTemplates().catch(() => {});
     P.loadCharts().catch((e) => P.failed($("charts"), e));
     P.loadProfile();

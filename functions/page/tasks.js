@@ -12,7 +12,9 @@
   const KEEP_FINISHED = 6; // finished tasks kept on the live panel (newest first) until dismissed
 
   const tracked = new Map(); // task_id -> the full task object
-  const dismissed = new Set();
+  // Dismissed cards stay dismissed for this tab (ids only; nothing secret).
+  const DISMISSED_KEY = "planter.dismissed";
+  const dismissed = new Set(JSON.parse(sessionStorage.getItem(DISMISSED_KEY) || "[]"));
   P.isTerminal = (task) => TERMINAL.has(task.status);
 
   const humanize = (name) => (name || "").replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
@@ -128,23 +130,26 @@
     }
   };
 
-  P.track = function (task) {
+  // keepDismissed: a task the page brings back on its own (a past failure) stays dismissed;
+  // one the user acts on (creates, retries, opens) is shown again.
+  P.track = function (task, keepDismissed) {
     const before = tracked.get(task.task_id);
     tracked.set(task.task_id, task);
-    dismissed.delete(task.task_id);
+    if (!keepDismissed) dismissed.delete(task.task_id);
     return !before || before.status !== task.status;
   };
   P.trackedIds = () => [...tracked.keys()];
   P.trackedTask = (id) => tracked.get(id);
 
   // The full task (with steps) replaces what the page had; true when its status changed.
-  P.refreshTask = async function (taskId) {
+  P.refreshTask = async function (taskId, keepDismissed) {
     const task = await P.get(`/api/v1/tasks/${encodeURIComponent(taskId)}`);
-    return P.track(task);
+    return P.track(task, keepDismissed);
   };
 
   function dismiss(taskId) {
     dismissed.add(taskId);
+    sessionStorage.setItem(DISMISSED_KEY, JSON.stringify([...dismissed].slice(-200)));
     P.renderLive();
   }
 

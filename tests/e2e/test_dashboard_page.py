@@ -189,9 +189,18 @@ def test_text_rendering_history_pages_and_a_bad_token(page: Any, api: Api) -> No
         task = api.create(email, f"Old Project {number}", step_seconds=5)
         assert api.cancel(email, task["task_id"]).status_code == 200
         cancelled.append(task["task_id"])
+    earlier = api.create(email, "Failed Before", fail_step="creating_org", failures=50)
+    assert api.wait_terminal(email, earlier["task_id"])["status"] == "failed"
     name = "<img src=x onerror=alert(1)> Shop"
     api.create(email, name, step_seconds=5)
     _sign_in(page, api, email)
+
+    # A failure from before the page opened is in view on arrival, until dismissed.
+    before = _card(page, earlier["task_id"])
+    before.wait_for(timeout=10_000)
+    assert before.get_attribute("data-status") == "failed" and before.locator(".failure").is_visible()
+    before.get_by_role("button", name="Dismiss").click()
+    expect(before).to_have_count(0)
 
     # Data is text: a name that looks like markup is shown as such and makes no element.
     card = page.locator("#live-tasks article", has_text="onerror")
@@ -204,13 +213,18 @@ def test_text_rendering_history_pages_and_a_bad_token(page: Any, api: Api) -> No
     assert rows.count() == 10
     assert rows.first.locator("td").first.text_content() == name
     page.click("#history-more")
-    expect(rows).to_have_count(12)
+    expect(rows).to_have_count(13)
     assert page.locator("#history-more").is_hidden()
     listed = rows.evaluate_all("rs => rs.map(r => r.dataset.taskId)")
-    assert set(cancelled) <= set(listed) and len(set(listed)) == 12
+    assert set(cancelled) <= set(listed) and len(set(listed)) == 13
     page.select_option("#history-filter", "active")
     expect(rows).to_have_count(1)
     assert rows.first.locator("td").first.text_content() == name
+
+    page.reload()  # dismissed stays dismissed in this tab
+    page.wait_for_selector("#app:not([hidden])", timeout=15_000)
+    page.locator("#live-tasks article", has_text="onerror").wait_for(timeout=10_000)  # the live panel is drawn
+    assert _card(page, earlier["task_id"]).count() == 0
 
     page.evaluate("sessionStorage.setItem('planter.token', 'not-a-token')")
     page.reload()
