@@ -5,13 +5,13 @@
 window.Planter = window.Planter || {};
 
 (function (P) {
-  const TOKEN_KEY = "planter.token";
+  const SESSION_KEY = "planter.token"; // the sessionStorage entry holding the bearer token
 
   // The token lives in sessionStorage: this tab only, gone when it closes.
   P.session = {
-    token() { return sessionStorage.getItem(TOKEN_KEY); },
-    set(token) { sessionStorage.setItem(TOKEN_KEY, token.trim()); },
-    clear() { sessionStorage.removeItem(TOKEN_KEY); },
+    token() { return sessionStorage.getItem(SESSION_KEY); },
+    set(token) { sessionStorage.setItem(SESSION_KEY, token.trim()); },
+    clear() { sessionStorage.removeItem(SESSION_KEY); },
   };
 
   class ApiError extends Error {
