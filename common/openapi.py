@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import mimetypes
+import pathlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +29,15 @@ _REASONS = {
 # Routes of the dashboard page (functions/web.py): served for browsers, not API operations.
 WEB_FUNCTION = "web"
 WEB_TAG = "web page"
+# The page's media types by suffix, fixed here (mimetypes answers differently across platforms).
+WEB_MEDIA_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+
+
+def web_media_type(path: str) -> str:
+    """The media type of a page route: its file's suffix, or HTML for the page itself ("/")."""
+    return WEB_MEDIA_TYPES.get(pathlib.PurePosixPath(path).suffix, "text/html")
+
+
 _HEADERS = {
     "Location": {"description": "Where the created task is read", "schema": {"type": "string"}},
     "ETag": {"description": "The task's version, for If-None-Match", "schema": {"type": "string"}},
@@ -102,8 +111,7 @@ def _operation(route: Route) -> dict[str, Any]:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     elif route.function == WEB_FUNCTION:
         # The dashboard page and its assets: listed (the gateway routes them) but marked as what they are.
-        media = mimetypes.guess_type(route.path)[0] or "text/html"
-        success["content"] = {media: {"schema": {"type": "string"}}}
+        success["content"] = {web_media_type(route.path): {"schema": {"type": "string"}}}
         op["tags"] = [WEB_TAG]
         op["x-planter-web-page"] = True
     else:

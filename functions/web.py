@@ -11,17 +11,17 @@ script or style, and renders data with textContent only.
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import pathlib
 import re
 from dataclasses import dataclass
 
 from common.http import Call, Handler, Reply, Route
+from common.openapi import WEB_FUNCTION, web_media_type
 
 PAGE_DIR = pathlib.Path(__file__).parent / "page"
 # Loaded in this order by index.html; every file of the page is listed here (a test checks it).
 ASSET_FILES = ("style.css", "favicon.svg", "api.js", "charts.js", "tasks.js", "panels.js", "app.js")
-FUNCTION = "web"
+FUNCTION = WEB_FUNCTION
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -58,8 +58,8 @@ def _etag(body: bytes) -> str:
 
 
 def _content_type(name: str) -> str:
-    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return f"{guessed}; charset=utf-8" if guessed.startswith("text/") or guessed.endswith("javascript") else guessed
+    media = web_media_type(name)
+    return f"{media}; charset=utf-8" if media.startswith("text/") else media
 
 
 def fingerprinted(name: str, body: bytes) -> str:
