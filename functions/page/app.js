@@ -75,6 +75,8 @@
   function startPolling() {
     let timer = null, stopped = false;
     const tick = async () => {
+      // A hidden tab does not poll (its next look is one tick away once it is shown again).
+      if (document.hidden) { timer = setTimeout(tick, POLL_MS); return; }
       try { await sync(); } catch (error) { if (!(error instanceof P.ApiError && error.status === 401)) $("live-mode").textContent = "reconnecting…"; }
       if (!stopped) timer = setTimeout(tick, POLL_MS);
     };
