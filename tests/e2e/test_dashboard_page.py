@@ -153,6 +153,9 @@ def test_plant_watch_fail_and_retry_in_a_real_browser(page: Any, api: Api) -> No
     assert outcome["error_message"] in failure.locator(".failure-error").text_content()
     assert failed_card.locator('.step[data-step="deploying"]').get_attribute("data-state") == "failed"
     assert failed_card.locator(".badge.status").text_content() == "Failed"
+    # The figures follow without a reload.
+    expect(page.locator(".metric", has_text="Failed this week").locator(".metric-value")).to_have_text("1")
+    expect(page.locator('#charts figure[data-metric="tasks_failed"] .chart-figure')).to_have_text("1")
     _shot(page, "failed-task.png")
 
     # Retry: a new task with the same input, shown live beside the failed one.
