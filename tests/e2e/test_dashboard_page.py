@@ -100,7 +100,7 @@ def _sign_in(page: Any, api: Api, email: str) -> None:
     expect(page.locator("#who-email")).to_have_text(email)
 
 
-def test_plant_watch_fail_and_retry_in_a_real_browser(page: Any, api: Api) -> None:
+def test_plant_watch_fail_and_retry_in_a_real_browser(page: Any, api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     email = f"browser-{uuid.uuid4().hex[:8]}@example.com"
     _sign_in(page, api, email)
     page.evaluate("window.plantedWithoutReload = true")  # a reload would drop this
@@ -181,7 +181,8 @@ def test_plant_watch_fail_and_retry_in_a_real_browser(page: Any, api: Api) -> No
     page.wait_for_timeout(800)  # the bars' transition
     _shot(page, "charts.png", "#charts-card")
     _shot(page, "dashboard.png")
-    print(f"screenshots in {SCREENSHOTS}")
+    with capsys.disabled():  # shown by a plain `make test` too, not only with -s
+        print(f"\ndashboard screenshots in {SCREENSHOTS}")
     assert page.problems == [], page.problems
 
 
