@@ -90,6 +90,14 @@ def _slow_form_projects(route: Any) -> None:
     route.continue_(post_data=json.dumps(body))
 
 
+def _no_such_route(route: Any) -> None:
+    route.fulfill(
+        status=404,
+        content_type="application/problem+json",
+        body=json.dumps({"type": "about:blank", "title": "Not Found", "status": 404, "detail": "no route"}),
+    )
+
+
 def _sign_in(page: Any, api: Api, email: str) -> None:
     token = make_token(email, exp=int(time.time()) + 3600)
     page.goto(f"{api.base_url}/#token={token}")
@@ -103,6 +111,8 @@ def _sign_in(page: Any, api: Api, email: str) -> None:
 def test_plant_watch_fail_and_retry_in_a_real_browser(page: Any, api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     email = f"browser-{uuid.uuid4().hex[:8]}@example.com"
     _sign_in(page, api, email)
+    # The server has stream tokens and the event routes: the page listens instead of polling.
+    expect(page.locator("#live-mode")).to_have_text("live")
     page.evaluate("window.plantedWithoutReload = true")  # a reload would drop this
 
     # Plant a project through the form.
@@ -196,8 +206,11 @@ def test_text_rendering_history_pages_and_a_bad_token(page: Any, api: Api) -> No
     earlier = api.create(email, "Failed Before", fail_step="creating_org", failures=50)
     assert api.wait_terminal(email, earlier["task_id"])["status"] == "failed"
     name = "<img src=x onerror=alert(1)> Shop"
-    api.create(email, name, step_seconds=5)
+    running = api.create(email, name, step_seconds=1)
+    # A server without stream tokens (as before issue 18's streams): the page polls instead.
+    page.route("**/api/v1/stream-tokens", _no_such_route)
     _sign_in(page, api, email)
+    expect(page.locator("#live-mode")).to_have_text("polling every 1.5 s")
 
     # A failure from before the page opened is in view on arrival, until dismissed.
     before = _card(page, earlier["task_id"])
@@ -211,6 +224,10 @@ def test_text_rendering_history_pages_and_a_bad_token(page: Any, api: Api) -> No
     card.wait_for(timeout=10_000)
     assert card.locator("h3").text_content() == name
     assert page.locator("#live-tasks img").count() == 0
+    # Polling follows it to the end as well.
+    expect(_card(page, running["task_id"])).to_have_attribute("data-status", "completed", timeout=60_000)
+    expect(page.locator(".metric", has_text="Done today").locator(".metric-value")).to_have_text("1")
+    page.wait_for_timeout(1000)  # the history reload that the same change started has landed too
 
     # History: newest first, 10 a page, the next page through the cursor, a status filter.
     rows = page.locator("#history-rows tr")
@@ -221,14 +238,16 @@ def test_text_rendering_history_pages_and_a_bad_token(page: Any, api: Api) -> No
     assert page.locator("#history-more").is_hidden()
     listed = rows.evaluate_all("rs => rs.map(r => r.dataset.taskId)")
     assert set(cancelled) <= set(listed) and len(set(listed)) == 13
-    page.select_option("#history-filter", "active")
+    page.select_option("#history-filter", "completed")
     expect(rows).to_have_count(1)
     assert rows.first.locator("td").first.text_content() == name
 
     page.reload()  # dismissed stays dismissed in this tab
     page.wait_for_selector("#app:not([hidden])", timeout=15_000)
-    page.locator("#live-tasks article", has_text="onerror").wait_for(timeout=10_000)  # the live panel is drawn
+    # Boot draws the live panel right after the first history page (one microtask later).
+    expect(page.locator("#history-rows tr")).to_have_count(10)
     assert _card(page, earlier["task_id"]).count() == 0
+    assert page.locator("#live-empty").is_visible()
 
     page.evaluate("sessionStorage.setItem('planter.token', 'not-a-token')")
     page.reload()
