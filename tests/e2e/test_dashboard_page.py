@@ -3,7 +3,9 @@
 
 It signs in with the link `make dev` prints (the token in the URL fragment), plants a project
 through the page's form, watches its bar reach 100 % without a reload, sees a failing task shown
-as failed with its error, retries it, and saves screenshots to .local/screenshots/.
+as failed with its error, retries it, and saves screenshots to .local/screenshots/. The page runs
+on the event stream there; a second test takes the stream tokens away (a 404 through Playwright's
+request routing, as a server without them answers) and sees the polling fallback do the same.
 """
 
 from __future__ import annotations
