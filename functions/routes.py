@@ -23,6 +23,7 @@ from functions import (
     task_types,
     tasks,
 )
+from functions.web import page_routes
 
 _USER_ERRORS = (400, 401, 404, 503)
 
@@ -341,6 +342,9 @@ ROUTES: tuple[Route, ...] = (
         response_model=ma.AdminUserList,
         errors=(400, 401, 422, 503),
     ),
+    # The dashboard page and its fingerprinted assets (the `web` function; marked in /openapi.json
+    # as a web page, not an API operation).
+    *page_routes(),
 )
 
 FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))

@@ -1,7 +1,7 @@
 """task types and scheduled jobs: task priority, the other types' phases, jobs and their runs
 
 Revision ID: 0003_i16
-Revises: 0003_i18
+Revises: 0003_i12
 Create Date: 2026-12-01 04:10:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0003_i16"
-down_revision = "0003_i18"  # re-chained after main's 0003_i18 (was "0002")
+down_revision = "0003_i12"  # re-chained after main's 0003_i18 and 0003_i12 (was "0002")
 branch_labels = None
 depends_on = None
 

@@ -121,6 +121,10 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     assert requests.get(f"{base}/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
     token = re.search(r"^(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
     assert token, "make dev printed no bearer token"
+    # The dashboard's sign-in link carries that token in the fragment (never sent to the server).
+    link = re.search(r"sign-in link: (\S+)/#token=(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
+    assert link and link.groups() == (base, token.group(1)), "make dev printed no dashboard sign-in link"
+    assert requests.get(f"{base}/", timeout=5).headers["Content-Type"].startswith("text/html")
     printed = {"Authorization": f"Bearer {token.group(1)}"}
     created = requests.post(
         f"{base}/api/v1/projects", json={"project_name": "Kept Across Restarts"}, headers=printed, timeout=10
@@ -154,4 +158,7 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     kept = requests.get(f"{base}/api/v1/tasks/{task_id}", headers=demo, timeout=10)
     assert kept.status_code == 200, kept.text
     assert kept.json()["project_name"] == "Kept Across Restarts"
+    # Start-up says what the kept database still has running, and how to start afresh.
+    said = "".join(dev_command.output)
+    assert re.search(r"has \d+ unfinished task", said) and "rm -rf" in said, said
     dev_command.terminate_group()
