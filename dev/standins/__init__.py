@@ -1,0 +1,1 @@
+"""Local stand-ins for the outside services Planter talks to (GitHub, the AI service)."""

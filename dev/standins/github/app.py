@@ -1,0 +1,329 @@
+"""The stand-in's WSGI app: GitHub's REST subset, `_faults`, and git smart HTTP for `git clone`.
+
+Errors come back as GitHub sends them: a JSON body with `message` and `documentation_url`
+(plus `errors` on 422), the same status codes (404 for what the token cannot see, 422 for a
+taken name, 409 for an empty repository).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from dev.standins.faults import Faults
+from dev.standins.github import objects
+from dev.standins.github.gitstore import GitError, GitStore
+from dev.standins.github.smart_http import serve_git
+from dev.standins.github.state import State, now_iso
+
+DOCS = "https://docs.github.com/rest"
+Handler = Callable[..., Response]
+
+
+class GitHubError(Exception):
+    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.errors = status, message, errors
+
+
+def reply(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json; charset=utf-8")
+
+
+class GitHubStandIn:
+    """One GitHub, its data under ``root`` (git repositories and state.json)."""
+
+    def __init__(self, root: pathlib.Path, base_url: str = "") -> None:
+        self.root = root
+        self.git = GitStore(root / "git")
+        self.state = State(root / "state.json")
+        self.faults = Faults()
+        self.base_url = base_url
+        self.token = ""  # when set, the only token accepted; otherwise any token is
+        self.calls: list[tuple[str, str]] = []
+        r = Rule
+        self.rules = Map(
+            [
+                r("/_faults", endpoint="faults", methods=["POST", "DELETE"]),
+                r("/orgs/<org>", endpoint="get_org", methods=["GET"]),
+                r("/orgs/<org>/installation", endpoint="get_installation", methods=["GET"]),
+                r("/app/installations/<int:iid>/access_tokens", endpoint="access_token", methods=["POST"]),
+                r("/repos/<owner>/<repo>", endpoint="get_repo", methods=["GET"]),
+                r("/repos/<owner>/<repo>/generate", endpoint="generate", methods=["POST"]),
+                r("/repos/<owner>/<repo>/git/ref/<path:ref>", endpoint="get_ref", methods=["GET"]),
+                r("/repos/<owner>/<repo>/git/refs/<path:ref>", endpoint="update_ref", methods=["PATCH"]),
+                r("/repos/<owner>/<repo>/git/commits/<sha>", endpoint="get_commit", methods=["GET"]),
+                r("/repos/<owner>/<repo>/git/commits", endpoint="create_commit", methods=["POST"]),
+                r("/repos/<owner>/<repo>/git/trees/<sha>", endpoint="get_tree", methods=["GET"]),
+                r("/repos/<owner>/<repo>/git/trees", endpoint="create_tree", methods=["POST"]),
+                r("/repos/<owner>/<repo>/git/blobs/<sha>", endpoint="get_blob", methods=["GET"]),
+                r("/repos/<owner>/<repo>/git/blobs", endpoint="create_blob", methods=["POST"]),
+                r("/repos/<owner>/<repo>/issues", endpoint="list_issues", methods=["GET"]),
+                r("/repos/<owner>/<repo>/issues", endpoint="create_issue", methods=["POST"]),
+                r("/repos/<owner>/<repo>/issues/<int:number>", endpoint="get_issue", methods=["GET"]),
+            ]
+        )
+
+    @property
+    def web(self) -> str:
+        return self.base_url
+
+    # --- WSGI ----------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        path = request.path
+        if ".git/" in path and not path.startswith(("/repos/", "/_faults")):
+            return serve_git(self.git.root, environ, start_response)
+        response = self.dispatch(request)
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        self.calls.append((request.method, request.path))
+        if request.path != "/_faults":
+            fault = self.faults.take(request.method, request.path)
+            if fault is not None:
+                status, headers, body = fault
+                return Response(body, status=status, headers=headers)
+        try:
+            endpoint, args = self.rules.bind_to_environ(request.environ).match()
+            if endpoint != "faults":
+                self._authenticate(request)
+            handler: Handler = getattr(self, f"on_{endpoint}")
+            return handler(request, **args)
+        except GitHubError as error:
+            body: dict[str, Any] = {"message": error.message, "documentation_url": DOCS, "status": str(error.status)}
+            if error.errors:
+                body["errors"] = error.errors
+            return reply(body, error.status)
+        except NotFound:
+            return reply({"message": "Not Found", "documentation_url": DOCS, "status": "404"}, 404)
+        except HTTPException as error:
+            return reply({"message": error.name, "documentation_url": DOCS, "status": str(error.code)}, error.code or 500)
+
+    def _authenticate(self, request: Request) -> None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() not in ("bearer", "token") or not token or (self.token and token != self.token):
+            raise GitHubError(401, "Bad credentials")
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(request.get_data() or b"{}")
+        except ValueError as exc:
+            raise GitHubError(400, "Problems parsing JSON") from exc
+        if not isinstance(body, dict):
+            raise GitHubError(400, "Problems parsing JSON")
+        return body
+
+    def _repo(self, owner: str, repo: str) -> dict[str, Any]:
+        meta = self.state.repo(owner, repo)
+        if meta is None or not self.git.exists(meta["owner"], meta["name"]):
+            raise GitHubError(404, "Not Found")
+        return meta
+
+    def _full(self, owner: str, repo: str) -> tuple[str, str, str]:
+        meta = self._repo(owner, repo)
+        return meta["owner"], meta["name"], f"{meta['owner']}/{meta['name']}"
+
+    # --- organizations and the App -------------------------------------------------------
+    def on_faults(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.faults.clear()
+        else:
+            self.faults.add(self._body(request))
+        return reply({"ok": True})
+
+    def on_get_org(self, request: Request, org: str) -> Response:
+        if self.state.org(org) is None:
+            raise GitHubError(404, "Not Found")
+        return reply(objects.organization(self.base_url, self.web, org))
+
+    def on_get_installation(self, request: Request, org: str) -> Response:
+        known = self.state.org(org)
+        if known is None or not known["installation_id"]:
+            raise GitHubError(404, "Not Found")
+        return reply(objects.installation(self.base_url, self.web, org, known["installation_id"]))
+
+    def on_access_token(self, request: Request, iid: int) -> Response:
+        token = f"ghs_standin{iid}"
+        return reply({"token": token, "expires_at": "2099-01-01T00:00:00Z", "permissions": {}, "repository_selection": "all"}, 201)
+
+    # --- repositories ----------------------------------------------------------------------
+    def _repo_body(self, meta: dict[str, Any]) -> dict[str, Any]:
+        full = f"{meta['owner']}/{meta['name']}"
+        return objects.repository(self.base_url, self.web, meta, len(self.state.issues(full)))
+
+    def on_get_repo(self, request: Request, owner: str, repo: str) -> Response:
+        return reply(self._repo_body(self._repo(owner, repo)))
+
+    def on_generate(self, request: Request, owner: str, repo: str) -> Response:
+        template = self._repo(owner, repo)
+        if not template.get("is_template"):
+            raise GitHubError(404, "Not Found")
+        body = self._body(request)
+        target, name = str(body.get("owner") or ""), str(body.get("name") or "")
+        if not name or not target:
+            raise GitHubError(422, "Invalid request.", [{"resource": "Repository", "code": "missing_field", "field": "name"}])
+        known = self.state.org(target)
+        if known is None or not known["installation_id"]:
+            raise GitHubError(404, "Not Found")
+        with self.state.lock:
+            if self.state.repo(target, name) is not None:
+                raise GitHubError(
+                    422,
+                    "Repository creation failed.",
+                    [{"resource": "Repository", "code": "custom", "field": "name", "message": "name already exists on this account"}],
+                )
+            self.git.generate_from((template["owner"], template["name"]), target, name)
+            meta = self.state.add_repo(
+                target, name, private=bool(body.get("private", False)), description=body.get("description")
+            )
+        return reply(self._repo_body(meta), 201)
+
+    # --- the git data API ------------------------------------------------------------------
+    def on_get_ref(self, request: Request, owner: str, repo: str, ref: str) -> Response:
+        o, n, full = self._full(owner, repo)
+        sha = self.git.get_ref(o, n, ref)
+        if sha is None:
+            if not self.git.get_ref(o, n, "heads/main"):
+                raise GitHubError(409, "Git Repository is empty.")
+            raise GitHubError(404, "Not Found")
+        return reply(objects.git_ref(self.base_url, full, ref, sha))
+
+    def on_update_ref(self, request: Request, owner: str, repo: str, ref: str) -> Response:
+        o, n, full = self._full(owner, repo)
+        body = self._body(request)
+        try:
+            self.git.read_commit(o, n, str(body.get("sha")))
+            self.git.set_ref(o, n, ref, str(body["sha"]), force=bool(body.get("force", False)))
+        except (GitError, KeyError) as error:
+            raise GitHubError(422, str(error) if "fast forward" in str(error) else "Object does not exist") from error
+        return reply(objects.git_ref(self.base_url, full, ref, str(body["sha"])))
+
+    def _commit_body(self, o: str, n: str, full: str, sha: str) -> dict[str, Any]:
+        try:
+            c = self.git.read_commit(o, n, sha)
+        except GitError as error:
+            raise GitHubError(404, "Not Found") from error
+        return objects.git_commit(self.base_url, self.web, full, c.sha, c.tree, c.parents, c.message, c.author_date)
+
+    def on_get_commit(self, request: Request, owner: str, repo: str, sha: str) -> Response:
+        return reply(self._commit_body(*self._full(owner, repo), sha))
+
+    def on_create_commit(self, request: Request, owner: str, repo: str) -> Response:
+        o, n, full = self._full(owner, repo)
+        body = self._body(request)
+        try:
+            sha = self.git.commit(o, n, str(body["message"]), str(body["tree"]), [str(p) for p in body.get("parents", [])])
+        except (GitError, KeyError) as error:
+            raise GitHubError(422, "Tree SHA does not exist") from error
+        return reply(self._commit_body(o, n, full, sha), 201)
+
+    def on_get_tree(self, request: Request, owner: str, repo: str, sha: str) -> Response:
+        o, n, full = self._full(owner, repo)
+        try:
+            entries = self.git.read_tree(o, n, sha, recursive=bool(request.args.get("recursive")))
+        except GitError as error:
+            raise GitHubError(404, "Not Found") from error
+        return reply(self._tree_body(full, sha, entries))
+
+    def _tree_body(self, full: str, sha: str, entries: list[Any]) -> dict[str, Any]:
+        items = [
+            {"path": e.path, "mode": e.mode, "type": e.type, "sha": e.sha, "url": f"{self.base_url}/repos/{full}/git/{e.type}s/{e.sha}"}
+            | ({"size": e.size} if e.size is not None else {})
+            for e in entries
+        ]
+        return {"sha": sha, "url": f"{self.base_url}/repos/{full}/git/trees/{sha}", "tree": items, "truncated": False}
+
+    def on_create_tree(self, request: Request, owner: str, repo: str) -> Response:
+        o, n, full = self._full(owner, repo)
+        body = self._body(request)
+        changes: list[tuple[str, str, str | None]] = []
+        for item in body.get("tree", []):
+            sha = item.get("sha")
+            if "content" in item:
+                sha = self.git.write_blob(o, n, str(item["content"]).encode())
+            changes.append((str(item["path"]), str(item.get("mode", "100644")), sha))
+        try:
+            sha = self.git.make_tree(o, n, body.get("base_tree"), changes)
+        except GitError as error:
+            raise GitHubError(422, "tree.sha is not a valid blob") from error
+        return reply(self._tree_body(full, sha, self.git.read_tree(o, n, sha, recursive=False)), 201)
+
+    def on_get_blob(self, request: Request, owner: str, repo: str, sha: str) -> Response:
+        import base64
+
+        o, n, full = self._full(owner, repo)
+        try:
+            data = self.git.read_blob(o, n, sha)
+        except GitError as error:
+            raise GitHubError(404, "Not Found") from error
+        return reply(
+            {
+                "sha": sha,
+                "node_id": objects.node_id("B", sha),
+                "size": len(data),
+                "url": f"{self.base_url}/repos/{full}/git/blobs/{sha}",
+                "content": base64.b64encode(data).decode(),
+                "encoding": "base64",
+            }
+        )
+
+    def on_create_blob(self, request: Request, owner: str, repo: str) -> Response:
+        import base64
+
+        o, n, full = self._full(owner, repo)
+        body = self._body(request)
+        raw = str(body.get("content", ""))
+        data = base64.b64decode(raw) if body.get("encoding") == "base64" else raw.encode()
+        sha = self.git.write_blob(o, n, data)
+        return reply({"url": f"{self.base_url}/repos/{full}/git/blobs/{sha}", "sha": sha}, 201)
+
+    # --- issues ------------------------------------------------------------------------------
+    def on_list_issues(self, request: Request, owner: str, repo: str) -> Response:
+        _, _, full = self._full(owner, repo)
+        wanted = {x for x in request.args.get("labels", "").split(",") if x}
+        per_page = min(100, int(request.args.get("per_page", 30)))
+        page = int(request.args.get("page", 1))
+        found = [
+            objects.issue(self.base_url, self.web, full, i + 1, data)
+            for i, data in enumerate(self.state.issues(full))
+            if wanted <= set(data["labels"])
+        ]
+        found.reverse()  # newest first, as GitHub lists them
+        return reply(found[(page - 1) * per_page : page * per_page])
+
+    def on_create_issue(self, request: Request, owner: str, repo: str) -> Response:
+        _, _, full = self._full(owner, repo)
+        body = self._body(request)
+        title = body.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise GitHubError(422, "Validation Failed", [{"resource": "Issue", "code": "missing_field", "field": "title"}])
+        labels = [str(x) for x in body.get("labels", [])]
+        number, data = self.state.add_issue(full, title, body.get("body"), labels)
+        return reply(objects.issue(self.base_url, self.web, full, number, data), 201)
+
+    def on_get_issue(self, request: Request, owner: str, repo: str, number: int) -> Response:
+        _, _, full = self._full(owner, repo)
+        issues = self.state.issues(full)
+        if not 1 <= number <= len(issues):
+            raise GitHubError(404, "Not Found")
+        return reply(objects.issue(self.base_url, self.web, full, number, issues[number - 1]))
+
+    # --- seeding -------------------------------------------------------------------------------
+    def seed(self, planter_org: str, templates: dict[str, tuple[str, dict[str, str]]]) -> None:
+        """Planter's organization (App installed) and the template repositories, once."""
+        self.state.add_org(planter_org)
+        for full, (description, files) in templates.items():
+            owner, name = full.split("/")
+            self.state.add_org(owner)
+            if self.state.repo(owner, name) is None:
+                self.git.init(owner, name)
+                self.git.seed_files(owner, name, files, "Template")
+                self.state.add_repo(owner, name, private=False, is_template=True, description=description)
