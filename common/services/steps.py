@@ -24,7 +24,16 @@ from common.config import get_settings
 from common.db import run_in_transaction, run_statement
 from common.errors import RetryLater
 from common.log import get_logger
-from common.providers import FACT_COLUMNS, StepContext, StepOutcome, StepProvider, get_provider
+from common.providers import (
+    FACT_COLUMNS,
+    StepContext,
+    StepFailed,
+    StepOutcome,
+    StepProvider,
+    StepRateLimited,
+    StepRefused,
+    get_provider,
+)
 from common.queries import steps as q
 from common.queries import tasks as task_q
 from common.queries import users as user_q
@@ -145,7 +154,8 @@ def _record_success(task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, ou
         row = _still_ours(conn, task_id, step.name, claim)
         if row is None:
             return StepResult("lost", "the claim expired and another delivery took the step over")
-        q.succeed(conn, task_id, step.name, json.dumps({"facts": outcome.facts, "usage": outcome.usage}))
+        result = {"facts": outcome.facts, "usage": outcome.usage, **(outcome.result or {})}
+        q.succeed(conn, task_id, step.name, json.dumps(result), "skipped" if outcome.skipped else "succeeded")
         user_q.add_usage(conn, claim.user_id, period, outcome.usage)
         if row["task_status"] in TERMINAL:
             # A terminal task never changes again; what the step created stays in its result.
@@ -169,17 +179,29 @@ def _record_success(task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, ou
     return run_in_transaction(work)
 
 
-def _record_failure(task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, error: str) -> StepResult:
+def _record_failure(
+    task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, error: str, cause: Exception | None = None
+) -> StepResult:
+    usage = cause.usage if isinstance(cause, StepFailed) else {}
+    period = user_q.billing_period_start(utcnow().date())
+
     def work(conn: sa.Connection) -> StepResult:
         row = _still_ours(conn, task_id, step.name, claim)
         if row is None:
             return StepResult("lost", "the claim expired and another delivery took the step over")
+        # What a failed attempt consumed (AI calls whose answers were unusable) is metered all the same.
+        user_q.add_usage(conn, claim.user_id, period, usage)
         if row["task_status"] in TERMINAL:
             q.fail_step(conn, task_id, step.name, error)
             return StepResult("noop", f"the task was {row['task_status']} meanwhile")
-        if claim.attempt >= row["max_attempts"]:
+        if isinstance(cause, StepRefused) or claim.attempt >= row["max_attempts"]:
+            # A permanent refusal fails at once: retries could not help and would only delay the news.
             fail_task(conn, task_id, step, error, claim.user_id)
             return StepResult("failed", error)
+        if isinstance(cause, StepRateLimited):
+            # The provider's own time, and the attempt given back: being throttled is not failing.
+            q.retry_later(conn, task_id, step.name, error, cause.retry_after, refund=True)
+            return StepResult("retry", f"rate limited: {error}", retry_after=cause.retry_after)
         delay = pipeline.backoff(step, claim.attempt)
         q.retry_later(conn, task_id, step.name, error, delay)
         return StepResult("retry", f"attempt {claim.attempt} failed: {error}", retry_after=delay)
@@ -233,7 +255,8 @@ def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None =
             "step attempt failed", exc_info=True, extra={"fields": {"task_id": str(task_id), "step": step_name}}
         )
         try:
-            result = _record_failure(task_id, step, claimed, str(error)[:MAX_ERROR_LENGTH] or type(error).__name__)
+            message = str(error)[:MAX_ERROR_LENGTH] or type(error).__name__
+            result = _record_failure(task_id, step, claimed, message, error)
         except RetryStep:
             _log_attempt(claimed, step_name, "retry", False, started)
             raise

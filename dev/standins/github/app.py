@@ -20,7 +20,7 @@ from dev.standins.faults import Faults
 from dev.standins.github import objects
 from dev.standins.github.gitstore import GitError, GitStore
 from dev.standins.github.smart_http import serve_git
-from dev.standins.github.state import State, now_iso
+from dev.standins.github.state import State
 
 DOCS = "https://docs.github.com/rest"
 Handler = Callable[..., Response]
@@ -104,7 +104,9 @@ class GitHubStandIn:
         except NotFound:
             return reply({"message": "Not Found", "documentation_url": DOCS, "status": "404"}, 404)
         except HTTPException as error:
-            return reply({"message": error.name, "documentation_url": DOCS, "status": str(error.code)}, error.code or 500)
+            return reply(
+                {"message": error.name, "documentation_url": DOCS, "status": str(error.code)}, error.code or 500
+            )
 
     def _authenticate(self, request: Request) -> None:
         header = request.headers.get("Authorization", "")
@@ -152,7 +154,10 @@ class GitHubStandIn:
 
     def on_access_token(self, request: Request, iid: int) -> Response:
         token = f"ghs_standin{iid}"
-        return reply({"token": token, "expires_at": "2099-01-01T00:00:00Z", "permissions": {}, "repository_selection": "all"}, 201)
+        return reply(
+            {"token": token, "expires_at": "2099-01-01T00:00:00Z", "permissions": {}, "repository_selection": "all"},
+            201,
+        )
 
     # --- repositories ----------------------------------------------------------------------
     def _repo_body(self, meta: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +174,9 @@ class GitHubStandIn:
         body = self._body(request)
         target, name = str(body.get("owner") or ""), str(body.get("name") or "")
         if not name or not target:
-            raise GitHubError(422, "Invalid request.", [{"resource": "Repository", "code": "missing_field", "field": "name"}])
+            raise GitHubError(
+                422, "Invalid request.", [{"resource": "Repository", "code": "missing_field", "field": "name"}]
+            )
         known = self.state.org(target)
         if known is None or not known["installation_id"]:
             raise GitHubError(404, "Not Found")
@@ -178,7 +185,14 @@ class GitHubStandIn:
                 raise GitHubError(
                     422,
                     "Repository creation failed.",
-                    [{"resource": "Repository", "code": "custom", "field": "name", "message": "name already exists on this account"}],
+                    [
+                        {
+                            "resource": "Repository",
+                            "code": "custom",
+                            "field": "name",
+                            "message": "name already exists on this account",
+                        }
+                    ],
                 )
             self.git.generate_from((template["owner"], template["name"]), target, name)
             meta = self.state.add_repo(
@@ -220,7 +234,9 @@ class GitHubStandIn:
         o, n, full = self._full(owner, repo)
         body = self._body(request)
         try:
-            sha = self.git.commit(o, n, str(body["message"]), str(body["tree"]), [str(p) for p in body.get("parents", [])])
+            sha = self.git.commit(
+                o, n, str(body["message"]), str(body["tree"]), [str(p) for p in body.get("parents", [])]
+            )
         except (GitError, KeyError) as error:
             raise GitHubError(422, "Tree SHA does not exist") from error
         return reply(self._commit_body(o, n, full, sha), 201)
@@ -235,7 +251,13 @@ class GitHubStandIn:
 
     def _tree_body(self, full: str, sha: str, entries: list[Any]) -> dict[str, Any]:
         items = [
-            {"path": e.path, "mode": e.mode, "type": e.type, "sha": e.sha, "url": f"{self.base_url}/repos/{full}/git/{e.type}s/{e.sha}"}
+            {
+                "path": e.path,
+                "mode": e.mode,
+                "type": e.type,
+                "sha": e.sha,
+                "url": f"{self.base_url}/repos/{full}/git/{e.type}s/{e.sha}",
+            }
             | ({"size": e.size} if e.size is not None else {})
             for e in entries
         ]
@@ -304,7 +326,9 @@ class GitHubStandIn:
         body = self._body(request)
         title = body.get("title")
         if not isinstance(title, str) or not title.strip():
-            raise GitHubError(422, "Validation Failed", [{"resource": "Issue", "code": "missing_field", "field": "title"}])
+            raise GitHubError(
+                422, "Validation Failed", [{"resource": "Issue", "code": "missing_field", "field": "title"}]
+            )
         labels = [str(x) for x in body.get("labels", [])]
         number, data = self.state.add_issue(full, title, body.get("body"), labels)
         return reply(objects.issue(self.base_url, self.web, full, number, data), 201)

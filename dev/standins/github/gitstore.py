@@ -76,7 +76,9 @@ class GitStore:
 
     def seed_files(self, owner: str, name: str, files: dict[str, str], message: str) -> str:
         """A first commit holding ``files`` (a seeded template)."""
-        tree = self.make_tree(owner, name, None, [(p, "100644", self.write_blob(owner, name, c.encode())) for p, c in files.items()])
+        tree = self.make_tree(
+            owner, name, None, [(p, "100644", self.write_blob(owner, name, c.encode())) for p, c in files.items()]
+        )
         sha = self.commit(owner, name, message, tree, [])
         self.set_ref(owner, name, "heads/main", sha, force=True)
         return sha
@@ -96,7 +98,9 @@ class GitStore:
         return self._git(self.path(owner, name), "hash-object", "-w", "--stdin", data=content).strip()
 
     def read_blob(self, owner: str, name: str, sha: str) -> bytes:
-        proc = subprocess.run(["git", "cat-file", "blob", sha], cwd=self.path(owner, name), capture_output=True, check=False)
+        proc = subprocess.run(
+            ["git", "cat-file", "blob", sha], cwd=self.path(owner, name), capture_output=True, check=False
+        )
         if proc.returncode != 0:
             raise GitError(f"no blob {sha}")
         return proc.stdout

@@ -197,7 +197,9 @@ def git_ref(api: str, full: str, ref: str, sha: str) -> dict[str, Any]:
     }
 
 
-def git_commit(api: str, web: str, full: str, sha: str, tree: str, parents: list[str], message: str, date: str) -> dict[str, Any]:
+def git_commit(
+    api: str, web: str, full: str, sha: str, tree: str, parents: list[str], message: str, date: str
+) -> dict[str, Any]:
     person = {"name": "planter-bot", "email": "planter-bot@users.noreply.local", "date": date}
     return {
         "sha": sha,
@@ -212,7 +214,13 @@ def git_commit(api: str, web: str, full: str, sha: str, tree: str, parents: list
             {"sha": p, "url": f"{api}/repos/{full}/git/commits/{p}", "html_url": f"{web}/{full}/commit/{p}"}
             for p in parents
         ],
-        "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None, "verified_at": None},
+        "verification": {
+            "verified": False,
+            "reason": "unsigned",
+            "signature": None,
+            "payload": None,
+            "verified_at": None,
+        },
     }
 
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import pathlib
 import threading
-from typing import Any
-
 from datetime import UTC, datetime
+from typing import Any
 
 
 def now_iso() -> str:
