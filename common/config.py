@@ -89,6 +89,13 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # Money.
     cost_per_ai_operation: float = 0.05
+    # The AI service (common.ai): Gemini on Vertex AI; locally a stand-in at ai_base_url.
+    ai_model: str = "gemini-2.5-flash"
+    ai_project: str = ""
+    ai_location: str = "us-central1"
+    ai_base_url: str = ""
+    ai_api_key: str = ""
+    ai_timeout_seconds: float = 30.0
     # GitHub (the live provider): the App in production, one token locally (docs/DEPLOY.md).
     github_api_url: str = "https://api.github.com"
     github_token: str = ""
@@ -97,10 +104,6 @@ class Settings:
     github_app_install_url: str = "https://github.com/apps/planter/installations/new"
     github_org: str = "planter-projects"
     github_templates: tuple[str, ...] = ("planter-templates/python-service",)
-    # The AI service (Gemini): a base URL override points the client at the local stand-in.
-    ai_base_url: str = ""
-    ai_api_key: str = ""
-    ai_model: str = "gemini-2.5-flash"
     # Local stand-ins in use (name=base URL, comma-separated), listed by /healthz.
     standins: tuple[str, ...] = field(default_factory=tuple)
 
@@ -150,6 +153,12 @@ def load_settings() -> Settings:
         cors_origins=tuple(o.strip() for o in _env("CORS_ORIGINS").split(",") if o.strip()),
         max_body_bytes=_env_int("MAX_BODY_BYTES", 64 * 1024),
         cost_per_ai_operation=_env_float("COST_PER_AI_OPERATION", 0.05),
+        ai_model=_env("GEMINI_MODEL", "gemini-2.5-flash"),
+        ai_project=_env("VERTEX_PROJECT", _env("TASKS_PROJECT", "planter-local")),
+        ai_location=_env("VERTEX_LOCATION", "us-central1"),
+        ai_base_url=_env("GEMINI_BASE_URL"),
+        ai_api_key=_env("GEMINI_API_KEY"),
+        ai_timeout_seconds=_env_float("GEMINI_TIMEOUT_SECONDS", 30.0),
         github_api_url=_env("GITHUB_API_URL", "https://api.github.com"),
         github_token=_env("GITHUB_TOKEN"),
         github_app_id=_env("GITHUB_APP_ID"),
@@ -158,9 +167,6 @@ def load_settings() -> Settings:
         github_app_install_url=_env("GITHUB_APP_INSTALL_URL", "https://github.com/apps/planter/installations/new"),
         github_org=_env("PLANTER_GITHUB_ORG", "planter-projects"),
         github_templates=_csv("GITHUB_TEMPLATES") or ("planter-templates/python-service",),
-        ai_base_url=_env("AI_BASE_URL"),
-        ai_api_key=_env("AI_API_KEY"),
-        ai_model=_env("AI_MODEL", "gemini-2.5-flash"),
         standins=_csv("PLANTER_STANDINS"),
     )
     _validate(settings)

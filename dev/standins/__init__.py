@@ -1,1 +1,1 @@
-"""Local stand-ins for the outside services Planter talks to (GitHub, the AI service)."""
+"""Local servers that speak the outside APIs Planter uses, for `make dev` and the tests."""
