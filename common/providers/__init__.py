@@ -75,7 +75,8 @@ def get_provider(name: str) -> StepProvider:
         return SimulatedProvider()
     if name == "live":
         # Imported here: the live provider's clients are loaded only by the function that runs steps.
+        from common.config import get_settings
         from common.providers.live_setup import live_provider
 
-        return live_provider()
+        return live_provider(get_settings())
     raise ValueError(f"unknown STEP_PROVIDER {name!r}; the available ones are 'live' and 'simulated'")

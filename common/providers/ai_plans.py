@@ -1,14 +1,14 @@
 """What the AI is asked for in the pipeline, and how its answers are checked before use.
 
-The model answers JSON against a response schema; the answer is validated again here (a schema
-is a request, not a guarantee), repaired when it is only wrapped badly (code fences, prose
-around the object), and otherwise asked again with the validation error. Nothing unvalidated is
-committed or opened. Each model call is one metered AI operation.
+The model answers JSON against a response schema (common.ai). The answer is validated again here
+(a schema is a request, not a guarantee), repaired where a repair is unambiguous (a README
+without its title, labels in the wrong case), and otherwise asked again with the validation
+error in the prompt. Nothing unvalidated is committed or opened. Each model call that answered
+is one AI operation, metered whether or not its answer was usable.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +16,16 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-MAX_CALLS = 3  # the first answer and two retries; then the step fails and is retried later
+from common.ai import AIServiceError, AITransient
+
+MAX_CALLS = 3  # the first answer and two more; then the step fails and is retried with backoff
+_UNPARSABLE = "does not match the schema"  # common.ai's words for an answer that is not valid JSON
 
 
-class AIAnswerer(Protocol):
-    def generate_json(self, prompt: str, schema: dict[str, Any]) -> str:
-        """The model's raw text answer to ``prompt``, asked to follow the JSON ``schema``."""
+class JSONAnswerer(Protocol):
+    """The part of common.ai's client the pipeline uses: a JSON answer to a JSON Schema."""
+
+    def generate_json(self, prompt: str, schema: dict[str, Any], *, system: str = "") -> dict[str, Any]: ...
 
 
 class AIUnusable(Exception):
@@ -32,31 +36,26 @@ class AIUnusable(Exception):
         self.calls = calls
 
 
-class ConfigValue(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    key: str = Field(min_length=1, max_length=60)
-    value: str = Field(max_length=200)
+class AIFailed(Exception):
+    """The AI service itself failed (rate limit, outage, refusal) after ``calls`` answered calls."""
+
+    def __init__(self, error: AIServiceError, calls: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.calls = calls
 
 
 class Customization(BaseModel):
-    """The edits of the template for one project."""
+    """The AI's part of the template's edits for one project (names are derived, not asked)."""
 
-    model_config = ConfigDict(extra="forbid")
-    package_name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,49}$", description="the project's package/service name")
-    description: str = Field(min_length=10, max_length=300, description="one-sentence description")
-    readme: str = Field(min_length=80, max_length=20000, description="README.md in Markdown, written for this project")
-    config_values: list[ConfigValue] = Field(default_factory=list, max_length=20)
-
-    @field_validator("readme")
-    @classmethod
-    def _readme_has_title(cls, value: str) -> str:
-        if not value.lstrip().startswith("#"):
-            raise ValueError("the README must start with a Markdown title")
-        return value
+    model_config = ConfigDict(extra="ignore")
+    description: str = Field(min_length=10, max_length=300, description="one-sentence description of the project")
+    readme: str = Field(min_length=40, max_length=20000, description="README.md in Markdown, written for this project")
+    config: dict[str, str] = Field(default_factory=dict, description="new values for the template's config keys")
 
 
 class IssueDraft(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
     title: str = Field(min_length=5, max_length=120)
     body: str = Field(min_length=20, max_length=4000)
     labels: list[str] = Field(default_factory=list, max_length=4)
@@ -64,14 +63,13 @@ class IssueDraft(BaseModel):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: list[str]) -> list[str]:
-        for label in value:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9 :_-]{0,39}", label):
-                raise ValueError(f"label {label!r} must be lowercase words, at most 40 characters")
-        return value
+        # Repaired, not refused: "Good First Issue" → "good-first-issue"; what is left empty is dropped.
+        cleaned = (re.sub(r"[^a-z0-9:_-]+", "-", label.strip().lower()).strip("-")[:40] for label in value)
+        return sorted({label for label in cleaned if label})
 
 
 class IssuePlan(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
     issues: list[IssueDraft] = Field(min_length=3, max_length=7)
 
     @field_validator("issues")
@@ -83,43 +81,41 @@ class IssuePlan(BaseModel):
         return value
 
 
+def customization_schema(config_keys: list[str]) -> dict[str, Any]:
+    """The response schema: config limited to the template's own keys (a typo cannot add one)."""
+    return {
+        "type": "object",
+        "properties": {
+            "description": {"type": "string", "maxLength": 300},
+            "readme": {"type": "string"},
+            "config": {"type": "object", "properties": {k: {"type": "string"} for k in config_keys}},
+        },
+        "required": ["description", "readme"],
+    }
+
+
+ISSUES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "issues": {
+            "type": "array",
+            "minItems": 3,
+            "maxItems": 7,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "title": {"type": "string", "maxLength": 120},
+                    "body": {"type": "string"},
+                    "labels": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 40}},
+                },
+                "required": ["title", "body"],
+            },
+        }
+    },
+    "required": ["issues"],
+}
+
 Plan = TypeVar("Plan", bound=BaseModel)
-
-
-def response_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema inlined (no $defs): what generateContent's responseSchema accepts."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return inline(defs[node["$ref"].rsplit("/", 1)[-1]])
-            return {k: inline(v) for k, v in node.items() if k not in ("title", "additionalProperties", "default")}
-        if isinstance(node, list):
-            return [inline(v) for v in node]
-        return node
-
-    result: dict[str, Any] = inline(schema)
-    return result
-
-
-def parse_answer(text: str, model: type[Plan]) -> Plan:
-    """The answer validated; a JSON object wrapped in fences or prose is unwrapped first."""
-    candidates = [text.strip()]
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
-    if fenced:
-        candidates.append(fenced.group(1).strip())
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    error: Exception = ValueError("the answer holds no JSON object")
-    for candidate in candidates:
-        try:
-            return model.model_validate(json.loads(candidate))
-        except (ValueError, ValidationError) as exc:
-            error = exc
-    raise error
 
 
 @dataclass
@@ -130,22 +126,35 @@ class Asked:
     calls: int
 
 
-def ask(ai: AIAnswerer, prompt: str, model: type[Plan], extra_check: Callable[[Plan], None] | None = None) -> Asked:
-    """Ask until the answer validates, at most MAX_CALLS times; AIUnusable after that."""
-    schema = response_schema(model)
-    question = prompt
-    last_error = ""
+def ask(
+    ai: JSONAnswerer,
+    prompt: str,
+    schema: dict[str, Any],
+    model: type[Plan],
+    check: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Asked:
+    """Ask until the answer validates, at most MAX_CALLS times.
+
+    ``check`` repairs or refuses the raw answer before validation (ValueError: refused).
+    AIUnusable when no answer was valid; AIFailed when the service itself failed.
+    """
+    question, last_error = prompt, ""
     for call in range(1, MAX_CALLS + 1):
-        text = ai.generate_json(question, schema)
         try:
-            plan = parse_answer(text, model)
-            if extra_check is not None:
-                extra_check(plan)
-            return Asked(plan, call)
-        except (ValueError, ValidationError) as exc:
-            last_error = str(exc)[:800]
-            question = (
-                f"{prompt}\n\nYour previous answer was not valid: {last_error}\n"
-                "Answer again with only a JSON object that follows the schema."
-            )
+            raw = ai.generate_json(question, schema)
+        except AITransient as error:
+            if _UNPARSABLE not in str(error):
+                raise AIFailed(error, call - 1) from error
+            last_error = str(error)[:600]
+        except AIServiceError as error:
+            raise AIFailed(error, call - 1) from error
+        else:
+            try:
+                return Asked(model.model_validate(check(raw) if check else raw), call)
+            except (ValueError, ValidationError) as error:
+                last_error = str(error)[:600]
+        question = (
+            f"{prompt}\n\nYour previous answer was not valid: {last_error}\n"
+            "Answer again with only a JSON object that follows the schema."
+        )
     raise AIUnusable(f"the AI service answered {MAX_CALLS} times without a valid plan: {last_error}", MAX_CALLS)

@@ -1,71 +1,81 @@
-"""Turning a validated Customization into file contents, and the prompts for both AI steps."""
+"""The prompts of both AI steps, the repairs of their answers, and the customization's files."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Callable
+from typing import Any
 
-from common.providers.ai_plans import Customization, IssuePlan
+from common.providers.ai_plans import Customization
 
 CONFIG_PATH = "config/settings.json"
 PROMPT_FILE_CHARS = 4000  # per file shown to the model; enough for a template's small files
 
 
+def config_keys(files: dict[str, str]) -> list[str]:
+    config = files.get(CONFIG_PATH)
+    return list(json.loads(config)) if config else []
+
+
 def customization_prompt(project: str, description: str, template: str, files: dict[str, str]) -> str:
     shown = "\n\n".join(f"--- {path} ---\n{content[:PROMPT_FILE_CHARS]}" for path, content in sorted(files.items()))
-    config = files.get(CONFIG_PATH)
-    keys = ", ".join(json.loads(config)) if config else "(none)"
     return (
-        f"You customize the template repository {template} for a new project.\n"
-        f"Project name: {project}\nWhat the user wants: {description or '(no description given)'}\n\n"
-        "Answer with: package_name (lowercase, hyphens), a one-sentence description, a README.md "
-        "written for this project (a Markdown title, what it does, how to run it, next steps), and "
-        f"config_values for the keys of {CONFIG_PATH} that should change (keys: {keys}).\n\n"
+        f"You customize the template repository {template} for the new project {project}.\n"
+        f"What the user wants: {description or '(no description given)'}\n"
+        "Answer with a one-sentence description of the project, a README.md written for it (a Markdown "
+        "title, what it does, how to run it, next steps), and new values for the keys of "
+        f"{CONFIG_PATH} that should change for this project.\n\n"
         f"The template's files:\n{shown}"
     )
 
 
-def config_check(files: dict[str, str]) -> Callable[[Customization], None]:
-    """A check that the plan only sets config keys the template has (a typo must not add keys)."""
-    config = files.get(CONFIG_PATH)
-    known = set(json.loads(config)) if config else set()
+def customization_check(project: str, keys: list[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Repairs of an answer: a README without a title gets the project's; config keys the
+    template does not have are refused (a typo must not add settings nobody reads)."""
 
-    def check(plan: Customization) -> None:
-        unknown = sorted({v.key for v in plan.config_values} - known)
+    def check(raw: dict[str, Any]) -> dict[str, Any]:
+        answer = dict(raw)
+        readme = str(answer.get("readme") or "")
+        if readme.strip() and not readme.lstrip().startswith("#"):
+            answer["readme"] = f"# {project}\n\n{readme.strip()}\n"
+        unknown = sorted(set(answer.get("config") or {}) - set(keys))
         if unknown:
-            raise ValueError(f"config_values names keys the template does not have: {', '.join(unknown)}")
+            raise ValueError(f"config names keys the template does not have: {', '.join(unknown)}")
+        return answer
 
     return check
 
 
 def apply(
-    plan: Customization, files: dict[str, str], template_name: str, task_trailer: str
+    plan: Customization, files: dict[str, str], template_name: str, package: str, trailer: str
 ) -> tuple[dict[str, str], str]:
-    """The files to write (path → new content) and the commit message."""
+    """The files to write (path → new content, only those that change) and the commit message."""
     changed: dict[str, str] = {"README.md": plan.readme.rstrip() + "\n"}
     config = files.get(CONFIG_PATH)
     if config is not None:
         values = json.loads(config)
-        for item in plan.config_values:
-            current = values.get(item.key)
-            values[item.key] = _typed(item.value, current)
+        for key, value in plan.config.items():
+            values[key] = _typed(value, values.get(key))
+        for key, value in values.items():
+            if isinstance(value, str) and template_name in value:
+                values[key] = value.replace(template_name, package)
         changed[CONFIG_PATH] = json.dumps(values, indent=2) + "\n"
     if "pyproject.toml" in files:
-        text = re.sub(r'(?m)^name = ".*"$', f'name = "{plan.package_name}"', files["pyproject.toml"], count=1)
+        text = re.sub(r'(?m)^name = ".*"$', f'name = "{package}"', files["pyproject.toml"], count=1)
         text = re.sub(r'(?m)^description = ".*"$', f"description = {json.dumps(plan.description)}", text, count=1)
         changed["pyproject.toml"] = text
     # The template's own name elsewhere (app names, page titles) becomes the project's.
     for path, content in files.items():
         if path not in changed and template_name in content:
-            changed[path] = content.replace(template_name, plan.package_name)
+            changed[path] = content.replace(template_name, package)
     changed = {p: c for p, c in changed.items() if files.get(p) != c}
-    message = f"Customize the template for {plan.package_name}\n\n{plan.description}\n\n{task_trailer}\n"
+    message = f"Customize the template for {package}\n\n{plan.description}\n\n{trailer}\n"
     return changed, message
 
 
 def _typed(raw: str, current: object) -> object:
-    """Keep the config value's JSON type (a port stays a number)."""
+    """Keep the config value's JSON type: a port stays a number (an answer that is not one is ignored)."""
     if isinstance(current, bool):
         return raw.strip().lower() in ("true", "1", "yes")
     if isinstance(current, int):
@@ -80,10 +90,7 @@ def issues_prompt(project: str, description: str, repo: str, readme: str | None)
     return (
         f"Plan the first GitHub issues of the new project {project} ({repo}).\n"
         f"What the user wants: {description or '(no description given)'}\n"
-        f"Its README:\n{(readme or '')[:PROMPT_FILE_CHARS]}\n\n"
         "Answer with 3 to 7 issues specific to this project (not generic chores): a short title, a body "
-        "with the goal and acceptance criteria in Markdown, and up to 4 lowercase labels."
+        "with the goal and acceptance criteria in Markdown, and up to 4 lowercase labels.\n\n"
+        f"Its README:\n{(readme or '')[:PROMPT_FILE_CHARS]}"
     )
-
-
-__all__ = ["IssuePlan", "apply", "config_check", "customization_prompt", "issues_prompt"]

@@ -12,25 +12,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from common.ai import AIRateLimited
 from common.github import repos
 from common.github.access import GitHubAccess
 from common.github.app_auth import AppNotInstalled
 from common.github.client import GitHubRefused, RateLimited, Unavailable
 from common.models import slugify
 from common.providers import StepContext, StepFailed, StepOutcome, StepRateLimited, StepRefused, customize
-from common.providers.ai_plans import AIAnswerer, AIUnusable, Customization, IssuePlan, ask
+from common.providers.ai_plans import (
+    ISSUES_SCHEMA,
+    AIFailed,
+    AIUnusable,
+    Customization,
+    IssuePlan,
+    JSONAnswerer,
+    ask,
+    customization_schema,
+)
 
 GCP_NOT_CONFIGURED = "Google Cloud is not configured for this deployment; the step was skipped"
-
-
-class AIRateLimited(Exception):
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class AIUnavailable(Exception):
-    """The AI service failed for now (5xx, timeout)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class LiveConfig:
 class LiveProvider:
     config: LiveConfig
     github: GitHubAccess
-    ai: Callable[[], AIAnswerer]
+    ai: Callable[[], JSONAnswerer]  # built on first use: google-genai is imported only by the AI steps
 
     def run(self, ctx: StepContext) -> StepOutcome:
         handlers: dict[str, Callable[[StepContext], StepOutcome]] = {
@@ -63,9 +63,16 @@ class LiveProvider:
             return handler(ctx)
         except RateLimited as error:
             raise StepRateLimited(str(error), error.retry_after) from error
-        except AIRateLimited as error:
-            raise StepRateLimited(str(error), error.retry_after) from error
-        except (Unavailable, AIUnavailable) as error:
+        except AIFailed as failed:
+            usage = {"ai_operations": failed.calls} if failed.calls else None
+            if isinstance(failed.error, AIRateLimited):
+                raise StepRateLimited(str(failed), failed.error.retry_after, usage) from failed
+            if failed.error.permanent:
+                raise StepRefused(f"the AI service refused the request: {failed}", usage) from failed
+            raise StepFailed(str(failed), usage) from failed
+        except AIUnusable as error:
+            raise StepFailed(str(error), usage={"ai_operations": error.calls}) from error
+        except Unavailable as error:
             raise StepFailed(str(error)) from error
         except AppNotInstalled as error:
             raise StepRefused(self._not_installed(error.owner)) from error
@@ -179,11 +186,11 @@ class LiveProvider:
         files = repos.text_files(gh, owner, name, tree)
         template = str(ctx.payload.get("template") or self.config.templates[0]).split("/")[-1]
         prompt = customize.customization_prompt(ctx.project_name, ctx.project_description, template, files)
-        try:
-            asked = ask(self.ai(), prompt, Customization, customize.config_check(files))
-        except AIUnusable as error:
-            raise StepFailed(str(error), usage={"ai_operations": error.calls}) from error
-        changed, commit_message = customize.apply(asked.plan, files, template, trailer)
+        keys = customize.config_keys(files)
+        check = customize.customization_check(ctx.project_name, keys)
+        asked = ask(self.ai(), prompt, customization_schema(keys), Customization, check)
+        package = name
+        changed, commit_message = customize.apply(asked.plan, files, template, package, trailer)
         usage = {"ai_operations": asked.calls}
         made = repos.commit_files(gh, owner, name, changed, commit_message, (sha, tree))
         commit = made or sha
@@ -191,7 +198,7 @@ class LiveProvider:
             "commit_sha": commit,
             "commit_url": f"{html}/commit/{commit}",
             "files_changed": sorted(changed),
-            "package_name": asked.plan.package_name,
+            "package_name": package,
             "ai_calls": asked.calls,
             "unchanged": made is None,
         }
@@ -207,10 +214,7 @@ class LiveProvider:
             _, tree, _ = repos.head(gh, owner, name)
             readme = repos.read_text(gh, owner, name, tree, "README.md")
             prompt = customize.issues_prompt(ctx.project_name, ctx.project_description, f"{owner}/{name}", readme)
-            try:
-                asked = ask(self.ai(), prompt, IssuePlan)
-            except AIUnusable as error:
-                raise StepFailed(str(error), usage={"ai_operations": error.calls}) from error
+            asked = ask(self.ai(), prompt, ISSUES_SCHEMA, IssuePlan)
             drafts = asked.plan.issues
             usage["ai_operations"] = asked.calls
             new = 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 
-from common.config import Settings, get_settings
+from common.ai import build_client
+from common.config import Settings
 from common.github.access import AppAccess, GitHubAccess, TokenAccess
 from common.github.app_auth import AppAuth
-from common.providers.ai_plans import AIAnswerer
 from common.providers.live import LiveConfig, LiveProvider
 
 
@@ -17,22 +17,16 @@ def build(settings: Settings) -> LiveProvider:
         github = AppAccess(AppAuth(settings.github_api_url, settings.github_app_id, settings.github_app_private_key))
     else:
         github = TokenAccess(settings.github_api_url, settings.github_token)
-
-    def ai() -> AIAnswerer:
-        from common.providers.gemini_rest import GeminiAnswerer
-
-        return GeminiAnswerer(
-            settings.ai_base_url or "https://generativelanguage.googleapis.com", settings.ai_model, settings.ai_api_key
-        )
-
+    client = build_client(settings)  # cheap: google-genai is imported on the first AI call
     config = LiveConfig(
         planter_org=settings.github_org,
         templates=settings.github_templates,
         app_install_url=settings.github_app_install_url,
     )
-    return LiveProvider(config=config, github=github, ai=ai)
+    return LiveProvider(config=config, github=github, ai=lambda: client)
 
 
 @functools.cache
-def live_provider() -> LiveProvider:
-    return build(get_settings())
+def live_provider(settings: Settings) -> LiveProvider:
+    """One provider per settings (frozen, so hashable): its token cache lives as long as the process."""
+    return build(settings)
