@@ -182,8 +182,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("CORS_ORIGINS must list origins; '*' is refused because tokens are sent")
     if s.step_provider not in {"live", "simulated"}:
         raise ConfigError("STEP_PROVIDER must be live or simulated")
-    if any(t.count("/") != 1 for t in s.github_templates):
-        raise ConfigError("GITHUB_TEMPLATES must list owner/repo names, comma-separated")
+    if any(t.partition("=")[0].strip().count("/") != 1 for t in s.github_templates):
+        raise ConfigError("GITHUB_TEMPLATES must list owner/repo names (optionally =description), comma-separated")
     if s.is_development:
         return
     if s.step_provider == "simulated":

@@ -4,8 +4,9 @@ function's own dispatcher, the OpenAPI document and the API Gateway config all r
 from __future__ import annotations
 
 from common import models as m
+from common import models_templates
 from common.http import Route
-from functions import dashboard, ops, progress, projects, scheduler, steps, tasks
+from functions import dashboard, ops, progress, projects, scheduler, steps, tasks, templates
 
 _USER_ERRORS = (400, 401, 404, 503)
 
@@ -144,6 +145,16 @@ ROUTES: tuple[Route, ...] = (
         handler=ops.openapi,
         summary="This document",
         auth="none",
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/templates",
+        function="api_projects",
+        handler=templates.list_templates,
+        summary="The template repositories a project can be planted from",
+        auth="user",
+        response_model=models_templates.TemplateList,
+        errors=_USER_ERRORS,
     ),
 )
 

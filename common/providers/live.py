@@ -130,7 +130,7 @@ class LiveProvider:
 
     def forking_template(self, ctx: StepContext) -> StepOutcome:
         owner = self._owner(ctx)
-        template = str(ctx.payload.get("template") or self.config.templates[0])
+        template = str(ctx.payload.get("template") or self.config.templates[0].partition("=")[0])
         private = bool(ctx.payload.get("private", True))
         slug = slugify(ctx.project_name)
         marker = repos.repo_marker(ctx.task_id)
@@ -184,7 +184,7 @@ class LiveProvider:
         if trailer in message:  # an earlier attempt committed and lost its answer: adopt it
             return StepOutcome(result={"commit_sha": sha, "commit_url": f"{html}/commit/{sha}", "adopted": True})
         files = repos.text_files(gh, owner, name, tree)
-        template = str(ctx.payload.get("template") or self.config.templates[0]).split("/")[-1]
+        template = str(ctx.payload.get("template") or self.config.templates[0].partition("=")[0]).split("/")[-1]
         prompt = customize.customization_prompt(ctx.project_name, ctx.project_description, template, files)
         keys = customize.config_keys(files)
         check = customize.customization_check(ctx.project_name, keys)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,6 +24,9 @@ from dev.standins.github.smart_http import serve_git
 from dev.standins.github.state import State
 
 DOCS = "https://docs.github.com/rest"
+_GIT_PATH = re.compile(
+    r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+?)(?:\.git)?/(?P<rest>info/refs|git-upload-pack|HEAD|objects/.+)$"
+)
 Handler = Callable[..., Response]
 
 
@@ -77,8 +81,10 @@ class GitHubStandIn:
     # --- WSGI ----------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
-        path = request.path
-        if ".git/" in path and not path.startswith(("/repos/", "/_faults")):
+        git_path = _GIT_PATH.match(request.path)
+        if git_path and git_path["owner"] not in ("repos", "orgs", "app"):
+            # As on github.com, the web URL clones too: /owner/repo and /owner/repo.git are one repository.
+            environ = {**environ, "PATH_INFO": f"/{git_path['owner']}/{git_path['repo']}.git/{git_path['rest']}"}
             return serve_git(self.git.root, environ, start_response)
         response = self.dispatch(request)
         return response(environ, start_response)
