@@ -92,5 +92,5 @@ def issues_prompt(project: str, description: str, repo: str, readme: str | None)
         f"What the user wants: {description or '(no description given)'}\n"
         "Answer with 3 to 7 issues specific to this project (not generic chores): a short title, a body "
         "with the goal and acceptance criteria in Markdown, and up to 4 lowercase labels.\n\n"
-        f"Its README:\n{(readme or '')[:PROMPT_FILE_CHARS]}"
+        f"The project's README, for what it is meant to do:\n{(readme or '')[:PROMPT_FILE_CHARS]}"
     )

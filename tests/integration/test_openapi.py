@@ -144,7 +144,7 @@ def test_the_task_schema_is_the_task_object_of_the_contract(document: dict[str, 
     assert set(task["properties"]) == TASK_FIELDS
     assert set(task["required"]) == TASK_FIELDS
     step = _resolve(document, task["properties"]["steps"]["items"]["$ref"])
-    assert set(step["properties"]) == {"name", "status", "attempts", "started_at", "finished_at", "error"}
+    assert set(step["properties"]) == {"name", "status", "attempts", "started_at", "finished_at", "error", "result"}
     assert set(step["properties"]["status"]["enum"]) == {"pending", "running", "succeeded", "failed", "skipped"}
     create = schemas["CreateProject"]
     assert create["additionalProperties"] is False
