@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from pydantic import TypeAdapter
 
@@ -37,7 +38,9 @@ def test_every_body_the_provider_reads_matches_githubs_models(github: Running, t
     with rest(github.base_url) as http:
         _valid(models.OrganizationFull, http.get(f"/orgs/{PLANTER_ORG}"), 200)
         _valid(models.Installation, http.get(f"/orgs/{PLANTER_ORG}/installation"), 200)
-        _valid(models.InstallationToken, http.post("/app/installations/1001/access_tokens"), 201)
+        app_jwt = jwt.encode({"iss": "1", "iat": 0, "exp": 2**31}, "not-the-app-key", algorithm="HS256")
+        bought = http.post("/app/installations/1001/access_tokens", headers={"Authorization": f"Bearer {app_jwt}"})
+        _valid(models.InstallationToken, bought, 201)
         made = _valid(
             models.FullRepository,
             http.post(f"/repos/{TEMPLATE}/generate", json={"owner": PLANTER_ORG, "name": "contract", "private": True}),

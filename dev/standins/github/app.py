@@ -7,10 +7,13 @@ taken name, 409 for an empty repository).
 
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
 import re
+import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, NotFound
@@ -36,6 +39,19 @@ class GitHubError(Exception):
         self.status, self.message, self.errors = status, message, errors
 
 
+def _jwt_claims(request: Request) -> dict[str, Any]:
+    """The claims of the bearer JWT, unverified (the stand-in does not hold the App's public key)."""
+    token = request.headers.get("Authorization", "").partition(" ")[2]
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
 def reply(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, content_type="application/json; charset=utf-8")
 
@@ -51,6 +67,7 @@ class GitHubStandIn:
         self.base_url = base_url
         self.token = ""  # when set, the only token accepted; otherwise any token is
         self.calls: list[tuple[str, str]] = []
+        self.tokens_issued = 0
         r = Rule
         self.rules = Map(
             [
@@ -159,11 +176,15 @@ class GitHubStandIn:
         return reply(objects.installation(self.base_url, self.web, org, known["installation_id"]))
 
     def on_access_token(self, request: Request, iid: int) -> Response:
-        token = f"ghs_standin{iid}"
-        return reply(
-            {"token": token, "expires_at": "2099-01-01T00:00:00Z", "permissions": {}, "repository_selection": "all"},
-            201,
-        )
+        # Only the App itself (a JWT naming its id) may buy installation tokens; they last an hour.
+        claims = _jwt_claims(request)
+        if "iss" not in claims or "exp" not in claims:
+            raise GitHubError(401, "A JSON web token could not be decoded")
+        self.tokens_issued += 1
+        token = f"ghs_standin{iid}_{self.tokens_issued}"
+        expires = datetime.fromtimestamp(time.time() + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {"token": token, "expires_at": expires, "permissions": {}, "repository_selection": "all"}
+        return reply(body, 201)
 
     # --- repositories ----------------------------------------------------------------------
     def _repo_body(self, meta: dict[str, Any]) -> dict[str, Any]:
@@ -285,8 +306,6 @@ class GitHubStandIn:
         return reply(self._tree_body(full, sha, self.git.read_tree(o, n, sha, recursive=False)), 201)
 
     def on_get_blob(self, request: Request, owner: str, repo: str, sha: str) -> Response:
-        import base64
-
         o, n, full = self._full(owner, repo)
         try:
             data = self.git.read_blob(o, n, sha)
@@ -304,8 +323,6 @@ class GitHubStandIn:
         )
 
     def on_create_blob(self, request: Request, owner: str, repo: str) -> Response:
-        import base64
-
         o, n, full = self._full(owner, repo)
         body = self._body(request)
         raw = str(body.get("content", ""))
