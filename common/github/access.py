@@ -9,7 +9,7 @@ import httpx
 
 from common.github import repos
 from common.github.app_auth import AppAuth, AppNotInstalled
-from common.github.client import Call, GitHubClient
+from common.github.client import Call, GitHubClient, new_http
 
 
 class GitHubAccess(Protocol):
@@ -31,8 +31,12 @@ class TokenAccess:
     transport: httpx.BaseTransport | None = None
     calls: list[Call] = field(default_factory=list)
 
+    _http: httpx.Client | None = None
+
     def client(self, owner: str) -> GitHubClient:
-        return GitHubClient(self.base_url, lambda: self.token, transport=self.transport, calls=self.calls)
+        if self._http is None:
+            self._http = new_http(self.base_url, self.transport)
+        return GitHubClient(self.base_url, lambda: self.token, calls=self.calls, _http=self._http)
 
     def installation(self, owner: str) -> dict[str, Any] | None:
         return repos.installation(self.client(owner), owner)
@@ -45,10 +49,12 @@ class AppAccess:
     auth: AppAuth
     calls: list[Call] = field(default_factory=list)
 
+    _http: httpx.Client | None = None
+
     def client(self, owner: str) -> GitHubClient:
-        return GitHubClient(
-            self.auth.base_url, lambda: self.auth.token_for(owner), transport=self.auth.transport, calls=self.calls
-        )
+        if self._http is None:
+            self._http = new_http(self.auth.base_url, self.auth.transport)
+        return GitHubClient(self.auth.base_url, lambda: self.auth.token_for(owner), calls=self.calls, _http=self._http)
 
     def installation(self, owner: str) -> dict[str, Any] | None:
         try:

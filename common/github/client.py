@@ -74,6 +74,16 @@ def rate_limit_delay(response: httpx.Response, now: float) -> float | None:
     return None
 
 
+def new_http(base_url: str, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """An HTTP client for GitHub. Building one costs ~0.1 s (its TLS context): share it (it is thread-safe)."""
+    return httpx.Client(
+        base_url=base_url.rstrip("/"),
+        timeout=DEFAULT_TIMEOUT,
+        transport=transport,
+        headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION},
+    )
+
+
 @dataclass
 class GitHubClient:
     """REST calls with a token from ``token()`` (a static token, or an App installation's)."""
@@ -83,16 +93,11 @@ class GitHubClient:
     transport: httpx.BaseTransport | None = None
     clock: Callable[[], float] = time.time
     calls: list[Call] = field(default_factory=list)
-    _http: httpx.Client | None = None
+    _http: httpx.Client | None = None  # shared by the clients of one access object (keep-alive, one TLS setup)
 
     def _client(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(
-                base_url=self.base_url.rstrip("/"),
-                timeout=DEFAULT_TIMEOUT,
-                transport=self.transport,
-                headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION},
-            )
+            self._http = new_http(self.base_url, self.transport)
         return self._http
 
     def request(

@@ -10,6 +10,7 @@ from typing import Any
 from common.providers.ai_plans import Customization
 
 CONFIG_PATH = "config/settings.json"
+MAX_SETTING_CHARS = 60
 PROMPT_FILE_CHARS = 4000  # per file shown to the model; enough for a template's small files
 
 
@@ -39,12 +40,19 @@ def customization_check(project: str, keys: list[str]) -> Callable[[dict[str, An
         readme = str(answer.get("readme") or "")
         if readme.strip() and not readme.lstrip().startswith("#"):
             answer["readme"] = f"# {project}\n\n{readme.strip()}\n"
-        unknown = sorted(set(answer.get("config") or {}) - set(keys))
+        config = answer.get("config") or {}
+        unknown = sorted(set(config) - set(keys))
         if unknown:
             raise ValueError(f"config names keys the template does not have: {', '.join(unknown)}")
+        # A setting is one short line; anything else (a paragraph, a file) is dropped, not written.
+        answer["config"] = {k: v for k, v in config.items() if isinstance(v, str) and _is_setting(v)}
         return answer
 
     return check
+
+
+def _is_setting(value: str) -> bool:
+    return 0 < len(value.strip()) <= MAX_SETTING_CHARS and "\n" not in value
 
 
 def apply(

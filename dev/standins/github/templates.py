@@ -27,6 +27,9 @@ STATIC_SITE = {
 }
 
 TEMPLATES: dict[str, tuple[str, dict[str, str]]] = {
-    f"{TEMPLATE_OWNER}/python-service": ("A Python web service (Flask, tests, Dockerfile)", PYTHON_SERVICE),
+    f"{TEMPLATE_OWNER}/python-service": (
+        "A Python web service: a Flask app with tests and a Dockerfile",
+        PYTHON_SERVICE,
+    ),
     f"{TEMPLATE_OWNER}/static-site": ("A static website", STATIC_SITE),
 }
