@@ -186,10 +186,6 @@ def _validate(s: Settings) -> None:
         raise ConfigError("GITHUB_TEMPLATES must list owner/repo names (optionally =description), comma-separated")
     if s.is_development:
         return
-    if s.step_provider == "simulated":
-        raise ConfigError("STEP_PROVIDER=simulated is for local fault-injection runs only; production runs live")
-    if not (s.github_app_id and s.github_app_private_key) and not s.github_token:
-        raise ConfigError("the live provider needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or GITHUB_TOKEN)")
     if not s.database_url and not s.instance_connection_name:
         raise ConfigError("set INSTANCE_CONNECTION_NAME (Cloud SQL) or DATABASE_URL")
     if s.instance_connection_name and not s.db_user:
@@ -201,6 +197,10 @@ def _validate(s: Settings) -> None:
             continue
         if not secret or secret in _DEV_SECRETS or len(secret.encode()) < _MIN_SECRET_BYTES:
             raise ConfigError(f"{name} must be set to a random secret of at least {_MIN_SECRET_BYTES} bytes")
+    if s.step_provider == "simulated":
+        raise ConfigError("STEP_PROVIDER=simulated is for local fault-injection runs only; production runs live")
+    if not (s.github_app_id and s.github_app_private_key) and not s.github_token:
+        raise ConfigError("the live provider needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or GITHUB_TOKEN)")
 
 
 @functools.cache

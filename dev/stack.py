@@ -262,7 +262,7 @@ class LocalStack:
         standins = f"github={self.github.base_url}" + (f",gemini={self.gemini.base_url}" if self.gemini else "")
         return {
             "GITHUB_API_URL": self.github.base_url,
-            "GITHUB_TOKEN": "local-stand-in-token",  # the stand-in takes any token: a placeholder, not a secret
+            "GITHUB_TOKEN": "local-stand-in-placeholder",  # the stand-in takes any token
             "PLANTER_GITHUB_ORG": PLANTER_ORG,
             "GITHUB_TEMPLATES": ",".join(f"{name}={description}" for name, (description, _) in TEMPLATES.items()),
             "PLANTER_STANDINS": standins,

@@ -50,7 +50,7 @@ def main() -> None:
     github = start(Path(tempfile.mkdtemp(prefix="planter-timings-")))
     gemini = GeminiStandIn().start()
     ai = TimedAI(GeminiClient(AISettings("gemini-2.5-flash", "planter-local", "us-central1", base_url=gemini.base_url)))
-    access = TokenAccess(github.base_url, "local-stand-in-token")
+    access = TokenAccess(github.base_url, "local-stand-in-placeholder")
     config = LiveConfig(PLANTER_ORG, tuple(TEMPLATES), "https://github.com/apps/planter/installations/new")
     provider = LiveProvider(config, access, lambda: ai)
     steps: dict[str, list[float]] = defaultdict(list)

@@ -181,7 +181,7 @@ class GitHubStandIn:
         if "iss" not in claims or "exp" not in claims:
             raise GitHubError(401, "A JSON web token could not be decoded")
         self.tokens_issued += 1
-        token = f"ghs_standin{iid}_{self.tokens_issued}"
+        token = f"ghs_placeholder_{iid}_{self.tokens_issued}"
         expires = datetime.fromtimestamp(time.time() + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"token": token, "expires_at": expires, "permissions": {}, "repository_selection": "all"}
         return reply(body, 201)
