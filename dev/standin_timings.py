@@ -57,7 +57,7 @@ def main() -> None:
     calls: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     try:
         for n in range(pipelines):
-            task_id, facts = str(uuid.uuid4()), {}
+            task_id, facts = str(uuid.uuid4()), dict[str, str]()
             for step in STEP_NAMES:
                 seen, asked = len(access.calls), len(ai.seconds)
                 ctx = StepContext(

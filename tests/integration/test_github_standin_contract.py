@@ -12,13 +12,12 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from githubkit_schemas.v2022_11_28 import models
 from pydantic import TypeAdapter
 
 from dev.standins.github.server import Running, start
 from dev.standins.github.templates import PLANTER_ORG
 from tests.live_support import TEMPLATE, rest
-
-models = pytest.importorskip("githubkit_schemas.v2022_11_28.models")
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from common.providers import StepContext
 from common.services import steps
 from dev.standins.github.server import Running, start
 from dev.standins.github.templates import PLANTER_ORG
@@ -105,7 +106,7 @@ def test_a_redelivery_of_every_step_after_success_changes_nothing(
     done = client.get(f"/api/v1/tasks/{task['task_id']}", headers=auth_header()).get_json()
     facts = {"org_url": done["org_url"], "repo_url": done["repo_url"], "project_id": full}
     for name in ("creating_org", "forking_template", "customizing_project", "creating_issues"):
-        ctx = steps.StepContext(
+        ctx = StepContext(
             task_id=task["task_id"],
             step=name,
             attempt=2,

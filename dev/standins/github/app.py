@@ -111,8 +111,8 @@ class GitHubStandIn:
         if request.path != "/_faults":
             fault = self.faults.take(request.method, request.path)
             if fault is not None:
-                status, headers, body = fault
-                return Response(body, status=status, headers=headers)
+                status, headers, raw = fault
+                return Response(raw, status=status, headers=headers)
         try:
             endpoint, args = self.rules.bind_to_environ(request.environ).match()
             if endpoint != "faults":
