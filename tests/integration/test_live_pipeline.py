@@ -259,3 +259,37 @@ def _usage(engine: sa.Engine, task_id: str) -> int:
             {"t": task_id},
         ).scalar_one()
     return used
+
+
+def test_an_empty_new_repository_and_a_5xx_are_retried_with_backoff_without_duplicates(
+    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine
+) -> None:
+    task = create(client, auth_header(), "Slow Copy")
+    run_pipeline(task["task_id"], provider, ("creating_org", "forking_template"))
+    full = f"{PLANTER_ORG}/slow-copy"
+    # Right after creation GitHub may answer 409 "Git Repository is empty" for a moment.
+    github.app.faults.add(
+        {"method": "GET", "path": "/git/ref/", "status": 409, "body": {"message": "Git Repository is empty."}}
+    )
+    with pytest.raises(steps.RetryStep):
+        steps.run_step(uuid.UUID(task["task_id"]), "customizing_project", provider)
+    row = step_row(engine, task["task_id"], "customizing_project")
+    assert row["attempts"] == 1 and "not ready" in row["error"] and 0 < row["due_in"] <= 1
+    make_due(engine, task["task_id"], "customizing_project")
+    run_pipeline(task["task_id"], provider, ("customizing_project", "creating_gcp_project", "deploying"))
+
+    # An earlier attempt opened issue 1 of 3 and died; then GitHub answers 502 once.
+    with rest(github.base_url) as http:
+        marker = f"<!-- planter:task={task['task_id']} issue=1/3 -->"
+        body = {"title": "Opened by an earlier attempt", "body": f"kept\n\n{marker}", "labels": ["planter"]}
+        assert http.post(f"/repos/{full}/issues", json=body).status_code == 201
+    github.app.faults.add({"method": "POST", "path": "/issues$", "status": 502, "times": 1})
+    with pytest.raises(steps.RetryStep):
+        steps.run_step(uuid.UUID(task["task_id"]), "creating_issues", provider)
+    make_due(engine, task["task_id"], "creating_issues")
+    assert steps.run_step(uuid.UUID(task["task_id"]), "creating_issues", provider).outcome == "succeeded"
+    opened = _issues(github, full)
+    assert len(opened) == 3 and "Opened by an earlier attempt" in [i["title"] for i in opened]
+    result = step_row(engine, task["task_id"], "creating_issues")["result"]
+    assert [i["number"] for i in result["issues"]] == [1, 2, 3]
+    assert result["usage"]["issues_generated"] == 2  # the one already there is not counted again
