@@ -7,7 +7,6 @@ taken name, 409 for an empty repository).
 
 from __future__ import annotations
 
-import base64
 import json
 import pathlib
 import re
@@ -22,41 +21,19 @@ from werkzeug.wrappers import Request, Response
 
 from dev.standins.faults import Faults
 from dev.standins.github import objects
-from dev.standins.github.gitstore import GitError, GitStore
+from dev.standins.github.git_routes import GitDataRoutes
+from dev.standins.github.gitstore import GitStore
+from dev.standins.github.replies import DOCS, GitHubError, jwt_claims, reply
 from dev.standins.github.smart_http import serve_git
 from dev.standins.github.state import State
 
-DOCS = "https://docs.github.com/rest"
 _GIT_PATH = re.compile(
     r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+?)(?:\.git)?/(?P<rest>info/refs|git-upload-pack|HEAD|objects/.+)$"
 )
 Handler = Callable[..., Response]
 
 
-class GitHubError(Exception):
-    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.errors = status, message, errors
-
-
-def _jwt_claims(request: Request) -> dict[str, Any]:
-    """The claims of the bearer JWT, unverified (the stand-in does not hold the App's public key)."""
-    token = request.headers.get("Authorization", "").partition(" ")[2]
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return {}
-    return claims if isinstance(claims, dict) else {}
-
-
-def reply(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, content_type="application/json; charset=utf-8")
-
-
-class GitHubStandIn:
+class GitHubStandIn(GitDataRoutes):
     """One GitHub, its data under ``root`` (git repositories and state.json)."""
 
     def __init__(self, root: pathlib.Path, base_url: str = "") -> None:
@@ -90,10 +67,6 @@ class GitHubStandIn:
                 r("/repos/<owner>/<repo>/issues/<int:number>", endpoint="get_issue", methods=["GET"]),
             ]
         )
-
-    @property
-    def web(self) -> str:
-        return self.base_url
 
     # --- WSGI ----------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -177,7 +150,7 @@ class GitHubStandIn:
 
     def on_access_token(self, request: Request, iid: int) -> Response:
         # Only the App itself (a JWT naming its id) may buy installation tokens; they last an hour.
-        claims = _jwt_claims(request)
+        claims = jwt_claims(request)
         if "iss" not in claims or "exp" not in claims:
             raise GitHubError(401, "A JSON web token could not be decoded")
         self.tokens_issued += 1
@@ -226,109 +199,6 @@ class GitHubStandIn:
                 target, name, private=bool(body.get("private", False)), description=body.get("description")
             )
         return reply(self._repo_body(meta), 201)
-
-    # --- the git data API ------------------------------------------------------------------
-    def on_get_ref(self, request: Request, owner: str, repo: str, ref: str) -> Response:
-        o, n, full = self._full(owner, repo)
-        sha = self.git.get_ref(o, n, ref)
-        if sha is None:
-            if not self.git.get_ref(o, n, "heads/main"):
-                raise GitHubError(409, "Git Repository is empty.")
-            raise GitHubError(404, "Not Found")
-        return reply(objects.git_ref(self.base_url, full, ref, sha))
-
-    def on_update_ref(self, request: Request, owner: str, repo: str, ref: str) -> Response:
-        o, n, full = self._full(owner, repo)
-        body = self._body(request)
-        try:
-            self.git.read_commit(o, n, str(body.get("sha")))
-            self.git.set_ref(o, n, ref, str(body["sha"]), force=bool(body.get("force", False)))
-        except (GitError, KeyError) as error:
-            raise GitHubError(422, str(error) if "fast forward" in str(error) else "Object does not exist") from error
-        return reply(objects.git_ref(self.base_url, full, ref, str(body["sha"])))
-
-    def _commit_body(self, o: str, n: str, full: str, sha: str) -> dict[str, Any]:
-        try:
-            c = self.git.read_commit(o, n, sha)
-        except GitError as error:
-            raise GitHubError(404, "Not Found") from error
-        return objects.git_commit(self.base_url, self.web, full, c.sha, c.tree, c.parents, c.message, c.author_date)
-
-    def on_get_commit(self, request: Request, owner: str, repo: str, sha: str) -> Response:
-        return reply(self._commit_body(*self._full(owner, repo), sha))
-
-    def on_create_commit(self, request: Request, owner: str, repo: str) -> Response:
-        o, n, full = self._full(owner, repo)
-        body = self._body(request)
-        try:
-            sha = self.git.commit(
-                o, n, str(body["message"]), str(body["tree"]), [str(p) for p in body.get("parents", [])]
-            )
-        except (GitError, KeyError) as error:
-            raise GitHubError(422, "Tree SHA does not exist") from error
-        return reply(self._commit_body(o, n, full, sha), 201)
-
-    def on_get_tree(self, request: Request, owner: str, repo: str, sha: str) -> Response:
-        o, n, full = self._full(owner, repo)
-        try:
-            entries = self.git.read_tree(o, n, sha, recursive=bool(request.args.get("recursive")))
-        except GitError as error:
-            raise GitHubError(404, "Not Found") from error
-        return reply(self._tree_body(full, sha, entries))
-
-    def _tree_body(self, full: str, sha: str, entries: list[Any]) -> dict[str, Any]:
-        items = [
-            {
-                "path": e.path,
-                "mode": e.mode,
-                "type": e.type,
-                "sha": e.sha,
-                "url": f"{self.base_url}/repos/{full}/git/{e.type}s/{e.sha}",
-            }
-            | ({"size": e.size} if e.size is not None else {})
-            for e in entries
-        ]
-        return {"sha": sha, "url": f"{self.base_url}/repos/{full}/git/trees/{sha}", "tree": items, "truncated": False}
-
-    def on_create_tree(self, request: Request, owner: str, repo: str) -> Response:
-        o, n, full = self._full(owner, repo)
-        body = self._body(request)
-        changes: list[tuple[str, str, str | None]] = []
-        for item in body.get("tree", []):
-            sha = item.get("sha")
-            if "content" in item:
-                sha = self.git.write_blob(o, n, str(item["content"]).encode())
-            changes.append((str(item["path"]), str(item.get("mode", "100644")), sha))
-        try:
-            sha = self.git.make_tree(o, n, body.get("base_tree"), changes)
-        except GitError as error:
-            raise GitHubError(422, "tree.sha is not a valid blob") from error
-        return reply(self._tree_body(full, sha, self.git.read_tree(o, n, sha, recursive=False)), 201)
-
-    def on_get_blob(self, request: Request, owner: str, repo: str, sha: str) -> Response:
-        o, n, full = self._full(owner, repo)
-        try:
-            data = self.git.read_blob(o, n, sha)
-        except GitError as error:
-            raise GitHubError(404, "Not Found") from error
-        return reply(
-            {
-                "sha": sha,
-                "node_id": objects.node_id("B", sha),
-                "size": len(data),
-                "url": f"{self.base_url}/repos/{full}/git/blobs/{sha}",
-                "content": base64.b64encode(data).decode(),
-                "encoding": "base64",
-            }
-        )
-
-    def on_create_blob(self, request: Request, owner: str, repo: str) -> Response:
-        o, n, full = self._full(owner, repo)
-        body = self._body(request)
-        raw = str(body.get("content", ""))
-        data = base64.b64decode(raw) if body.get("encoding") == "base64" else raw.encode()
-        sha = self.git.write_blob(o, n, data)
-        return reply({"url": f"{self.base_url}/repos/{full}/git/blobs/{sha}", "sha": sha}, 201)
 
     # --- issues ------------------------------------------------------------------------------
     def on_list_issues(self, request: Request, owner: str, repo: str) -> Response:
