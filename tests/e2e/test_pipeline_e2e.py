@@ -22,7 +22,7 @@ STEPS = pipeline.STEP_NAMES
 PHASES = ["initializing", *STEPS, "completed"]
 PERCENTS = [0, 10, 25, 40, 60, 75, 90, 100]
 # What one completed pipeline meters: AI operations, projects created, issues generated.
-ONE_PIPELINE_USAGE = (4, 1, 5)
+ONE_PIPELINE_USAGE = (sum(s.ai_operations for s in pipeline.STEPS), 1, 5)
 # What common.http logs when it answers 500.
 _UNEXPECTED = ("unhandled error", "unexpected database error")
 
