@@ -437,7 +437,7 @@ def test_concurrent_duplicates_run_the_provider_once(
     row = step_rows(engine, task["task_id"])["customizing_project"]
     assert row["attempts"] == 1 and row["status"] == "succeeded"
     assert len(enqueued.calls) == calls + 1
-    assert usage(engine) == [("alice@example.test", 3, 1, 0)]
+    assert usage(engine) == [("alice@example.test", pipeline.BY_NAME["customizing_project"].ai_operations, 1, 0)]
     assert [r[0] for r in progress_rows(engine, task["task_id"])].count("step:customizing_project") == 1
 
 

@@ -17,6 +17,7 @@ def templated(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
         DATABASE_URL=database_url,
         GITHUB_TEMPLATES="acme/service=A web service,acme/site",
         PLANTER_GITHUB_ORG="planter-projects",
+        STEP_PROVIDER="live",
     )
 
 
