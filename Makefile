@@ -1,24 +1,18 @@
 # The two commands of the README: `make dev` (the whole local stack) and `make test` (everything CI runs).
 PYTHON ?= python3
 VENV := .venv
-EMU_VENV := .venv-emulator
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EMU_STAMP := $(EMU_VENV)/.installed
 
 .PHONY: dev test lint typecheck unit fault-run bench bench-dashboard install clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .  # the `planter` command
 	touch $@
 
-$(EMU_STAMP): requirements-emulator.txt
-	$(PYTHON) -m venv $(EMU_VENV)
-	$(EMU_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-emulator.txt
-	touch $@
-
-install: $(STAMP) $(EMU_STAMP)
+install: $(STAMP)
 
 dev: install
 	$(PY) -m dev.stack
@@ -28,7 +22,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy common functions main.py dev tests
+	$(VENV)/bin/mypy common functions main.py dev tests planter_cli
 
 test: install lint typecheck
 	$(PY) -m pytest
@@ -43,4 +37,4 @@ bench-dashboard: install
 	$(PY) -m dev.bench_dashboard
 
 clean:
-	rm -rf $(VENV) $(EMU_VENV) .local
+	rm -rf $(VENV) .local

@@ -74,7 +74,8 @@ class Settings:
     tasks_project: str = "planter-local"
     tasks_location: str = "us-central1"
     tasks_queue: str = "planter-steps"
-    tasks_emulator_host: str = ""
+    # Empty: Cloud Tasks itself; an URL (e.g. http://127.0.0.1:PORT): another endpoint, the local stand-in.
+    tasks_endpoint: str = ""
     step_url: str = "http://127.0.0.1:8080/internal/steps"
     oidc_service_account: str = ""
     oidc_audience: str = ""
@@ -106,6 +107,13 @@ class Settings:
     github_templates: tuple[str, ...] = ("planter-templates/python-service",)
     # Local stand-ins in use (name=base URL, comma-separated), listed by /healthz.
     standins: tuple[str, ...] = field(default_factory=tuple)
+    # Live updates (docs/DESIGN.md "Live updates"): how often an open stream reads the history,
+    # how often it sends a heartbeat, how long it lives, and how long a stream token lasts.
+    events_poll_seconds: float = 0.25
+    events_heartbeat_seconds: float = 10.0
+    events_stream_seconds: float = 50.0
+    events_retry_ms: int = 1000
+    stream_token_ttl_seconds: int = 300
 
     @property
     def is_development(self) -> bool:
@@ -141,7 +149,7 @@ def load_settings() -> Settings:
         tasks_project=_env("TASKS_PROJECT", "planter-local"),
         tasks_location=_env("TASKS_LOCATION", "us-central1"),
         tasks_queue=_env("TASKS_QUEUE", "planter-steps"),
-        tasks_emulator_host=_env("CLOUD_TASKS_EMULATOR_HOST"),
+        tasks_endpoint=_env("CLOUD_TASKS_ENDPOINT"),
         step_url=_env("STEP_URL", "http://127.0.0.1:8080/internal/steps"),
         oidc_service_account=_env("TASKS_OIDC_SERVICE_ACCOUNT"),
         oidc_audience=_env("TASKS_OIDC_AUDIENCE"),
@@ -168,6 +176,11 @@ def load_settings() -> Settings:
         github_org=_env("PLANTER_GITHUB_ORG", "planter-projects"),
         github_templates=_csv("GITHUB_TEMPLATES") or ("planter-templates/python-service",),
         standins=_csv("PLANTER_STANDINS"),
+        events_poll_seconds=_env_float("EVENTS_POLL_SECONDS", 0.25),
+        events_heartbeat_seconds=_env_float("EVENTS_HEARTBEAT_SECONDS", 10.0),
+        events_stream_seconds=_env_float("EVENTS_STREAM_SECONDS", 50.0),
+        events_retry_ms=_env_int("EVENTS_RETRY_MS", 1000),
+        stream_token_ttl_seconds=_env_int("STREAM_TOKEN_TTL_SECONDS", 300),
     )
     _validate(settings)
     return settings
@@ -178,6 +191,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("DB_IP_TYPE must be public, private or psc")
     if s.max_body_bytes <= 0 or s.db_pool_size <= 0:
         raise ConfigError("MAX_BODY_BYTES and DB_POOL_SIZE must be positive")
+    if not 0 < s.events_heartbeat_seconds <= 15 or not 0 < s.events_stream_seconds <= 60:
+        raise ConfigError("EVENTS_HEARTBEAT_SECONDS must be in (0, 15] and EVENTS_STREAM_SECONDS in (0, 60]")
+    if not 0 < s.stream_token_ttl_seconds <= 300 or s.events_poll_seconds <= 0:
+        raise ConfigError("STREAM_TOKEN_TTL_SECONDS must be in (0, 300] and EVENTS_POLL_SECONDS positive")
     if "*" in s.cors_origins:
         raise ConfigError("CORS_ORIGINS must list origins; '*' is refused because tokens are sent")
     if s.step_provider not in {"live", "simulated"}:
