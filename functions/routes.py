@@ -9,6 +9,7 @@ from common import models_live as ml
 from common import models_templates
 from common.http import Route
 from functions import account, admin, dashboard, events, ops, progress, projects, scheduler, steps, tasks, templates
+from functions.web import page_routes
 
 _USER_ERRORS = (400, 401, 404, 503)
 
@@ -230,6 +231,9 @@ ROUTES: tuple[Route, ...] = (
         response_model=models_templates.TemplateList,
         errors=_USER_ERRORS,
     ),
+    # The dashboard page and its fingerprinted assets (the `web` function; marked in /openapi.json
+    # as a web page, not an API operation).
+    *page_routes(),
 )
 
 FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))
