@@ -84,6 +84,10 @@ class LiveProvider:
                 ) from error
             raise StepFailed(str(error)) from error
 
+    def check(self, ctx: StepContext) -> StepOutcome:
+        # No live step hands its work off yet (issue 15's deploying will): nothing can be waiting.
+        raise StepRefused(f"{ctx.step} does not wait for outside work under the live provider")
+
     # --- helpers -----------------------------------------------------------------------------
     def _owner(self, ctx: StepContext) -> str:
         if ctx.mode == "user":
