@@ -114,6 +114,8 @@ def test_simulate_is_a_development_knob(monkeypatch: pytest.MonkeyPatch) -> None
         "DATABASE_URL": "postgresql+pg8000://u@/db",
         "JWT_SECRET": STRONG,
         "STEP_SIGNING_SECRET": STRONG,
+        "GITHUB_APP_ID": "12345",
+        "GITHUB_APP_PRIVATE_KEY": "placeholder-for-the-pem",
     }
     _production(monkeypatch, **everything)
     monkeypatch.delenv("ALLOW_SIMULATE", raising=False)
