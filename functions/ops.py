@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from common import db
+from common.config import get_settings
 from common.errors import DatabaseUnavailable
 from common.http import Call, Reply
 from common.openapi import build_document
@@ -16,7 +17,11 @@ def healthz(call: Call) -> Reply:
         db.ping()
     except DatabaseUnavailable:
         return Reply({"status": "degraded", "database": "unreachable"}, 503, {"Retry-After": "5"})
-    return Reply({"status": "ok", "database": "ok"}, headers={"Cache-Control": "no-store"})
+    body: dict[str, Any] = {"status": "ok", "database": "ok"}
+    standins = get_settings().standins
+    if standins:  # local stacks only: which outside services are stand-ins, and where
+        body["standins"] = dict(entry.partition("=")[::2] for entry in standins)
+    return Reply(body, headers={"Cache-Control": "no-store"})
 
 
 @functools.cache

@@ -8,6 +8,7 @@ from common import models_account as ma
 from common import models_jobs as mj
 from common import models_live as ml
 from common import models_tasks as mt
+from common import models_templates
 from common.http import Route
 from functions import (
     account,
@@ -22,6 +23,7 @@ from functions import (
     steps,
     task_types,
     tasks,
+    templates,
 )
 from functions.web import page_routes
 
@@ -341,6 +343,16 @@ ROUTES: tuple[Route, ...] = (
         query_model=ma.AdminUsersQuery,
         response_model=ma.AdminUserList,
         errors=(400, 401, 422, 503),
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/templates",
+        function="api_projects",
+        handler=templates.list_templates,
+        summary="The template repositories a project can be planted from",
+        auth="user",
+        response_model=models_templates.TemplateList,
+        errors=_USER_ERRORS,
     ),
     # The dashboard page and its fingerprinted assets (the `web` function; marked in /openapi.json
     # as a web page, not an API operation).
