@@ -69,7 +69,7 @@ def test_create_read_list_patch_pause_resume_delete(client: Any, auth_header: An
     assert got["status"] == "active" and got["consecutive_failures"] == 0 and got["last_run"] is None
     assert got["next_run"].endswith(("T01:00:00.000000Z", "T02:00:00.000000Z"))  # 03:00 in Paris
     # The payload as its type's schema read it (defaults filled in).
-    payload = {"project_name": "Cron App", "project_description": "", "mode": "saas"}
+    payload = {"project_name": "Cron App", "project_description": "", "mode": "saas", "private": True}
     assert got["task"] == {"type": "create_project", "payload": payload, "priority": "normal"}
     assert [j["job_id"] for j in client.get("/api/v1/jobs", headers=headers).get_json()["jobs"]] == [job_id]
     patched = client.patch(

@@ -187,7 +187,7 @@ def test_create_project_through_tasks_with_a_priority_filters_and_idempotency(
     task = first.get_json()
     assert again.get_json()["task_id"] == task["task_id"] and len(enqueued.calls) == 1
     assert enqueued.priorities == ["low"]
-    assert task["payload"] == {"project_name": "Low App", "project_description": "", "mode": "user"}
+    assert task["payload"] == {"project_name": "Low App", "project_description": "", "mode": "user", "private": True}
     other = {**body, "priority": "high"}
     assert_problem(post_task(client, headers, other, **{"Idempotency-Key": "k1"}), 422)
     create(client, headers, "Normal App")
@@ -206,8 +206,10 @@ def test_quota_refuses_other_types_as_it_refuses_projects(
     with engine.begin() as conn:
         conn.execute(
             sa.text(
+                # A limit of what the planted project already used: this month's operations are spent.
                 "INSERT INTO subscriptions (user_id, tier, monthly_operations_limit)"
-                " SELECT id, 'free', 4 FROM users WHERE email = 'alice@example.test'"
+                " SELECT u.id, 'free', g.ai_operations_count FROM users u JOIN usage g ON g.user_id = u.id"
+                " WHERE u.email = 'alice@example.test'"
             )
         )
     body = {"type": "generate_issues", "payload": {"project_task_id": project["task_id"], "count": 1}}
