@@ -181,9 +181,8 @@ def is_disconnect(error: BaseException) -> bool:
     """True when a driver error means the connection or the server is gone."""
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
-    if isinstance(error, sa_exc.DBAPIError):
-        if _is_session_ending(_sqlstate(error)):
-            return True
+    if isinstance(error, sa_exc.DBAPIError) and _is_session_ending(_sqlstate(error)):
+        return True
     if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
         return True
     if isinstance(error, sa_exc.TimeoutError):  # pool exhausted
