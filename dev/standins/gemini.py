@@ -152,8 +152,10 @@ class _Lines:
         self.lines = [line.strip() for line in text.splitlines() if line.strip()] or ["(empty prompt)"]
         self._next: Iterator[int] = iter(range(1 << 30))
 
-    def take(self, max_length: int | None) -> str:
+    def take(self, max_length: int | None, min_length: int = 0) -> str:
         line = self.lines[next(self._next) % len(self.lines)]
+        while len(line) < min_length:  # as Gemini honours minLength: the next lines too
+            line = f"{line} {self.lines[next(self._next) % len(self.lines)]}"
         return line[:max_length] if max_length else line
 
 
@@ -193,7 +195,7 @@ def value_for(schema: dict[str, Any], root: dict[str, Any], lines: _Lines) -> An
     if kind == "boolean":
         return True
     max_length = _get(schema, "maxLength")
-    return lines.take(int(max_length) if max_length is not None else None)
+    return lines.take(int(max_length) if max_length is not None else None, int(_get(schema, "minLength", 0)))
 
 
 def _get(schema: dict[str, Any], camel: str, default: Any = None) -> Any:
