@@ -252,7 +252,17 @@ class LiveProvider:
 
     def generating_issues(self, ctx: StepContext) -> StepOutcome:
         owner, name = self._repo_of(ctx)
-        return more_issues.generate_issues(self.github.client(owner), self.ai, ctx, owner, name)
+        try:
+            return more_issues.generate_issues(self.github.client(owner), self.ai, ctx, owner, name)
+        except GitHubRefused as error:
+            # Retrying cannot bring back a deleted repository or unarchive one: say so at once.
+            if error.status == 404:
+                raise StepRefused(
+                    f"the repository {owner}/{name} no longer exists (or Planter cannot see it)"
+                ) from error
+            if error.status == 403 and error.mentions("archived"):
+                raise StepRefused(f"the repository {owner}/{name} is archived: unarchive it on GitHub first") from error
+            raise
 
     def archiving_repository(self, ctx: StepContext) -> StepOutcome:
         if not (ctx.facts.get("project_id") or ctx.facts.get("repo_url")):

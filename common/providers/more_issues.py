@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from common.github import repos
 from common.github.client import GitHubClient
-from common.providers import StepContext, StepOutcome
+from common.providers import StepContext, StepOutcome, StepRefused
 from common.providers.ai_plans import IssueDraft, JSONAnswerer, ask
 from common.providers.customize import PROMPT_FILE_CHARS
 
@@ -78,6 +78,9 @@ def generate_issues(
     usage: dict[str, int] = {}
     missing = [index for index in range(1, count + 1) if index not in opened]
     if missing:
+        if gh.request("GET", "/repos/{owner}/{repo}", owner=owner, repo=name).get("archived"):
+            # Checked before the AI is asked: an archived repository would refuse the issues (403).
+            raise StepRefused(f"the repository {owner}/{name} is archived: unarchive it on GitHub first")
         _, tree, _ = repos.head(gh, owner, name)
         readme = repos.read_text(gh, owner, name, tree, "README.md")
         existing = repos.issue_titles(gh, owner, name)

@@ -160,4 +160,20 @@ def test_teardown_of_a_repository_already_gone_succeeds(
     assert step_row(engine, task_id, "archiving_repository")["result"]["state"] == "absent"
 
 
+def test_generate_issues_on_an_archived_repository_fails_at_once_with_the_reason(
+    client: Any, auth_header: Any, provider: Any, github: Running, gemini: Any, engine: sa.Engine
+) -> None:
+    project = _planted(client, auth_header(), provider, "Archived Elsewhere")
+    full = f"{PLANTER_ORG}/archived-elsewhere"
+    task_id = _new_task(client, auth_header(), "generate_issues", {"project_task_id": project, "count": 2})
+    with rest(github.base_url) as http:  # archived by a person on GitHub, not by a Planter teardown
+        assert http.patch(f"/repos/{full}", json={"archived": True}).status_code == 200
+    asked_before = len(gemini.requests)
+    assert steps.run_step(uuid.UUID(task_id), "generating_issues", provider).outcome == "failed"
+    row = step_row(engine, task_id, "generating_issues")
+    assert row["attempts"] == 1 and "is archived" in row["error"]
+    assert len(gemini.requests) == asked_before  # refused before the AI was asked (nothing metered)
+    assert not [i for i in _issues(github, full) if f"planter:task={task_id}" in i["body"]]
+
+
 TEARDOWN = ("deleting_gcp_project", "archiving_repository")
