@@ -85,6 +85,13 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # Money.
     cost_per_ai_operation: float = 0.05
+    # The AI service (common.ai): Gemini on Vertex AI; locally a stand-in at ai_base_url.
+    ai_model: str = "gemini-2.5-flash"
+    ai_project: str = ""
+    ai_location: str = "us-central1"
+    ai_base_url: str = ""
+    ai_api_key: str = ""
+    ai_timeout_seconds: float = 30.0
 
     @property
     def is_development(self) -> bool:
@@ -132,6 +139,12 @@ def load_settings() -> Settings:
         cors_origins=tuple(o.strip() for o in _env("CORS_ORIGINS").split(",") if o.strip()),
         max_body_bytes=_env_int("MAX_BODY_BYTES", 64 * 1024),
         cost_per_ai_operation=_env_float("COST_PER_AI_OPERATION", 0.05),
+        ai_model=_env("GEMINI_MODEL", "gemini-2.5-flash"),
+        ai_project=_env("VERTEX_PROJECT", _env("TASKS_PROJECT", "planter-local")),
+        ai_location=_env("VERTEX_LOCATION", "us-central1"),
+        ai_base_url=_env("GEMINI_BASE_URL"),
+        ai_api_key=_env("GEMINI_API_KEY"),
+        ai_timeout_seconds=_env_float("GEMINI_TIMEOUT_SECONDS", 30.0),
     )
     _validate(settings)
     return settings

@@ -69,6 +69,7 @@ class LocalStack:
     _stop: threading.Event = field(default_factory=threading.Event)
     _functions_started: float = 0.0
     _ticker: threading.Thread | None = None
+    gemini: Any = None  # dev.standins.gemini.GeminiStandIn once started
 
     @property
     def base_url(self) -> str:
@@ -94,6 +95,7 @@ class LocalStack:
             "STEP_URL": f"{self.base_url}/internal/steps",
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
+            **({"GEMINI_BASE_URL": self.gemini.base_url} if self.gemini is not None else {}),
             **self.env_overrides,
         }
         return env
@@ -235,9 +237,17 @@ class LocalStack:
         self._ticker = threading.Thread(target=self._tick_forever, daemon=True, name="scheduler")
         self._ticker.start()
 
+    # --- stand-ins for outside services ---------------------------------------------------------
+    def start_gemini(self) -> None:
+        from dev.standins.gemini import GeminiStandIn
+
+        self.gemini = GeminiStandIn(free_port()).start()
+        self.log(f"Gemini stand-in on {self.gemini.base_url}")
+
     # --- all together -------------------------------------------------------------------------
     def start(self) -> None:
         self.start_postgres()
+        self.start_gemini()
         self.start_emulator()
         self.start_functions()
         self.start_ticker()
@@ -252,6 +262,9 @@ class LocalStack:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
+        if self.gemini is not None:
+            self.gemini.stop()
+            self.gemini = None
         if self.server is not None:
             self.server.cleanup()
             self.server = None

@@ -129,3 +129,24 @@ def auth_header() -> Callable[..., dict[str, str]]:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+@pytest.fixture(scope="session")
+def gemini_server() -> Iterator[Any]:
+    """The local Gemini stand-in (dev/standins/gemini.py) on a free port, for the whole session."""
+    from dev.standins.gemini import GeminiStandIn
+
+    standin = GeminiStandIn().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def gemini(gemini_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The stand-in with no faults and no recorded requests; the app's settings point at it."""
+    with gemini_server.lock:
+        gemini_server.faults.clear()
+        gemini_server.requests.clear()
+    monkeypatch.setenv("GEMINI_BASE_URL", gemini_server.base_url)
+    config.get_settings.cache_clear()
+    return gemini_server

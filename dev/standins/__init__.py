@@ -1,0 +1,1 @@
+"""Local servers that speak the outside APIs Planter uses, for `make dev` and the tests."""
