@@ -4,8 +4,9 @@ function's own dispatcher, the OpenAPI document and the API Gateway config all r
 from __future__ import annotations
 
 from common import models as m
+from common import models_assistant as ma
 from common.http import Route
-from functions import dashboard, ops, progress, projects, scheduler, steps, tasks
+from functions import assistant, dashboard, ops, progress, projects, scheduler, steps, tasks
 
 _USER_ERRORS = (400, 401, 404, 503)
 
@@ -105,6 +106,58 @@ ROUTES: tuple[Route, ...] = (
         auth="user",
         query_model=m.TimeSeriesQuery,
         response_model=m.TimeSeries,
+        errors=(400, 401, 422, 503),
+    ),
+    Route(
+        method="POST",
+        path="/api/v1/chat",
+        function="assistant",
+        handler=assistant.chat,
+        summary="Ask the assistant about your projects (Idempotency-Key; 1 AI operation a reply)",
+        auth="user",
+        request_model=ma.ChatRequest,
+        response_model=ma.ChatReply,
+        errors=(400, 401, 404, 413, 415, 422, 429, 503),
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/chat/conversations",
+        function="assistant",
+        handler=assistant.list_conversations,
+        summary="The caller's conversations, most recently active first",
+        auth="user",
+        response_model=ma.ConversationList,
+        errors=(401, 503),
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/chat/conversations/{conversation_id}/messages",
+        function="assistant",
+        handler=assistant.list_messages,
+        summary="A conversation's messages, oldest first",
+        auth="user",
+        response_model=ma.MessageList,
+        errors=_USER_ERRORS,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/dashboard/insights",
+        function="assistant",
+        handler=assistant.insights,
+        summary="Insights on the caller's pipelines, phrased by the AI service, cached for an hour",
+        auth="user",
+        response_model=ma.Insights,
+        errors=(401, 503),
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/dashboard/steps",
+        function="dashboard",
+        handler=assistant.step_analytics,
+        summary="Per step: runs, outcomes, retries, p50/p95 duration and share of the time",
+        auth="user",
+        query_model=ma.StepStatsQuery,
+        response_model=ma.StepStatsList,
         errors=(400, 401, 422, 503),
     ),
     Route(
