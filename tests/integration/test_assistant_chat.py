@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -215,7 +216,7 @@ def test_long_conversations_keep_the_newest_messages_within_the_budget() -> None
     assert len(text) <= HISTORY_CHAR_BUDGET
     assert turns[-1].text.endswith("the question") and turns[0].role == "user"
     assert "message 29" in text and "message 0 " not in text
-    assert all(a.role != b.role for a, b in zip(turns, turns[1:], strict=False))  # alternating
+    assert all(a.role != b.role for a, b in itertools.pairwise(turns))  # alternating
     # An unanswered question (an AI failure) merges with the next one rather than breaking alternation.
     merged = turns_within_budget([{"role": "user", "content": "first"}], "second")
     assert [(t.role, t.text) for t in merged] == [("user", "first\n\nsecond")]
