@@ -73,7 +73,11 @@ class AIClient(Protocol):
 
     def generate_text(self, system: str, messages: Sequence[ChatTurn]) -> str: ...
 
+    @overload
     def generate_json(self, prompt: str, schema: type[M], *, system: str = "") -> M: ...
+
+    @overload
+    def generate_json(self, prompt: str, schema: dict[str, Any], *, system: str = "") -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

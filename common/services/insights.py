@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from common.ai import AIClient, AIServiceError, AITransient
 from common.db import run_in_transaction, run_statement
@@ -89,7 +89,14 @@ def _rows(facts: list[Fact], at: datetime) -> list[dict[str, Any]]:
 def phrase(ai: AIClient, facts: list[Fact]) -> list[Fact]:
     """The facts with the AI service's wording; figures, types and confidence stay the computed ones."""
     prompt = "\n".join(line for f in facts for line in (f.title, f.description, *f.recommendations[:2]))
-    phrased = ai.generate_json(prompt, PhrasedInsights, system=PHRASING_SYSTEM).insights
+    # The schema asks for exactly one phrased insight per finding (JSON Schema's minItems/maxItems).
+    schema = PhrasedInsights.model_json_schema()
+    schema["properties"]["insights"].update(minItems=len(facts), maxItems=len(facts))
+    answer = ai.generate_json(prompt, schema, system=PHRASING_SYSTEM)
+    try:
+        phrased = PhrasedInsights.model_validate(answer).insights
+    except ValidationError as error:
+        raise AITransient(f"the AI service's insights do not match the schema: {error}") from None
     if len(phrased) != len(facts):
         raise AITransient(f"the AI service phrased {len(phrased)} insights of {len(facts)}")
     return [
