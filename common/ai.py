@@ -175,12 +175,17 @@ class GeminiClient:
             raise AITransient(f"the AI service's answer does not match the schema: {error}") from None
 
     def _call(self, contents: Any, config: Any) -> Any:
+        from google.auth import exceptions as auth_errors
         from google.genai import errors
 
         try:
             return self._genai().models.generate_content(model=self.settings.model, contents=contents, config=config)
         except errors.APIError as error:
             raise classify_api_error(error.code, error.message, _headers_of(error)) from error
+        except auth_errors.TransportError as error:  # the token endpoint did not answer
+            raise AITransient(f"the AI service's credentials could not be refreshed: {error}") from error
+        except auth_errors.GoogleAuthError as error:  # no credentials, or refused ones: a configuration fault
+            raise AIPermanent(f"the AI service's credentials are not usable: {type(error).__name__}") from error
         except Exception as error:
             # httpx timeouts and connection failures (httpx is the SDK's own transport; named by
             # class so that this module needs no import of it).
