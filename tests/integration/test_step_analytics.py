@@ -21,7 +21,10 @@ Headers = Callable[..., dict[str, str]]
 def seeded(engine: sa.Engine) -> None:
     now = datetime.now(UTC)
     alice, bob = add_user(engine, ALICE), add_user(engine, BOB)
-    ago = lambda days: now - timedelta(days=days)  # noqa: E731
+
+    def ago(days: float) -> datetime:
+        return now - timedelta(days=days)
+
     add_task(
         engine,
         alice,
