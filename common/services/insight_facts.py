@@ -102,7 +102,7 @@ def quota_forecast(row: dict[str, Any], at: datetime, period_start: date) -> lis
         Fact(
             type="quota_forecast",
             title="Quota forecast for this month",
-            description=f"{used} of {limit} AI operations used in {elapsed_days:.0f} days ({rate:.1f} a day):"
+            description=f"{used} of {limit} AI operations used in {elapsed_days:.1f} days ({rate:.1f} a day):"
             f" about {forecast} by the end of the month.{runs_out}",
             data={"used": used, "limit": limit, "per_day": round(rate, 2), "forecast": forecast, "tier": row["tier"]},
             confidence=round(min(0.95, 0.3 + elapsed_days / days_in_month), 2),
