@@ -14,6 +14,8 @@ from typing import Any
 HOTSPOTS = 3
 # A step is "slower than usual" when its median this week is this many times its usual median.
 SLOW_FACTOR = 1.5
+# ... and at least this many seconds longer: sub-second steps jitter by large factors.
+SLOW_MARGIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def slow_steps(steps: list[dict[str, Any]]) -> list[Fact]:
     facts = []
     for s in steps:
         recent, usual = s["median_7d"], s["usual_median"]
-        if recent is None or not usual or recent < SLOW_FACTOR * usual:
+        if recent is None or not usual or recent < SLOW_FACTOR * usual or recent - usual < SLOW_MARGIN_SECONDS:
             continue
         facts.append(
             Fact(

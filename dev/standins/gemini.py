@@ -138,7 +138,7 @@ def text_answer(body: dict[str, Any]) -> str:
     context = system.split("\n\n", 1)[1:] if "\n\n" in system else [system]
     for content in contents[:-1]:
         context.extend(_texts(content))
-    lines = [line.strip() for text in context for line in text.splitlines() if line.strip()]
+    lines = list(dict.fromkeys(line.strip() for text in context for line in text.splitlines() if line.strip()))
     wanted = _stems(question)
     scored = [(len(wanted & _stems(line)), i) for i, line in enumerate(lines)]
     best = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[:_MAX_QUOTED_LINES]

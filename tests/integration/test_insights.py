@@ -213,3 +213,29 @@ def test_the_insights_route(client: Any, gemini: Any, auth_header: Headers, engi
     bob = client.get("/api/v1/dashboard/insights", headers=auth_header(BOB)).get_json()
     assert {i["type"] for i in bob["insights"]} == {"quota_forecast", "weekly_trend"}
     assert "stuck-one" not in str(bob) and "deploying" not in str(bob)
+
+
+def test_a_step_slower_than_its_usual_median(gemini: Any, engine: sa.Engine) -> None:
+    now = datetime.now(UTC)
+    alice, bob = add_user(engine, ALICE), add_user(engine, BOB)
+    for days in (10, 11, 12, 13, 14):  # everyone's usual deploy: 100 s (bob's older runs)
+        add_task(
+            engine,
+            bob,
+            name=f"b{days}",
+            status="completed",
+            created=now - timedelta(days=days),
+            steps=[ok("deploying", 100)],
+        )
+    for hours in (2, 5):  # alice's deploys this week: 1000 s
+        add_task(
+            engine,
+            alice,
+            name=f"a{hours}",
+            status="completed",
+            created=now - timedelta(hours=hours),
+            steps=[ok("deploying", 1000), ok("creating_issues", 3)],
+        )
+    served = get_insights(alice, InsightDeps(ai=ai_client(gemini), clock=Clock(now)))
+    slow = [i for i in served.insights if i.type == "slow_step"]
+    assert [i.data for i in slow] == [{"step": "deploying", "median_seconds_7d": 1000.0, "usual_median_seconds": 100.0}]
