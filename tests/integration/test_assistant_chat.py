@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -220,3 +221,33 @@ def test_long_conversations_keep_the_newest_messages_within_the_budget() -> None
     # An unanswered question (an AI failure) merges with the next one rather than breaking alternation.
     merged = turns_within_budget([{"role": "user", "content": "first"}], "second")
     assert [(t.role, t.text) for t in merged] == [("user", "first\n\nsecond")]
+
+
+def test_concurrent_requests_with_one_key_store_one_message_and_one_reply(
+    client: Any, gemini: Any, auth_header: Headers, engine: sa.Engine
+) -> None:
+    from dev.gateway import create_app
+
+    seed_projects(engine)
+    n = 6
+    barrier = threading.Barrier(n)
+    answers: list[tuple[int, Any]] = []
+    app = create_app()
+    headers = {**auth_header(ALICE), "Idempotency-Key": "double-click"}
+
+    def submit() -> None:
+        own_client = app.test_client()
+        barrier.wait()
+        response = own_client.post(CHAT, json={"message": "Why did my last project fail?"}, headers=headers)
+        answers.append((response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=submit) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [status for status, _ in answers] == [200] * n
+    assert len({str(body["messages"]) for _, body in answers}) == 1  # one question, one reply, for all
+    assert count(engine, "SELECT count(*) FROM chat_messages WHERE role = 'user'") == 1
+    assert count(engine, "SELECT count(*) FROM chat_messages WHERE role = 'assistant'") == 1
+    assert count(engine, "SELECT ai_operations_count FROM usage") == 1
