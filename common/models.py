@@ -131,6 +131,7 @@ class TickResult(Model):
 class Health(Model):
     status: str
     database: str
+    standins: dict[str, str] | None = Field(None, description="Base URLs of the local stand-ins in use.")
 
 
 class Problem(Model):

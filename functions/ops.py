@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from common import db
+from common.config import Settings, get_settings
 from common.errors import DatabaseUnavailable
 from common.http import Call, Reply
 from common.openapi import build_document
@@ -16,7 +17,16 @@ def healthz(call: Call) -> Reply:
         db.ping()
     except DatabaseUnavailable:
         return Reply({"status": "degraded", "database": "unreachable"}, 503, {"Retry-After": "5"})
-    return Reply({"status": "ok", "database": "ok"}, headers={"Cache-Control": "no-store"})
+    body: dict[str, Any] = {"status": "ok", "database": "ok"}
+    standins = _standins(get_settings())
+    if standins:
+        body["standins"] = standins
+    return Reply(body, headers={"Cache-Control": "no-store"})
+
+
+def _standins(settings: Settings) -> dict[str, str]:
+    """The local stand-ins this process talks to (none in production)."""
+    return {"gemini": settings.ai_base_url} if settings.ai_base_url else {}
 
 
 @functools.cache
