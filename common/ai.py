@@ -28,7 +28,7 @@ M = TypeVar("M", bound=BaseModel)
 
 # What a local client sends as its bearer token: the stand-in accepts anything, and static
 # credentials never try to refresh (anonymous ones fail to, inside google-auth).
-LOCAL_TOKEN = "local-stand-in-token"  # noqa: S105  (not a secret: a placeholder for a local server)
+LOCAL_TOKEN = "placeholder-for-the-local-stand-in"  # noqa: S105  (not a secret)
 DEFAULT_RATE_LIMIT_WAIT = 30
 DEFAULT_TRANSIENT_WAIT = 5
 # No tools are passed, so the SDK's automatic function calling has nothing to do (and logs less).
