@@ -1,10 +1,8 @@
 # The two commands of the README: `make dev` (the whole local stack) and `make test` (everything CI runs).
 PYTHON ?= python3
 VENV := .venv
-EMU_VENV := .venv-emulator
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EMU_STAMP := $(EMU_VENV)/.installed
 
 .PHONY: dev test lint typecheck unit fault-run bench bench-dashboard install clean
 
@@ -13,12 +11,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(EMU_STAMP): requirements-emulator.txt
-	$(PYTHON) -m venv $(EMU_VENV)
-	$(EMU_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-emulator.txt
-	touch $@
-
-install: $(STAMP) $(EMU_STAMP)
+install: $(STAMP)
 
 dev: install
 	$(PY) -m dev.stack
@@ -43,4 +36,4 @@ bench-dashboard: install
 	$(PY) -m dev.bench_dashboard
 
 clean:
-	rm -rf $(VENV) $(EMU_VENV) .local
+	rm -rf $(VENV) .local

@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 
 from common.config import Settings, get_settings
-from common.errors import DatabaseUnavailable, Unauthorized
+from common.errors import IdentityProviderUnavailable, Unauthorized
 
 CALLBACK_AUDIENCE = "planter-progress"
 SIGNATURE_HEADER = "X-Planter-Signature"
@@ -127,7 +127,7 @@ def _verify_user_token(token: str, settings: Settings) -> tuple[Identity, Any]:
         if claims.get("aud") == CALLBACK_AUDIENCE:
             raise Unauthorized("a callback token cannot act as a user")
     except jwt.PyJWKClientConnectionError as error:
-        raise DatabaseUnavailable("the identity provider's keys could not be fetched") from error
+        raise IdentityProviderUnavailable() from error
     except jwt.PyJWTError as error:
         raise Unauthorized(_reason(error)) from error
     email = claims.get("email")

@@ -70,7 +70,8 @@ class Settings:
     tasks_project: str = "planter-local"
     tasks_location: str = "us-central1"
     tasks_queue: str = "planter-steps"
-    tasks_emulator_host: str = ""
+    # Empty: Cloud Tasks itself; an URL (e.g. http://127.0.0.1:PORT): another endpoint, the local stand-in.
+    tasks_endpoint: str = ""
     step_url: str = "http://127.0.0.1:8080/internal/steps"
     oidc_service_account: str = ""
     oidc_audience: str = ""
@@ -127,7 +128,7 @@ def load_settings() -> Settings:
         tasks_project=_env("TASKS_PROJECT", "planter-local"),
         tasks_location=_env("TASKS_LOCATION", "us-central1"),
         tasks_queue=_env("TASKS_QUEUE", "planter-steps"),
-        tasks_emulator_host=_env("CLOUD_TASKS_EMULATOR_HOST"),
+        tasks_endpoint=_env("CLOUD_TASKS_ENDPOINT"),
         step_url=_env("STEP_URL", "http://127.0.0.1:8080/internal/steps"),
         oidc_service_account=_env("TASKS_OIDC_SERVICE_ACCOUNT"),
         oidc_audience=_env("TASKS_OIDC_AUDIENCE"),

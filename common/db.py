@@ -144,11 +144,17 @@ def reset_engine() -> None:
 _UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
 
 
-def _sqlstate(error: sa_exc.DBAPIError) -> str:
+def server_error_fields(error: sa_exc.DBAPIError) -> dict[str, str]:
+    """The fields of the server's error message as pg8000 hands them over (its first argument):
+    "C" the SQLSTATE, "M" the message, "S" the severity... Empty for an error raised client-side."""
     args = getattr(error.orig, "args", ())
     if args and isinstance(args[0], dict):
-        return str(args[0].get("C", ""))
-    return str(getattr(error.orig, "sqlstate", "") or "")
+        return {str(key): str(value) for key, value in args[0].items()}
+    return {}
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str:
+    return server_error_fields(error).get("C") or str(getattr(error.orig, "sqlstate", "") or "")
 
 
 def is_disconnect(error: BaseException) -> bool:
@@ -174,8 +180,13 @@ def _transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         try:
             yield conn
         except BaseException:
-            with contextlib.suppress(sa_exc.DBAPIError, ConnectionError, OSError):
-                conn.exec_driver_sql("ROLLBACK")
+            # A connection cut mid-transaction (a restart, a failover) is already invalidated: the
+            # server ended the transaction with the session, and SQLAlchemy refuses any statement on
+            # it (PendingRollbackError), which would replace the disconnect being raised and so
+            # turn a retry/503 into a 500. Only a live connection has something to roll back.
+            if not conn.invalidated:
+                with contextlib.suppress(sa_exc.DBAPIError, ConnectionError, OSError):
+                    conn.exec_driver_sql("ROLLBACK")
             raise
         conn.exec_driver_sql("COMMIT")
 

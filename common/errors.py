@@ -69,3 +69,13 @@ class DatabaseUnavailable(PlanterError):
 
     def __init__(self, detail: str = "the database is unreachable"):
         super().__init__(detail, headers={"Retry-After": "5"})
+
+
+class IdentityProviderUnavailable(PlanterError):
+    """The identity provider's signing keys could not be fetched, so no token can be checked yet:
+    the request may be fine and the database up (its own type, so clients and alerts can tell)."""
+
+    status, title, type_slug = 503, "Service Unavailable", "identity-provider-unavailable"
+
+    def __init__(self, detail: str = "the identity provider's keys could not be fetched"):
+        super().__init__(detail, headers={"Retry-After": "5"})

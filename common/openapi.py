@@ -23,7 +23,7 @@ _REASONS = {
     415: "Body is not JSON",
     422: "Field validation failed, or an Idempotency-Key reused with another body",
     429: "Monthly AI-operation quota reached",
-    503: "Database unreachable, or retry later (Retry-After)",
+    503: "Database or identity provider unreachable, or retry later (Retry-After)",
 }
 _HEADERS = {
     "Location": {"description": "Where the created task is read", "schema": {"type": "string"}},

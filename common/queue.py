@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from typing import Any, Protocol
@@ -29,8 +28,30 @@ def step_body(task_id: str, step: str, generation: int) -> bytes:
     return json.dumps({"task_id": task_id, "step": step, "generation": generation}, separators=(",", ":")).encode()
 
 
+def tasks_client(settings: Settings) -> Any:
+    """The real google-cloud-tasks client over its REST transport: production's endpoint with the
+    instance's credentials (ADC), or the endpoint CLOUD_TASKS_ENDPOINT names (the local stand-in).
+
+    REST, not gRPC, in production too: one transport, the one the local stack exercises, and a
+    cheaper construction on a cold start (docs/DESIGN.md, "The local Cloud Tasks stand-in").
+    """
+    # Imported on first use: the client library costs ~0.65 s, and only step producers need it.
+    from google.cloud import tasks_v2
+
+    if not settings.tasks_endpoint:
+        return tasks_v2.CloudTasksClient(transport="rest")
+    from google.auth.credentials import AnonymousCredentials
+
+    # A plain-HTTP endpoint cannot carry a Google token (and the stand-in asks for none).
+    plain_http = settings.tasks_endpoint.startswith("http://")
+    credentials = AnonymousCredentials() if plain_http else None  # type: ignore[no-untyped-call]
+    return tasks_v2.CloudTasksClient(
+        transport="rest", credentials=credentials, client_options={"api_endpoint": settings.tasks_endpoint}
+    )
+
+
 class CloudTasksEnqueuer:
-    """The real google-cloud-tasks client; against the emulator when CLOUD_TASKS_EMULATOR_HOST is set."""
+    """Hands steps to Cloud Tasks through :func:`tasks_client`."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -38,20 +59,10 @@ class CloudTasksEnqueuer:
         self._lock = threading.Lock()
 
     def _get_client(self) -> Any:
-        # Imported on first use: the client library costs ~0.65 s, and only step producers need it.
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    from google.cloud import tasks_v2
-
-                    if self._settings.tasks_emulator_host:
-                        import grpc
-                        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-
-                        channel = grpc.insecure_channel(self._settings.tasks_emulator_host)
-                        self._client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
-                    else:
-                        self._client = tasks_v2.CloudTasksClient()
+                    self._client = tasks_client(self._settings)
         return self._client
 
     def build_task(self, task_id: str, step: str, generation: int) -> dict[str, Any]:
@@ -76,23 +87,16 @@ class CloudTasksEnqueuer:
         }
 
     def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
-        from google.api_core.exceptions import AlreadyExists
+        # Conflict, not AlreadyExists: over REST the client maps errors by HTTP status, and Cloud
+        # Tasks answers a duplicate name 409 (ALREADY_EXISTS), which api_core raises as Conflict.
+        from google.api_core.exceptions import Conflict
 
         try:
             self._get_client().create_task(
                 parent=self._settings.queue_path, task=self.build_task(task_id, step, generation), timeout=10
             )
-        except AlreadyExists:
+        except Conflict:
             logger.info("step already enqueued", extra={"fields": {"task_id": task_id, "step": step}})
-
-    def ensure_queue(self) -> None:
-        """Create the queue if it is missing (local stack; production creates it in the build)."""
-        from google.api_core.exceptions import AlreadyExists
-
-        s = self._settings
-        parent = f"projects/{s.tasks_project}/locations/{s.tasks_location}"
-        with contextlib.suppress(AlreadyExists):
-            self._get_client().create_queue(parent=parent, queue={"name": s.queue_path})
 
 
 _enqueuer: Enqueuer | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from common.plans import FREE_TIER, TIER_LIMITS
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -18,7 +20,7 @@ metadata = sa.MetaData(
 TZ = sa.DateTime(timezone=True)
 NOW = sa.text("now()")
 
-TIERS = ("free", "pro", "enterprise")
+TIERS = tuple(TIER_LIMITS)
 MODES = ("saas", "user")
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
@@ -53,9 +55,9 @@ subscriptions = sa.Table(
     "subscriptions",
     metadata,
     sa.Column("user_id", pg.UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("tier", sa.Text, nullable=False, server_default="free"),
+    sa.Column("tier", sa.Text, nullable=False, server_default=FREE_TIER),
     # -1 means unlimited (enterprise), as in the original system.
-    sa.Column("monthly_operations_limit", sa.Integer, nullable=False, server_default="100"),
+    sa.Column("monthly_operations_limit", sa.Integer, nullable=False, server_default=str(TIER_LIMITS[FREE_TIER])),
     sa.Column("created_at", TZ, nullable=False, server_default=NOW),
     sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
     sa.CheckConstraint(_in("tier", TIERS), name="tier_known"),

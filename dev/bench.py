@@ -4,7 +4,7 @@
     python -m dev.bench --quick    # a smoke run (100k tasks, one short repetition), writes nothing
     WORKERS=2 THREADS=8 DB_POOL_SIZE=4 python -m dev.bench   # other server settings
 
-It starts the local stack (embedded PostgreSQL migrated by Alembic, the Cloud Tasks emulator,
+It starts the local stack (embedded PostgreSQL migrated by Alembic, the local Cloud Tasks stand-in,
 functions-framework serving the gateway with the production server settings) on free ports,
 fills the database in SQL (1,000,000 tasks by default), and then measures, in this order:
 
@@ -70,7 +70,7 @@ from dev.bench_util import (
     percentile,
     run_load,
 )
-from dev.stack import EMULATOR, ROOT, VENV_BIN, LocalStack, free_port
+from dev.stack import ROOT, VENV_BIN, LocalStack, free_port
 
 WORK_DIR = ROOT / ".local" / "bench"
 CONNECTIONS = 16
@@ -819,7 +819,7 @@ def _pipeline_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def real_enqueue(sink: Sink) -> dict[str, Any]:
-    """The Cloud Tasks client against the local emulator: first call, then warm calls, and delivery."""
+    """The Cloud Tasks client against the local stand-in: first call, then warm calls, and delivery."""
     enqueuer = queue.CloudTasksEnqueuer(config.get_settings())
     base = str(uuid.uuid4())
     started = time.perf_counter()
@@ -1114,9 +1114,7 @@ def main() -> None:
     servers: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
     try:
         stack.start_postgres()
-        emulator = EMULATOR.exists()
-        if emulator:
-            stack.start_emulator()
+        stack.start_queue()
         env = stack.env()
         # This process: the same secrets and database, its own pool for the database ceiling.
         for key in (
@@ -1129,8 +1127,7 @@ def main() -> None:
             "STEP_TIMEOUT_SECONDS",
         ):
             os.environ[key] = env[key]
-        if emulator:
-            os.environ["CLOUD_TASKS_EMULATOR_HOST"] = env["CLOUD_TASKS_EMULATOR_HOST"]
+        os.environ["CLOUD_TASKS_ENDPOINT"] = env["CLOUD_TASKS_ENDPOINT"]
         os.environ["DB_POOL_SIZE"], os.environ["DB_MAX_OVERFLOW"] = str(DB_THREADS), "0"
         config.get_settings.cache_clear()
         db.reset_engine()
@@ -1174,9 +1171,7 @@ def main() -> None:
         results["db_primitives"] = db_primitives(stack.database_url)
         results["cpu_items"] = cpu_items(fx)
         log("pipeline overhead")
-        results["pipeline"], results["pipeline_candidates"] = pipeline_overhead(
-            fx.pipeline_tasks, sink if emulator else None
-        )
+        results["pipeline"], results["pipeline_candidates"] = pipeline_overhead(fx.pipeline_tasks, sink)
         log("profiles")
         results["profiles"] = profiles(stack, servers, paths, opts)
         for _, process in servers.values():

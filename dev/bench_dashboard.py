@@ -20,6 +20,7 @@ the tables. Every user has the same spread: 100 tasks over 400 days, more of the
 
     python -m dev.bench_dashboard [--tasks 1000000] [--users 10000] [--first 10000] [--rounds 400]
                                   [--paired-rounds 2000]
+    python -m dev.bench_dashboard --quick   # a smoke run (20k tasks, ~1 min), prints only
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from common import pipeline
+from common.plans import FREE_TIER, TIER_LIMITS
 from common.queries import dashboard as dq
 from common.queries import insights as iq
-from common.queries.users import TIER_LIMITS, billing_period_start
+from common.queries.users import billing_period_start
 from common.services import dashboard as service
 from common.timeutil import utcnow
 from dev import pg
@@ -431,8 +433,8 @@ def statements(user_id: Any) -> list[tuple[str, dq.Statement]]:
                 TZ,
                 period_start=period_start,
                 long_running_seconds=service.LONG_RUNNING_SECONDS,
-                default_tier="free",
-                default_limit=TIER_LIMITS["free"],
+                default_tier=FREE_TIER,
+                default_limit=TIER_LIMITS[FREE_TIER],
             ),
         ),
     ]
@@ -612,7 +614,11 @@ def main() -> int:
     parser.add_argument("--chunk-users", type=int, default=1000)
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/DASHBOARD.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 20k tasks, few rounds, docs untouched")
     args = parser.parse_args()
+    if args.quick:
+        quick = {"tasks": 20_000, "users": 200, "first": 2_000, "rounds": 20, "paired_rounds": 40, "warmup": 5}
+        vars(args).update(quick, chunk_users=100, no_docs=True)
     per_user = args.tasks // args.users
     first_users = args.first // per_user
 

@@ -331,9 +331,9 @@ def _pipeline_section(results: dict[str, Any]) -> list[str]:
     enq = p.get("enqueue")
     if enq:
         lines += [
-            f"| hand-over through the real Cloud Tasks client to the local emulator | {_f(enq['call_p50_ms'], 2)} ms "
+            f"| hand-over through the real Cloud Tasks client to the local stand-in | {_f(enq['call_p50_ms'], 2)} ms "
             f"(first call, with the client's import and channel: {_f(enq['first_call_ms'], 0)} ms) | |",
-            f"| queue delivery (emulator → step URL) | {_f(enq['delivery_p50_ms'], 1)} ms "
+            f"| queue delivery (stand-in → step URL) | {_f(enq['delivery_p50_ms'], 1)} ms "
             f"({enq['delivered']} of 20 delivered) | |",
         ]
     lines += [

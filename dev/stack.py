@@ -1,9 +1,10 @@
 """`make dev`: the whole local stack in the foreground.
 
-Embedded PostgreSQL (pgserver, data under .local/), Alembic migrations, the Cloud Tasks emulator
-with the queue created, every function behind one base URL (functions-framework serving the
-local gateway with the production server settings), and a Cloud Scheduler stand-in ticking the
-reaper. Ctrl-C or SIGTERM stops everything it started, PostgreSQL included.
+Embedded PostgreSQL (pgserver, data under .local/), Alembic migrations, the local Cloud Tasks
+stand-in (dev/cloudtasks, its journal next to the database) with the queue created, every
+function behind one base URL (functions-framework serving the local gateway with the
+production server settings), and a Cloud Scheduler stand-in ticking the reaper. Ctrl-C or
+SIGTERM stops everything it started, PostgreSQL included.
 
 The LocalStack class is also what the end-to-end tests and the fault run drive.
 """
@@ -30,7 +31,6 @@ from dev import pg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VENV_BIN = pathlib.Path(sys.executable).parent
-EMULATOR = ROOT / ".venv-emulator" / "bin" / "gcloud-tasks-emulator"
 TICK_BODY = b"{}"
 
 
@@ -53,11 +53,11 @@ def wait_for_port(port: int, timeout: float) -> None:
 
 @dataclass
 class LocalStack:
-    """PostgreSQL + Cloud Tasks emulator + functions + ticker, as processes on this machine."""
+    """PostgreSQL + the Cloud Tasks stand-in + functions + ticker, as processes on this machine."""
 
     data_dir: pathlib.Path
     port: int = 8080
-    emulator_port: int = 0
+    queue_port: int = 0
     tick_seconds: float = 10.0
     env_overrides: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
@@ -65,7 +65,7 @@ class LocalStack:
     log_path: pathlib.Path | None = None
     server: Any = None
     functions: subprocess.Popen[bytes] | None = None
-    emulator: subprocess.Popen[bytes] | None = None
+    queue: subprocess.Popen[bytes] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _functions_started: float = 0.0
     _ticker: threading.Thread | None = None
@@ -91,7 +91,7 @@ class LocalStack:
             "STEP_TIMEOUT_SECONDS": os.environ.get("STEP_TIMEOUT_SECONDS", "10"),
             "REDELIVERY_GRACE_SECONDS": os.environ.get("REDELIVERY_GRACE_SECONDS", "30"),
             "DATABASE_URL": self.database_url,
-            "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{self.emulator_port}",
+            "CLOUD_TASKS_ENDPOINT": f"http://127.0.0.1:{self.queue_port}",
             "STEP_URL": f"{self.base_url}/internal/steps",
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
@@ -115,33 +115,66 @@ class LocalStack:
     def restart_postgres(self) -> None:
         pg.restart(self.server)
 
-    # --- Cloud Tasks emulator ----------------------------------------------------------------
-    def start_emulator(self) -> None:
-        if not EMULATOR.exists():
-            raise RuntimeError(f"the Cloud Tasks emulator is not installed at {EMULATOR}: run `make install`")
-        if not self.emulator_port:
-            self.emulator_port = free_port()
-        env = self.env()
-        queue = (
-            f"projects/{env.get('TASKS_PROJECT', 'planter-local')}/locations/"
-            f"{env.get('TASKS_LOCATION', 'us-central1')}/queues/{env.get('TASKS_QUEUE', 'planter-steps')}"
-        )
-        self.emulator = subprocess.Popen(
-            [str(EMULATOR), "start", "-p", str(self.emulator_port), "-q", "-d", queue],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    # --- Cloud Tasks stand-in -----------------------------------------------------------------
+    @property
+    def queue_state(self) -> pathlib.Path:
+        """The stand-in's journal: next to the database, so a kept stack keeps its queue too."""
+        return self.data_dir.parent / "cloudtasks.jsonl"
+
+    @property
+    def queue_ids(self) -> list[str]:
+        """Every queue the functions enqueue into (more queues, e.g. one per priority: list them here)."""
+        return [self.env().get("TASKS_QUEUE", "planter-steps")]
+
+    def start_queue(self) -> None:
+        """Start the stand-in and create or update the queues to dev/local_queues.py's configuration."""
+        from common.config import Settings
+        from dev.local_queues import ensure_queues
+
+        if not self.queue_port:
+            self.queue_port = free_port()
+        output: Any = subprocess.DEVNULL if self.quiet else None
+        if self.log_path is not None:  # its dispatch lines next to the functions' (same file)
+            output = self.log_path.open("ab")
+        self.queue = subprocess.Popen(
+            [sys.executable, "-m", "dev.cloudtasks", "--port", str(self.queue_port), "--state", str(self.queue_state)],
+            env=self.env(),
+            cwd=ROOT,
+            stdout=output,
+            stderr=output,
             start_new_session=True,
         )
-        wait_for_port(self.emulator_port, 30)
-        self.log(f"Cloud Tasks emulator on 127.0.0.1:{self.emulator_port}, queue {queue}")
+        if self.log_path is not None:
+            output.close()
+        wait_for_port(self.queue_port, 30)
+        env = self.env()
+        settings = Settings(
+            tasks_project=env.get("TASKS_PROJECT", "planter-local"),
+            tasks_location=env.get("TASKS_LOCATION", "us-central1"),
+            tasks_endpoint=env["CLOUD_TASKS_ENDPOINT"],
+        )
+        names = ensure_queues(settings, self.queue_ids)
+        self.log(f"Cloud Tasks stand-in on 127.0.0.1:{self.queue_port}, queue(s) {', '.join(names)}")
+
+    def stop_queue(self) -> None:
+        """SIGKILL the stand-in: what it acknowledged is in its journal, what it was sending is not answered."""
+        if self.queue is not None:
+            os.killpg(self.queue.pid, signal.SIGKILL)
+            self.queue.wait()
+            self.queue = None
+
+    def restart_queue(self, forget: bool = False) -> None:
+        """Kill the stand-in and start it again on the same port. Its queues and pending tasks come
+        back from the journal, as Cloud Tasks keeps them through its own restarts; ``forget`` deletes
+        the journal first: every queued delivery is lost, and only the reaper can recover."""
+        self.stop_queue()
+        if forget:
+            self.queue_state.unlink(missing_ok=True)
+        self.start_queue()
 
     def restart_emulator(self) -> None:
-        """Kill the emulator and start it again on the same port: every queued task is lost."""
-        if self.emulator is not None:
-            os.killpg(self.emulator.pid, signal.SIGKILL)
-            self.emulator.wait()
-            self.emulator = None
-        self.start_emulator()
+        """The old emulator's restart (dev/fault_run.py): its queue was in memory, so it is lost."""
+        self.restart_queue(forget=True)
 
     # --- functions ----------------------------------------------------------------------------
     def start_functions(self) -> None:
@@ -248,13 +281,13 @@ class LocalStack:
     def start(self) -> None:
         self.start_postgres()
         self.start_gemini()
-        self.start_emulator()
+        self.start_queue()
         self.start_functions()
         self.start_ticker()
 
     def stop(self) -> None:
         self._stop.set()
-        for process in (self.functions, self.emulator):
+        for process in (self.functions, self.queue):
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 try:
@@ -273,7 +306,7 @@ class LocalStack:
 def _ignore_stop_signals() -> None:
     # A second signal must not cut the clean-up short: `kill` of the whole process group reaches
     # this process twice (directly, and forwarded by make), and so does an impatient second Ctrl-C.
-    # Interrupted, the clean-up would leave the emulator and the functions running.
+    # Interrupted, the clean-up would leave the queue stand-in and the functions running.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

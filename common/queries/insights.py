@@ -100,7 +100,7 @@ _FACTS = sa.text(
                 'median_7d', p.median_7d, 'usual_median', ss.seconds) ORDER BY p.position), '[]'::json)
             FROM per_step p LEFT JOIN step_seconds ss ON ss.name = p.name) AS steps,
            weeks.*, stuck.tasks AS stuck_tasks,
-           coalesce(sub.tier, 'free') AS tier,
+           coalesce(sub.tier, CAST(:default_tier AS text)) AS tier,
            coalesce(sub.monthly_operations_limit, :default_limit) AS monthly_operations_limit,
            coalesce(u.ai_operations_count, 0) AS ai_operations
     FROM weeks, stuck
@@ -117,9 +117,11 @@ def facts(
     at: datetime,
     period_start: date,
     long_running_seconds: float,
+    default_tier: str,
     default_limit: int,
 ) -> dict[str, Any]:
     params = {
+        "default_tier": default_tier,
         "user_id": user_id,
         "at": at,
         "period_start": period_start,

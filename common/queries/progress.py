@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common.queries.tasks import PHASE_ORDER_SQL, TASK_COLUMNS, TERMINAL_SQL
+from common.queries.tasks import PHASE_ORDER_SQL, PROGRESS_FACTS, PROGRESS_FACTS_SQL, TASK_COLUMNS, TERMINAL_SQL
 
 # One statement, so one round trip and no BEGIN/COMMIT: the task row is locked (FOR UPDATE) for
 # the statement's length, a terminal task is left alone, the phase only moves forward, the
@@ -28,19 +28,16 @@ _RECORD = sa.text(
                greatest(CAST(:percent AS smallint), l.progress_percent) AS percent
         FROM locked l WHERE l.status NOT IN {TERMINAL_SQL}
     ), stored AS (
-        INSERT INTO task_progress (task_id, update_id, status, message, progress_percent,
-                                   org_url, repo_url, deployment_url, gcp_project_id)
-        SELECT d.id, CAST(:update_id AS text), d.status, :message, d.percent, CAST(:org_url AS text),
-               CAST(:repo_url AS text), CAST(:deployment_url AS text), CAST(:gcp_project_id AS text)
+        INSERT INTO task_progress (task_id, update_id, status, message, progress_percent, {PROGRESS_FACTS_SQL})
+        SELECT d.id, CAST(:update_id AS text), d.status, :message, d.percent,
+               {", ".join(f"CAST(:{fact} AS text)" for fact in PROGRESS_FACTS)}
         FROM decided d
         ON CONFLICT (task_id, update_id) DO NOTHING
         RETURNING task_id
     ), updated AS (
         UPDATE tasks t SET progress_percent = greatest(t.progress_percent, d.percent), message = :message,
-               status = d.status, org_url = coalesce(CAST(:org_url AS text), t.org_url),
-               repo_url = coalesce(CAST(:repo_url AS text), t.repo_url),
-               deployment_url = coalesce(CAST(:deployment_url AS text), t.deployment_url),
-               gcp_project_id = coalesce(CAST(:gcp_project_id AS text), t.gcp_project_id),
+               status = d.status,
+               {", ".join(f"{fact} = coalesce(CAST(:{fact} AS text), t.{fact})" for fact in PROGRESS_FACTS)},
                updated_at = now(), version = t.version + 1
         FROM decided d JOIN stored s ON s.task_id = d.id
         WHERE t.id = d.id

@@ -15,6 +15,9 @@ from common.pipeline import PHASES, STEPS, StepDef
 TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
 # The active phases in pipeline order: array_position() on it compares two phases.
 PHASE_ORDER_SQL = "ARRAY[" + ", ".join(f"'{phase}'" for phase in PHASES) + "]"
+# What a progress row can carry besides its phase, percent and message (the task keeps the latest).
+PROGRESS_FACTS = ("org_url", "repo_url", "deployment_url", "gcp_project_id")
+PROGRESS_FACTS_SQL = ", ".join(PROGRESS_FACTS)
 
 
 def iso_sql(column: str) -> str:
@@ -58,11 +61,10 @@ _INSERT_STEPS = sa.text(
 )
 
 INSERT_PROGRESS = sa.text(
-    """
-    INSERT INTO task_progress (task_id, update_id, status, message, progress_percent,
-                               org_url, repo_url, deployment_url, gcp_project_id)
+    f"""
+    INSERT INTO task_progress (task_id, update_id, status, message, progress_percent, {PROGRESS_FACTS_SQL})
     VALUES (:task_id, :update_id, :status, :message, :progress_percent,
-            :org_url, :repo_url, :deployment_url, :gcp_project_id)
+            {", ".join(f":{fact}" for fact in PROGRESS_FACTS)})
     ON CONFLICT (task_id, update_id) DO NOTHING
     RETURNING id
     """
@@ -147,10 +149,7 @@ def insert_progress(
             "status": status,
             "message": message,
             "progress_percent": percent,
-            "org_url": urls.get("org_url"),
-            "repo_url": urls.get("repo_url"),
-            "deployment_url": urls.get("deployment_url"),
-            "gcp_project_id": urls.get("gcp_project_id"),
+            **{fact: urls.get(fact) for fact in PROGRESS_FACTS},
         },
     ).first()
     return row is not None

@@ -8,6 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from common.plans import FREE_TIER, TIER_LIMITS
+
 _UPSERT_USER = sa.text(
     """
     INSERT INTO users (email, subject) VALUES (:email, :subject)
@@ -18,8 +20,8 @@ _UPSERT_USER = sa.text(
 
 _PLAN = sa.text(
     """
-    SELECT coalesce(s.tier, 'free') AS tier,
-           coalesce(s.monthly_operations_limit, 100) AS monthly_operations_limit,
+    SELECT coalesce(s.tier, CAST(:free_tier AS text)) AS tier,
+           coalesce(s.monthly_operations_limit, CAST(:free_limit AS integer)) AS monthly_operations_limit,
            coalesce(u.ai_operations_count, 0) AS ai_operations_count,
            coalesce(u.projects_created, 0) AS projects_created,
            coalesce(u.issues_generated, 0) AS issues_generated
@@ -43,7 +45,6 @@ _ADD_USAGE = sa.text(
 )
 
 USAGE_COUNTERS = ("ai_operations", "projects_created", "issues_generated", "prs_created")
-TIER_LIMITS = {"free": 100, "pro": 1000, "enterprise": -1}
 
 
 def billing_period_start(today: date) -> date:
@@ -59,7 +60,8 @@ def upsert_user(conn: sa.Connection, email: str, subject: str | None) -> uuid.UU
 
 def plan_and_usage(conn: sa.Connection, user_id: uuid.UUID, period_start: date) -> dict[str, Any]:
     """Tier, monthly AI-operation limit and this period's usage (free tier with no subscription)."""
-    return dict(conn.execute(_PLAN, {"user_id": user_id, "period_start": period_start}).mappings().one())
+    params = {"user_id": user_id, "period_start": period_start, "free_tier": FREE_TIER}
+    return dict(conn.execute(_PLAN, {**params, "free_limit": TIER_LIMITS[FREE_TIER]}).mappings().one())
 
 
 def add_usage(conn: sa.Connection, user_id: uuid.UUID, period_start: date, counts: dict[str, int]) -> None:

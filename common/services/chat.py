@@ -26,6 +26,7 @@ from common.db import run_in_transaction, run_statement
 from common.errors import NotFound, ValidationFailed
 from common.models_assistant import ChatMessage, ChatReply, ChatRequest, Conversation, ConversationList, MessageList
 from common.queries import chat as q
+from common.queries import idempotency as idempotency_q
 from common.queries import users as user_q
 from common.services import assistant_context as context
 from common.services.projects import check_quota
@@ -73,7 +74,7 @@ def _store_question(conn: sa.Connection, user: User, body: ChatRequest, key: str
     fingerprint = _fingerprint(body) if key else None
     if key:
         # Requests sharing a key are serialised, so that concurrent ones store one message.
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"chat:{user.id}:{key}"})
+        idempotency_q.lock_until_commit(conn, f"chat:{user.id}:{key}")
         earlier = q.message_by_key(conn, user.id, key)
         if earlier is not None:
             if earlier["fingerprint"] != fingerprint:

@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from common import pipeline
 from common.config import get_settings
-from common.db import run_statement
+from common.db import run_statement, server_error_fields
 from common.errors import ValidationFailed
 from common.models import (
     ActiveTask,
@@ -30,6 +30,7 @@ from common.models import (
     TimeSeries,
     TimeSeriesQuery,
 )
+from common.plans import FREE_TIER, TIER_LIMITS
 from common.queries import dashboard as q
 from common.queries import users as user_q
 from common.services.users import User
@@ -71,8 +72,8 @@ def check_zone(tz: str) -> str:
 
 def _unknown_zone(error: sa_exc.DBAPIError) -> bool:
     # The last line of defence when PostgreSQL's zone database lacks a zone Python knows.
-    detail = error.orig.args[0] if error.orig is not None and error.orig.args else None
-    return isinstance(detail, dict) and detail.get("C") == "22023" and "time zone" in str(detail.get("M", ""))
+    fields = server_error_fields(error)
+    return fields.get("C") == "22023" and "time zone" in fields.get("M", "")
 
 
 def _read(work: Any) -> Any:
@@ -133,8 +134,8 @@ def metrics(user: User, tz: str, *, at: datetime | None = None) -> Metrics:
             zone,
             period_start=period_start,
             long_running_seconds=LONG_RUNNING_SECONDS,
-            default_tier="free",
-            default_limit=user_q.TIER_LIMITS["free"],
+            default_tier=FREE_TIER,
+            default_limit=TIER_LIMITS[FREE_TIER],
             at=at,
         )
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from common.ai import AIClient, AIServiceError, AITransient
 from common.db import run_in_transaction, run_statement
 from common.models_assistant import Insight, Insights, StepStats, StepStatsList, StepStatsQuery
+from common.plans import FREE_TIER, TIER_LIMITS
 from common.queries import insights as q
 from common.queries import users as user_q
 from common.services.dashboard import LONG_RUNNING_SECONDS
@@ -120,7 +121,8 @@ def _generate(conn: sa.Connection, user: User, deps: InsightDeps) -> Insights | 
         at=now,
         period_start=period_start,
         long_running_seconds=LONG_RUNNING_SECONDS,
-        default_limit=user_q.TIER_LIMITS["free"],
+        default_tier=FREE_TIER,
+        default_limit=TIER_LIMITS[FREE_TIER],
     )
     facts = all_facts(figures, now, period_start)
     try:

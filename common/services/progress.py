@@ -8,6 +8,7 @@ from common.db import run_statement
 from common.errors import Conflict, NotFound
 from common.models import ProgressCallback, Task
 from common.queries import progress as q
+from common.queries.tasks import PROGRESS_FACTS
 from common.services.tasks import TERMINAL, to_task
 
 
@@ -22,10 +23,7 @@ def post_progress(task_id: uuid.UUID, update: ProgressCallback) -> Task:
         "percent": update.progress_percent,
         "update_id": update.update_id,
         "message": update.message,
-        "org_url": update.org_url,
-        "repo_url": update.repo_url,
-        "deployment_url": update.deployment_url,
-        "gcp_project_id": update.gcp_project_id,
+        **update.model_dump(include=set(PROGRESS_FACTS)),
     }
     row = run_statement(lambda conn: q.record(conn, task_id, params))
     if row is None:

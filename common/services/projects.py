@@ -15,14 +15,13 @@ from common.db import run_in_transaction
 from common.errors import QuotaExceeded, ValidationFailed
 from common.models import CreateProject, Task
 from common.pipeline import INITIAL_MESSAGE, STEPS
+from common.queries import idempotency as idempotency_q
 from common.queries import tasks as task_q
 from common.queries import users as user_q
 from common.queue import hand_over
 from common.services.tasks import read_task, to_task
 from common.services.users import User
 from common.timeutil import utcnow
-
-IDEMPOTENCY_TTL = "24 hours"
 
 
 @dataclass(frozen=True)
@@ -39,20 +38,12 @@ def _fingerprint(body: CreateProject) -> str:
 def _replay(conn: sa.Connection, user: User, key: str, fingerprint: str) -> uuid.UUID | None:
     """The task an earlier request with this key created, 422 if its body differed, else None."""
     # Serialise requests that share a key, so concurrent ones create one task between them.
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"{user.id}:{key}"})
-    row = conn.execute(
-        sa.text(
-            """
-            SELECT fingerprint, task_id, expires_at > now() AS live FROM idempotency_keys
-            WHERE user_id = :u AND key = :k
-            """
-        ),
-        {"u": user.id, "k": key},
-    ).first()
+    idempotency_q.lock_until_commit(conn, f"{user.id}:{key}")
+    row = idempotency_q.find_key(conn, user.id, key)
     if row is None:
         return None
     if not row.live:
-        conn.execute(sa.text("DELETE FROM idempotency_keys WHERE user_id = :u AND key = :k"), {"u": user.id, "k": key})
+        idempotency_q.forget_key(conn, user.id, key)
         return None
     if row.fingerprint != fingerprint:
         raise ValidationFailed(
@@ -72,7 +63,7 @@ def _check_quota(conn: sa.Connection, user: User) -> None:
     below the limit can always start one. Checks of one user are serialised, so concurrent
     creations see each other's reservations.
     """
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"quota:{user.id}"})
+    idempotency_q.lock_until_commit(conn, f"quota:{user.id}")
     plan = user_q.plan_and_usage(conn, user.id, user_q.billing_period_start(utcnow().date()))
     limit = plan["monthly_operations_limit"]
     if limit == -1:
@@ -120,15 +111,7 @@ def create_project(user: User, body: CreateProject, idempotency_key: str | None)
             message=INITIAL_MESSAGE,
         )
         if idempotency_key:
-            conn.execute(
-                sa.text(
-                    f"""
-                    INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, expires_at)
-                    VALUES (:u, :k, :f, :t, now() + interval '{IDEMPOTENCY_TTL}')
-                    """
-                ),
-                {"u": user.id, "k": idempotency_key, "f": fingerprint, "t": task_id},
-            )
+            idempotency_q.remember_key(conn, user.id, idempotency_key, fingerprint, task_id)
         return read_task(conn, task_id, user), False
 
     row, replayed = run_in_transaction(work)

@@ -1,4 +1,4 @@
-"""The whole local stack for end-to-end tests: PostgreSQL, the Cloud Tasks emulator, the functions
+"""The whole local stack for end-to-end tests: PostgreSQL, the Cloud Tasks stand-in, the functions
 behind the gateway and a fast scheduler tick, started once per module."""
 
 from __future__ import annotations

@@ -73,8 +73,8 @@ class DevCommand:
         raise AssertionError(f"make dev exited before it was ready:\n{''.join(self.output)}")
 
     @property
-    def emulator_port(self) -> int:
-        found = re.search(r"Cloud Tasks emulator on 127\.0\.0\.1:(\d+)", "".join(self.output))
+    def queue_port(self) -> int:
+        found = re.search(r"Cloud Tasks stand-in on 127\.0\.0\.1:(\d+)", "".join(self.output))
         assert found, "".join(self.output)
         return int(found.group(1))
 
@@ -126,7 +126,7 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
         f"{base}/api/v1/projects", json={"project_name": "Kept Across Restarts"}, headers=printed, timeout=10
     )
     assert created.status_code == 202, created.text
-    emulator_port = dev_command.emulator_port
+    queue_port = dev_command.queue_port
 
     # A crash of the functions (kill -9) is followed by a new process, as Cloud Functions would start.
     crashed = dev_command.functions_pid()
@@ -140,7 +140,9 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     assert dev_command.process is not None and dev_command.process.returncode == 0, rest
     assert "starting a new one" in rest and "stopped" in rest
     assert not _listening(dev_command.port), "the functions outlived make dev"
-    assert not _listening(emulator_port), "the emulator outlived make dev"
+    assert not _listening(queue_port), "the queue stand-in outlived make dev"
+    # The stand-in's output is the stack's: one line per dispatch of the pipeline just created.
+    assert re.search(r"\[cloudtasks [\d:.]+\] dispatch \S+-creating-org-0 queue=planter-steps attempt=1", rest), rest
     assert not (dev_command.data_dir / "postmaster.pid").exists(), "PostgreSQL outlived make dev"
 
     started = time.monotonic()

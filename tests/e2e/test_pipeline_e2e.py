@@ -1,4 +1,4 @@
-"""The pipeline end to end: functions + the real google-cloud-tasks client + the emulator +
+"""The pipeline end to end: functions + the real google-cloud-tasks client + the queue stand-in +
 PostgreSQL, with the scheduler ticking every second. Faults are real: processes are killed and
 PostgreSQL is restarted under running pipelines."""
 
@@ -225,7 +225,7 @@ def test_the_reaper_alone_recovers_a_crash_whose_delivery_was_lost(api: Api, sta
     task = api.create(email, "Reaper App", step_seconds=2)
     api.wait_for(email, task["task_id"], step_running("creating_gcp_project"), 60)
     stack.kill_functions()
-    stack.restart_emulator()  # the queue's memory is gone: no redelivery will come
+    stack.restart_queue(forget=True)  # the queue's memory is gone: no redelivery will come
     stack.start_functions()
     done = api.wait_terminal(email, task["task_id"], 90)
     assert_completed_once(api, done, attempts={"creating_gcp_project": 2})

@@ -489,3 +489,5 @@ def test_unreachable_jwks_is_503_not_401(client: Any, monkeypatch: pytest.Monkey
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
     assert "Retry-After" in response.headers
+    # Said as what happened: the database is fine, the identity provider is not.
+    assert response.get_json()["type"].endswith("/identity-provider-unavailable")

@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from common.tables import metadata
+from tests.factories import add_user
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -43,8 +44,7 @@ def test_downgrade_to_base_and_upgrade_again(engine: sa.Engine) -> None:
 
 
 def test_the_database_itself_refuses_broken_invariants(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        user_id = conn.execute(sa.text("INSERT INTO users (email) VALUES ('x@example.test') RETURNING id")).scalar()
+    user_id = add_user(engine, "x@example.test").id
     bad_rows = [
         "INSERT INTO tasks (id, user_id, user_email, project_name, progress_percent)"
         " VALUES (gen_random_uuid(), :u, 'x@example.test', 'p', 101)",
