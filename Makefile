@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint typecheck unit fault-run bench bench-dashboard install clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .  # the `planter` command
 	touch $@
 
 install: $(STAMP)
@@ -21,7 +22,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy common functions main.py dev tests
+	$(VENV)/bin/mypy common functions main.py dev tests planter_cli
 
 test: install lint typecheck
 	$(PY) -m pytest

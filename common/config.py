@@ -86,6 +86,13 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # Money.
     cost_per_ai_operation: float = 0.05
+    # Live updates (docs/DESIGN.md "Live updates"): how often an open stream reads the history,
+    # how often it sends a heartbeat, how long it lives, and how long a stream token lasts.
+    events_poll_seconds: float = 0.25
+    events_heartbeat_seconds: float = 10.0
+    events_stream_seconds: float = 50.0
+    events_retry_ms: int = 1000
+    stream_token_ttl_seconds: int = 300
     # The AI service (common.ai): Gemini on Vertex AI; locally a stand-in at ai_base_url.
     ai_model: str = "gemini-2.5-flash"
     ai_project: str = ""
@@ -140,6 +147,11 @@ def load_settings() -> Settings:
         cors_origins=tuple(o.strip() for o in _env("CORS_ORIGINS").split(",") if o.strip()),
         max_body_bytes=_env_int("MAX_BODY_BYTES", 64 * 1024),
         cost_per_ai_operation=_env_float("COST_PER_AI_OPERATION", 0.05),
+        events_poll_seconds=_env_float("EVENTS_POLL_SECONDS", 0.25),
+        events_heartbeat_seconds=_env_float("EVENTS_HEARTBEAT_SECONDS", 10.0),
+        events_stream_seconds=_env_float("EVENTS_STREAM_SECONDS", 50.0),
+        events_retry_ms=_env_int("EVENTS_RETRY_MS", 1000),
+        stream_token_ttl_seconds=_env_int("STREAM_TOKEN_TTL_SECONDS", 300),
         ai_model=_env("GEMINI_MODEL", "gemini-2.5-flash"),
         ai_project=_env("VERTEX_PROJECT", _env("TASKS_PROJECT", "planter-local")),
         ai_location=_env("VERTEX_LOCATION", "us-central1"),
@@ -156,6 +168,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("DB_IP_TYPE must be public, private or psc")
     if s.max_body_bytes <= 0 or s.db_pool_size <= 0:
         raise ConfigError("MAX_BODY_BYTES and DB_POOL_SIZE must be positive")
+    if not 0 < s.events_heartbeat_seconds <= 15 or not 0 < s.events_stream_seconds <= 60:
+        raise ConfigError("EVENTS_HEARTBEAT_SECONDS must be in (0, 15] and EVENTS_STREAM_SECONDS in (0, 60]")
+    if not 0 < s.stream_token_ttl_seconds <= 300 or s.events_poll_seconds <= 0:
+        raise ConfigError("STREAM_TOKEN_TTL_SECONDS must be in (0, 300] and EVENTS_POLL_SECONDS positive")
     if "*" in s.cors_origins:
         raise ConfigError("CORS_ORIGINS must list origins; '*' is refused because tokens are sent")
     if s.is_development:

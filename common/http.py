@@ -6,10 +6,11 @@ route table gives that function, so the local gateway and the API Gateway agree 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -31,12 +32,20 @@ from common.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from common.stream_tokens import verify_stream_token
 
 M = TypeVar("M", bound=BaseModel)
-AuthKind = Literal["user", "callback", "internal", "none"]
+# "stream": a user's bearer token, or a short stream token as ?access_token= (EventSource cannot
+# send headers); only the event routes use it, so a stream token is refused everywhere else.
+AuthKind = Literal["user", "callback", "internal", "none", "stream"]
 PROBLEM_TYPE_BASE = "https://planter.dev/problems/"
 _ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-None-Match"
 _EXPOSED_HEADERS = "Location, ETag, Retry-After"
+# GETs under these prefixes answer with an ETag over their body and 304 to a matching
+# If-None-Match (conditional_reply), whoever writes the handler: new dashboard routes get it too.
+CONDITIONAL_PREFIXES = ("/api/v1/dashboard/",)
+# Top-level fields that say when a response was made, not what it says: left out of the ETag.
+VOLATILE_FIELDS = frozenset({"timestamp"})
 
 logger = log.get_logger("planter.http")
 
@@ -65,6 +74,11 @@ class Route:
     @property
     def operation_id(self) -> str:
         return self.handler.__name__
+
+    @property
+    def conditional(self) -> bool:
+        """Answered with an ETag, and 304 to a matching If-None-Match (conditional_reply)."""
+        return self.method == "GET" and self.path.startswith(CONDITIONAL_PREFIXES)
 
 
 @dataclass
@@ -95,6 +109,38 @@ class Reply:
     body: Any
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventStream:
+    """A ``text/event-stream`` body: the chunks are sent as they are produced (one server thread
+    per open stream under functions-framework's gthread server)."""
+
+    chunks: Iterator[str]
+
+
+def if_none_match(request: flask.Request, tag: str) -> bool:
+    """Whether the request's If-None-Match names ``tag``. Weak comparison (RFC 9110 13.1.2): a
+    proxy that compresses the body sends the tag back as W/"..."."""
+    candidates = [t.strip().removeprefix("W/") for t in request.headers.get("If-None-Match", "").split(",")]
+    return tag in candidates or candidates == ["*"]
+
+
+def conditional_reply(request: flask.Request, reply: Reply) -> Reply:
+    """Add an ETag over the reply's figures (its JSON without VOLATILE_FIELDS) and answer 304 when
+    the client already has them. Browsers revalidate every time (no-cache), so a dashboard that
+    refreshes every few seconds gets 304s, without a body, until a figure changes."""
+    if reply.status != 200 or reply.body is None or "ETag" in reply.headers:
+        return reply
+    data = reply.body.model_dump(mode="json") if isinstance(reply.body, BaseModel) else reply.body
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in VOLATILE_FIELDS}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    tag = f'"{digest[:32]}"'
+    headers = {**reply.headers, "ETag": tag, "Cache-Control": "private, no-cache"}
+    if if_none_match(request, tag):
+        return Reply(None, 304, headers)
+    return Reply(reply.body, reply.status, headers)
 
 
 Handler = Callable[[Call], Reply]
@@ -208,8 +254,27 @@ def problem(error: PlanterError) -> flask.Response:
     return response
 
 
+def _guarded(chunks: Iterator[str]) -> Iterator[bytes]:
+    """A stream's bytes. Its generator runs after the router returned (the status is sent): an
+    unexpected error is logged and ends the stream with a retry hint, never a trace to the client."""
+    try:
+        for chunk in chunks:
+            yield chunk.encode()
+    except Exception:
+        logger.exception("event stream failed")
+        yield b": error; reconnect\nretry: 1000\n\n"
+
+
 def _to_response(reply: Reply) -> flask.Response:
     body = reply.body
+    if isinstance(body, EventStream):
+        response = flask.Response(_guarded(body.chunks), status=reply.status)
+        response.headers["Content-Type"] = "text/event-stream; charset=utf-8"
+        # No proxy or browser may keep or buffer a live stream.
+        response.headers["Cache-Control"] = "no-cache, no-store"
+        response.headers["X-Accel-Buffering"] = "no"
+        response.headers.update(reply.headers)
+        return response
     if isinstance(body, BaseModel):
         text = body.model_dump_json()  # pydantic-core: a quarter of model_dump + json.dumps (BENCHMARKS.md)
     else:
@@ -255,7 +320,10 @@ class Router:
                 route, params = self._match(request.method, request.path)
                 call = Call(request=request, params=params, route=route)
                 self._authenticate(call)
-                response = _to_response(route.handler(call))
+                reply = route.handler(call)
+                if route.conditional:
+                    reply = conditional_reply(request, reply)
+                response = _to_response(reply)
         except PlanterError as error:
             response = problem(error)
         except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
@@ -277,11 +345,24 @@ class Router:
             identity = auth.verify_user_token(auth.bearer_token(headers.get("Authorization")))
             call.user = self.resolve_user(identity)
             log.bind(user=identity.email)
+        elif kind == "stream":
+            token = call.request.args.get("access_token")
+            if token is None:
+                identity = auth.verify_user_token(auth.bearer_token(headers.get("Authorization")))
+            else:
+                named = verify_stream_token(token, get_settings())
+                identity = auth.Identity(email=named.email, subject=None)
+            call.user = self.resolve_user(identity)
+            log.bind(user=identity.email)
         elif kind == "callback":
             auth.verify_callback_token(auth.bearer_token(headers.get("Authorization")), call.params.get("task_id", ""))
             log.bind(task_id=call.params.get("task_id", ""))
         elif kind == "internal":
             body = read_body(call.request)
+            if call.request.method == "GET":
+                # A GET has no body: its signature covers the path with its query string.
+                query = call.request.query_string.decode("latin-1")
+                body = (call.request.path + (f"?{query}" if query else "")).encode()
             auth.verify_step_caller(headers.get(auth.SIGNATURE_HEADER), headers.get("Authorization"), body)
 
     def _preflight(self, request: flask.Request) -> flask.Response:

@@ -35,6 +35,7 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "callback": [{"callbackToken": []}],
     "internal": [{"stepSignature": []}],
     "none": [],
+    "stream": [{"bearerAuth": []}, {"streamToken": []}],
 }
 
 
@@ -78,7 +79,7 @@ def _operation(route: Route) -> dict[str, Any]:
                 "schema": {"type": "string", "maxLength": 255},
             }
         )
-    if route.path.endswith("{task_id}") and route.method == "GET":
+    if (route.path.endswith("{task_id}") and route.method == "GET") or route.conditional:
         params.append({"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}})
     if params:
         op["parameters"] = params
@@ -94,18 +95,22 @@ def _operation(route: Route) -> dict[str, Any]:
         success["content"] = {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{route.response_model.__name__}"}}
         }
+    elif route.auth == "stream":
+        success["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        success["description"] = "Server-sent events (docs/API.md, Live updates)"
     elif route.function == "openapi":
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     else:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     if route.status == 202:
         success["headers"] = {"Location": _HEADERS["Location"]}
-    etagged = route.method == "GET" and route.path.endswith("{task_id}")
+    etagged = (route.method == "GET" and route.path.endswith("{task_id}")) or route.conditional
     if etagged:
         success["headers"] = {"ETag": _HEADERS["ETag"]}
     responses: dict[str, Any] = {str(route.status): success}
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for status in route.errors:
+    errors = (*route.errors, 304) if route.conditional and 304 not in route.errors else route.errors
+    for status in errors:
         response: dict[str, Any] = {"description": _REASONS[status]}
         if status != 304:
             response["content"] = problem
@@ -149,6 +154,12 @@ def build_document(routes: Sequence[Route]) -> dict[str, Any]:
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "HS256 token bound to one task (aud planter-progress, sub = task id).",
+                },
+                "streamToken": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "access_token",
+                    "description": "A token from POST /api/v1/stream-tokens (at most 5 minutes; event routes only).",
                 },
                 "stepSignature": {
                     "type": "apiKey",

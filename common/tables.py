@@ -49,6 +49,9 @@ users = sa.Table(
     sa.Column("subject", sa.Text),
     sa.Column("created_at", TZ, nullable=False, server_default=NOW),
     sa.CheckConstraint("email = lower(email) AND length(email) BETWEEN 3 AND 320", name="email_normalised"),
+    # Display name (PATCH /api/v1/me); migration 0003_i18.
+    sa.Column("name", sa.Text),
+    sa.CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
 )
 
 subscriptions = sa.Table(

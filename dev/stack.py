@@ -95,6 +95,8 @@ class LocalStack:
             "STEP_URL": f"{self.base_url}/internal/steps",
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
+            # One process serves every function here, and each open event stream holds a thread.
+            "THREADS": os.environ.get("THREADS", "32"),
             **({"GEMINI_BASE_URL": self.gemini.base_url} if self.gemini is not None else {}),
             **self.env_overrides,
         }

@@ -6,8 +6,9 @@ from common.http import Call, Reply
 from common.models import DashboardQuery, TimeSeriesQuery
 from common.services import dashboard
 
-# Figures change every few seconds while a pipeline runs: browsers may not reuse them.
-_NO_STORE = {"Cache-Control": "private, no-store"}
+# Figures change every few seconds while a pipeline runs: browsers revalidate every time, and the
+# router's conditional_reply (every GET under /api/v1/dashboard/) answers 304 while they are unchanged.
+_NO_STORE = {"Cache-Control": "private, no-cache"}
 
 
 def active_tasks(call: Call) -> Reply:

@@ -4,9 +4,11 @@ function's own dispatcher, the OpenAPI document and the API Gateway config all r
 from __future__ import annotations
 
 from common import models as m
-from common import models_assistant as ma
+from common import models_account as ma
+from common import models_assistant as mas
+from common import models_live as ml
 from common.http import Route
-from functions import assistant, dashboard, ops, progress, projects, scheduler, steps, tasks
+from functions import account, admin, assistant, dashboard, events, ops, progress, projects, scheduler, steps, tasks
 
 _USER_ERRORS = (400, 401, 404, 503)
 
@@ -146,6 +148,78 @@ ROUTES: tuple[Route, ...] = (
         summary="This document",
         auth="none",
     ),
+    Route(
+        method="GET",
+        path="/api/v1/tasks/{task_id}/events",
+        function="events",
+        handler=events.task_events,
+        summary="The task's progress as server-sent events (resumable with Last-Event-ID)",
+        auth="stream",
+        errors=_USER_ERRORS,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/events",
+        function="events",
+        handler=events.user_events,
+        summary="The caller's tasks as server-sent events, whenever one changes",
+        auth="stream",
+        errors=(400, 401, 503),
+    ),
+    Route(
+        method="POST",
+        path="/api/v1/stream-tokens",
+        function="events",
+        handler=events.create_stream_token,
+        summary="A short token for EventSource (?access_token= on the event routes only)",
+        auth="user",
+        status=201,
+        response_model=ml.StreamTokenOut,
+        errors=(401, 503),
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/me",
+        function="dashboard",
+        handler=account.get_me,
+        summary="The caller's profile, plan and usage this billing period",
+        auth="user",
+        response_model=ma.Me,
+        errors=(401, 503),
+    ),
+    Route(
+        method="PATCH",
+        path="/api/v1/me",
+        function="dashboard",
+        handler=account.update_me,
+        summary="Change the caller's display name",
+        auth="user",
+        request_model=ma.UpdateMe,
+        response_model=ma.Me,
+        errors=(400, 401, 413, 415, 422, 503),
+    ),
+    Route(
+        method="POST",
+        path="/internal/admin/subscriptions",
+        function="admin",
+        handler=admin.set_subscription,
+        summary="Put a user (created when new) on a tier (IAM only)",
+        auth="internal",
+        request_model=ma.SetSubscription,
+        response_model=ma.AdminUser,
+        errors=(400, 401, 413, 415, 422, 503),
+    ),
+    Route(
+        method="GET",
+        path="/internal/admin/users",
+        function="admin",
+        handler=admin.list_users,
+        summary="Users with their tier and this period's usage (IAM only)",
+        auth="internal",
+        query_model=ma.AdminUsersQuery,
+        response_model=ma.AdminUserList,
+        errors=(400, 401, 422, 503),
+    ),
     # The assistant (issue 17).
     Route(
         method="POST",
@@ -154,8 +228,8 @@ ROUTES: tuple[Route, ...] = (
         handler=assistant.chat,
         summary="Ask the assistant about your projects (Idempotency-Key; 1 AI operation a reply)",
         auth="user",
-        request_model=ma.ChatRequest,
-        response_model=ma.ChatReply,
+        request_model=mas.ChatRequest,
+        response_model=mas.ChatReply,
         errors=(400, 401, 404, 413, 415, 422, 429, 503),
     ),
     Route(
@@ -165,7 +239,7 @@ ROUTES: tuple[Route, ...] = (
         handler=assistant.list_conversations,
         summary="The caller's conversations, most recently active first",
         auth="user",
-        response_model=ma.ConversationList,
+        response_model=mas.ConversationList,
         errors=(401, 503),
     ),
     Route(
@@ -175,7 +249,7 @@ ROUTES: tuple[Route, ...] = (
         handler=assistant.list_messages,
         summary="A conversation's messages, oldest first",
         auth="user",
-        response_model=ma.MessageList,
+        response_model=mas.MessageList,
         errors=_USER_ERRORS,
     ),
     Route(
@@ -185,7 +259,7 @@ ROUTES: tuple[Route, ...] = (
         handler=assistant.insights,
         summary="Insights on the caller's pipelines, phrased by the AI service, cached for an hour",
         auth="user",
-        response_model=ma.Insights,
+        response_model=mas.Insights,
         errors=(401, 503),
     ),
     Route(
@@ -195,8 +269,8 @@ ROUTES: tuple[Route, ...] = (
         handler=assistant.step_analytics,
         summary="Per step: runs, outcomes, retries, p50/p95 duration and share of the time",
         auth="user",
-        query_model=ma.StepStatsQuery,
-        response_model=ma.StepStatsList,
+        query_model=mas.StepStatsQuery,
+        response_model=mas.StepStatsList,
         errors=(400, 401, 422, 503),
     ),
 )

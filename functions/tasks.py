@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.http import Call, Reply
+from common.http import Call, Reply, if_none_match
 from common.models import TaskListQuery
 from common.services import tasks
 
@@ -11,9 +11,7 @@ def get_task(call: Call) -> Reply:
     row = tasks.get_task(call.uuid_param("task_id"), call.user)
     tag = tasks.etag(row)
     headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
-    # Weak comparison (RFC 9110 13.1.2): a proxy that compresses the body sends the tag back as W/"...".
-    candidates = [t.strip().removeprefix("W/") for t in call.request.headers.get("If-None-Match", "").split(",")]
-    if tag in candidates or candidates == ["*"]:
+    if if_none_match(call.request, tag):
         return Reply(None, 304, headers)
     return Reply(tasks.to_task(row), 200, headers)
 

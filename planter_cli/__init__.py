@@ -1,0 +1,1 @@
+"""The ``planter`` command: Planter's HTTP API from a terminal (PLANTER_URL, PLANTER_TOKEN)."""

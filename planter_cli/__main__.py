@@ -1,0 +1,5 @@
+import sys
+
+from planter_cli.main import main
+
+sys.exit(main())
