@@ -1,4 +1,5 @@
-"""Rows for the assistant's tests: users, tasks with explicit step runs and timestamps."""
+"""Rows for the assistant's tests: tasks with named step runs (durations, attempts, errors), laid
+out one after another from the task's creation. Users come from tests/factories.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import sqlalchemy as sa
 
 from common.pipeline import POSITION
 from common.services.users import User
+from tests.factories import add_user
+
+__all__ = ["StepRun", "add_task", "add_user", "failed", "ok"]
 
 
 @dataclass(frozen=True)
@@ -20,18 +24,6 @@ class StepRun:
     seconds: float = 0.0
     attempts: int = 1
     error: str | None = None
-
-
-def add_user(engine: sa.Engine, email: str) -> User:
-    with engine.begin() as conn:
-        user_id = conn.execute(
-            sa.text(
-                "INSERT INTO users (email) VALUES (:e) ON CONFLICT (email) DO UPDATE SET email = excluded.email"
-                " RETURNING id"
-            ),
-            {"e": email},
-        ).scalar_one()
-    return User(id=user_id, email=email)
 
 
 def add_task(
