@@ -15,6 +15,8 @@ from common.timeutil import utcnow
 
 MAX_IDEMPOTENCY_KEY = 255
 _NO_STORE = {"Cache-Control": "private, no-store"}
+# The dashboard's GETs are revalidated (ETag and 304 by the router's conditional_reply).
+_REVALIDATE = {"Cache-Control": "private, no-cache"}
 
 
 @functools.cache
@@ -53,9 +55,9 @@ def list_messages(call: Call) -> Reply:
 
 def insights(call: Call) -> Reply:
     deps = insight_service.InsightDeps(ai=_ai(), clock=utcnow)
-    return Reply(insight_service.get_insights(call.user, deps), headers=dict(_NO_STORE))
+    return Reply(insight_service.get_insights(call.user, deps), headers=dict(_REVALIDATE))
 
 
 def step_analytics(call: Call) -> Reply:
     query = call.query(StepStatsQuery)
-    return Reply(insight_service.step_stats(call.user, query, utcnow()), headers=dict(_NO_STORE))
+    return Reply(insight_service.step_stats(call.user, query, utcnow()), headers=dict(_REVALIDATE))

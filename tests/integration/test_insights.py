@@ -210,6 +210,11 @@ def test_the_insights_route(client: Any, gemini: Any, auth_header: Headers, engi
     second = client.get("/api/v1/dashboard/insights", headers=auth_header(ALICE)).get_json()
     assert (first.get_json()["cached"], second["cached"]) == (False, True)
     assert second["generated_at"] == first.get_json()["generated_at"]
+    # The same set, whether fresh or from the cache: a client holding it gets a 304.
+    again = client.get(
+        "/api/v1/dashboard/insights", headers={**auth_header(ALICE), "If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status_code == 304 and again.headers["ETag"] == first.headers["ETag"]
     bob = client.get("/api/v1/dashboard/insights", headers=auth_header(BOB)).get_json()
     assert {i["type"] for i in bob["insights"]} == {"quota_forecast", "weekly_trend"}
     assert "stuck-one" not in str(bob) and "deploying" not in str(bob)
