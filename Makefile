@@ -24,7 +24,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy common functions main.py dev tests planter_cli
 
-test: install lint typecheck
+test: install browser lint typecheck
 	$(PY) -m pytest
 
 fault-run: install
@@ -38,3 +38,14 @@ bench-dashboard: install
 
 clean:
 	rm -rf $(VENV) .local
+
+# The dashboard's browser test (tests/e2e/test_dashboard_page.py) drives Debian's Chromium through
+# Playwright's Python package with executable_path: no browser download, only the distribution's
+# package, installed here when missing (root, or sudo; about 3-4 minutes on a fresh machine).
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version

@@ -69,7 +69,8 @@ class Route:
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path)
+        # Literal parts matched literally (a fingerprinted asset's dots too); {name} is one segment.
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
         object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
 
     @property
@@ -268,6 +269,10 @@ def _guarded(chunks: Iterator[str]) -> Iterator[bytes]:
 
 def _to_response(reply: Reply) -> flask.Response:
     body = reply.body
+    if isinstance(body, bytes):  # a static file (the web page): its Content-Type is in the headers
+        raw = flask.Response(body, status=reply.status)
+        raw.headers.update(reply.headers)
+        return raw
     if isinstance(body, EventStream):
         response = flask.Response(_guarded(body.chunks), status=reply.status)
         response.headers["Content-Type"] = "text/event-stream; charset=utf-8"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,18 @@ _REASONS = {
     429: "Monthly AI-operation quota reached",
     503: "Database or identity provider unreachable, or retry later (Retry-After)",
 }
+# Routes of the dashboard page (functions/web.py): served for browsers, not API operations.
+WEB_FUNCTION = "web"
+WEB_TAG = "web page"
+# The page's media types by suffix, fixed here (mimetypes answers differently across platforms).
+WEB_MEDIA_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+
+
+def web_media_type(path: str) -> str:
+    """The media type of a page route: its file's suffix, or HTML for the page itself ("/")."""
+    return WEB_MEDIA_TYPES.get(pathlib.PurePosixPath(path).suffix, "text/html")
+
+
 _HEADERS = {
     "Location": {"description": "Where the created task is read", "schema": {"type": "string"}},
     "ETag": {"description": "The task's version, for If-None-Match", "schema": {"type": "string"}},
@@ -100,6 +113,11 @@ def _operation(route: Route) -> dict[str, Any]:
         success["description"] = "Server-sent events (docs/API.md, Live updates)"
     elif route.function == "openapi":
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    elif route.function == WEB_FUNCTION:
+        # The dashboard page and its assets: listed (the gateway routes them) but marked as what they are.
+        success["content"] = {web_media_type(route.path): {"schema": {"type": "string"}}}
+        op["tags"] = [WEB_TAG]
+        op["x-planter-web-page"] = True
     else:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     if route.status == 202:
@@ -144,6 +162,12 @@ def build_document(routes: Sequence[Route]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Planter API", "version": "1.0.0", "description": "Plants software projects for its users."},
         "servers": [{"url": "/"}],
+        "tags": [
+            {
+                "name": WEB_TAG,
+                "description": "The dashboard page and its static assets, for browsers: not API operations.",
+            }
+        ],
         "paths": paths,
         "components": {
             "schemas": defs.get("$defs", {}),

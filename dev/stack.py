@@ -330,7 +330,10 @@ def main() -> None:
         os.environ.update({k: v for k, v in stack.env().items() if k in ("JWT_SECRET", "STEP_SIGNING_SECRET")})
         stack.log(f"ready in {time.monotonic() - started:.1f} s")
         stack.log(f"base URL: {stack.base_url}  (OpenAPI: {stack.base_url}/openapi.json)")
-        stack.log(f"demo bearer token (demo@planter.dev, 12 h):\n{user_token()}")
+        token = user_token()
+        stack.log(f"demo bearer token (demo@planter.dev, 12 h):\n{token}")
+        # The token rides in the URL fragment, which browsers never send: it reaches no server log.
+        stack.log(f"dashboard sign-in link: {stack.base_url}/#token={token}")
         stack.log("Ctrl-C stops everything.")
         stack.watch_functions()
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ from common import models_assistant as mas
 from common import models_live as ml
 from common.http import Route
 from functions import account, admin, assistant, dashboard, events, ops, progress, projects, scheduler, steps, tasks
+from functions.web import page_routes
 
 _USER_ERRORS = (400, 401, 404, 503)
 
@@ -273,6 +274,9 @@ ROUTES: tuple[Route, ...] = (
         response_model=mas.StepStatsList,
         errors=(400, 401, 422, 503),
     ),
+    # The dashboard page and its fingerprinted assets (the `web` function; marked in /openapi.json
+    # as a web page, not an API operation).
+    *page_routes(),
 )
 
 FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))

@@ -121,6 +121,10 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     assert requests.get(f"{base}/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
     token = re.search(r"^(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
     assert token, "make dev printed no bearer token"
+    # The dashboard's sign-in link carries that token in the fragment (never sent to the server).
+    link = re.search(r"sign-in link: (\S+)/#token=(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
+    assert link and link.groups() == (base, token.group(1)), "make dev printed no dashboard sign-in link"
+    assert requests.get(f"{base}/", timeout=5).headers["Content-Type"].startswith("text/html")
     printed = {"Authorization": f"Bearer {token.group(1)}"}
     created = requests.post(
         f"{base}/api/v1/projects", json={"project_name": "Kept Across Restarts"}, headers=printed, timeout=10

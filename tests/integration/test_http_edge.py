@@ -67,7 +67,16 @@ def _concrete(path: str) -> str:
 
 
 def test_unknown_routes_are_404_problems(client: Any, auth_header: Headers) -> None:
-    paths = ("/", "/api", "/api/v2/tasks", "/api/v1/projects/x", f"{TASKS}/", "/internal/steps/x", "/healthz/x")
+    paths = (
+        "/index.html",
+        "/assets/missing.js",
+        "/api",
+        "/api/v2/tasks",
+        "/api/v1/projects/x",
+        f"{TASKS}/",
+        "/internal/steps/x",
+        "/healthz/x",
+    )
     for path in paths:
         for method in ("GET", "POST", "DELETE"):
             response = client.open(path, method=method, headers=auth_header())

@@ -27,8 +27,8 @@ from tests.unit import deploy_support as ds
 
 INTERNAL = ds.internal_functions()
 # Connections one request can hold at once: the step's heartbeat overlaps its own transaction;
-# /openapi.json never touches the database.
-CONNECTIONS_PER_REQUEST = {"pipeline_step": 2, "openapi": 0}
+# /openapi.json and the web page never touch the database.
+CONNECTIONS_PER_REQUEST = {"pipeline_step": 2, "openapi": 0, "web": 0}
 # Functions whose requests are long-lived streams that hold a connection only for one short read
 # per poll (docs/DESIGN.md "Live updates"): their streams share this many pooled connections.
 SHARED_POOL = {"events": 4}
@@ -235,6 +235,9 @@ def test_each_entry_point_loads_and_answers_under_functions_framework(
     if target == "openapi":
         assert response.status_code == 200
         assert response.get_json()["openapi"].startswith("3.")
+    elif target == "web":
+        assert response.status_code == 200
+        assert response.mimetype == "text/html"
     elif target == "healthz":
         # No database here: the function loaded and answered, and says so.
         assert response.status_code == 503
@@ -365,6 +368,7 @@ def test_the_uploaded_source_alone_serves_every_function(tmp_path: pathlib.Path)
     assert used - runtime_closure() == set()
     expected = {f: [401, "application/problem+json"] for f in FUNCTIONS}
     expected["openapi"] = [200, "application/json"]
+    expected["web"] = [200, "text/html"]
     expected["healthz"] = [503, "application/json"]
     assert answers == expected
 
