@@ -118,7 +118,11 @@ def dev_command() -> Iterator[DevCommand]:
 def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> None:
     dev_command.start()
     base = f"http://127.0.0.1:{dev_command.port}"
-    assert requests.get(f"{base}/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
+    health = requests.get(f"{base}/healthz", timeout=5).json()
+    gemini = re.search(r"Gemini stand-in on (\S+)$", "".join(dev_command.output), re.MULTILINE)
+    assert gemini, "make dev printed no Gemini stand-in URL"
+    # The stand-ins make dev started are listed, at the URLs it printed.
+    assert health == {"status": "ok", "database": "ok", "standins": {"gemini": gemini[1]}}
     token = re.search(r"^(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
     assert token, "make dev printed no bearer token"
     # The dashboard's sign-in link carries that token in the fragment (never sent to the server).
