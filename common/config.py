@@ -93,6 +93,9 @@ class Settings:
     events_stream_seconds: float = 50.0
     events_retry_ms: int = 1000
     stream_token_ttl_seconds: int = 300
+    # The request's `simulate` knobs: development only (refused at start-up elsewhere), and capped.
+    allow_simulate: bool = True
+    simulate_max_step_seconds: float = 60.0
     # The AI service (common.ai): Gemini on Vertex AI; locally a stand-in at ai_base_url.
     ai_model: str = "gemini-2.5-flash"
     ai_project: str = ""
@@ -152,6 +155,8 @@ def load_settings() -> Settings:
         events_stream_seconds=_env_float("EVENTS_STREAM_SECONDS", 50.0),
         events_retry_ms=_env_int("EVENTS_RETRY_MS", 1000),
         stream_token_ttl_seconds=_env_int("STREAM_TOKEN_TTL_SECONDS", 300),
+        allow_simulate=_env_bool("ALLOW_SIMULATE", dev),
+        simulate_max_step_seconds=_env_float("SIMULATE_MAX_STEP_SECONDS", 60.0),
         ai_model=_env("GEMINI_MODEL", "gemini-2.5-flash"),
         ai_project=_env("VERTEX_PROJECT", _env("TASKS_PROJECT", "planter-local")),
         ai_location=_env("VERTEX_LOCATION", "us-central1"),
@@ -174,8 +179,13 @@ def _validate(s: Settings) -> None:
         raise ConfigError("STREAM_TOKEN_TTL_SECONDS must be in (0, 300] and EVENTS_POLL_SECONDS positive")
     if "*" in s.cors_origins:
         raise ConfigError("CORS_ORIGINS must list origins; '*' is refused because tokens are sent")
+    if s.simulate_max_step_seconds < 0:
+        raise ConfigError("SIMULATE_MAX_STEP_SECONDS must not be negative")
     if s.is_development:
         return
+    if s.allow_simulate:
+        # Any user could otherwise make steps as slow as they like (issue 12): development only.
+        raise ConfigError("ALLOW_SIMULATE is for development only; unset it outside development")
     if not s.database_url and not s.instance_connection_name:
         raise ConfigError("set INSTANCE_CONNECTION_NAME (Cloud SQL) or DATABASE_URL")
     if s.instance_connection_name and not s.db_user:

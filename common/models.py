@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.pipeline import PHASES, STEP_NAMES
 
@@ -53,7 +53,7 @@ class CreateProject(StrictModel):
 
 class Step(Model):
     name: str
-    status: Literal["pending", "running", "succeeded", "failed", "skipped"]
+    status: Literal["pending", "running", "waiting", "succeeded", "failed", "skipped"]
     attempts: int
     started_at: str | None
     finished_at: str | None
@@ -115,6 +115,18 @@ class ProgressCallback(StrictModel):
     repo_url: HttpUrl | None = None
     deployment_url: HttpUrl | None = None
     gcp_project_id: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    # The outcome of a waiting step's outside work (see docs/API.md, "Waiting steps").
+    step: Literal[STEP_NAMES] | None = Field(None, description="The waiting step this outcome ends.")  # type: ignore[valid-type]
+    step_outcome: Literal["succeeded", "failed"] | None = None
+    error: str | None = Field(None, min_length=1, max_length=1000, description="Why the outside work failed.")
+
+    @model_validator(mode="after")
+    def _outcome_names_its_step(self) -> ProgressCallback:
+        if (self.step is None) != (self.step_outcome is None):
+            raise ValueError("step and step_outcome are given together")
+        if self.error is not None and self.step_outcome != "failed":
+            raise ValueError("error goes with step_outcome 'failed'")
+        return self
 
 
 class StepRequest(StrictModel):

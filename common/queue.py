@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime
 from typing import Any, Protocol
 
 from common.auth import SIGNATURE_HEADER, sign_body
@@ -18,10 +19,15 @@ class Enqueuer(Protocol):
     def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
         """Ask for ``step`` of ``task_id`` to be delivered to the step handler (at least once)."""
 
+    def schedule_step(self, task_id: str, step: str, generation: int, *, at: datetime, suffix: str) -> None:
+        """Deliver ``step`` again at ``at`` (Cloud Tasks schedule_time), under a name ending in ``suffix``:
+        whoever asks for the same (step, suffix) again gets the same name, so it is created once."""
 
-def task_name(task_id: str, step: str, generation: int) -> str:
+
+def task_name(task_id: str, step: str, generation: int, suffix: str = "") -> str:
     """One name per (task, step, generation): a repeated enqueue of the same handover is a no-op."""
-    return f"{task_id}-{step}-{generation}".replace("_", "-")
+    name = f"{task_id}-{step}-{generation}" + (f"-{suffix}" if suffix else "")
+    return name.replace("_", "-")
 
 
 def step_body(task_id: str, step: str, generation: int) -> bytes:
@@ -65,7 +71,9 @@ class CloudTasksEnqueuer:
                     self._client = tasks_client(self._settings)
         return self._client
 
-    def build_task(self, task_id: str, step: str, generation: int) -> dict[str, Any]:
+    def build_task(
+        self, task_id: str, step: str, generation: int, at: datetime | None = None, suffix: str = ""
+    ) -> dict[str, Any]:
         s = self._settings
         body = step_body(task_id, step, generation)
         request: dict[str, Any] = {
@@ -79,12 +87,15 @@ class CloudTasksEnqueuer:
                 "service_account_email": s.oidc_service_account,
                 "audience": s.oidc_audience or s.step_url,
             }
-        return {
-            "name": f"{s.queue_path}/tasks/{task_name(task_id, step, generation)}",
+        task: dict[str, Any] = {
+            "name": f"{s.queue_path}/tasks/{task_name(task_id, step, generation, suffix)}",
             "http_request": request,
             # Cloud Tasks' longest deadline: a long step is not redelivered while it still runs.
             "dispatch_deadline": {"seconds": DISPATCH_DEADLINE_SECONDS},
         }
+        if at is not None:
+            task["schedule_time"] = at
+        return task
 
     def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
         # Conflict, not AlreadyExists: over REST the client maps errors by HTTP status, and Cloud
@@ -97,6 +108,19 @@ class CloudTasksEnqueuer:
             )
         except Conflict:
             logger.info("step already enqueued", extra={"fields": {"task_id": task_id, "step": step}})
+
+    def schedule_step(self, task_id: str, step: str, generation: int, *, at: datetime, suffix: str) -> None:
+        from google.api_core.exceptions import Conflict  # AlreadyExists over gRPC is a Conflict too
+
+        try:
+            self._get_client().create_task(
+                parent=self._settings.queue_path,
+                task=self.build_task(task_id, step, generation, at=at, suffix=suffix),
+                timeout=10,
+            )
+        except Conflict:
+            fields = {"task_id": task_id, "step": step, "suffix": suffix}
+            logger.info("step already scheduled", extra={"fields": fields})
 
 
 _enqueuer: Enqueuer | None = None
@@ -123,4 +147,14 @@ def hand_over(task_id: str, step: str, generation: int) -> bool:
         return True
     except Exception:
         logger.exception("enqueue failed; the scheduler tick will retry", extra={"fields": {"task_id": task_id}})
+        return False
+
+
+def schedule(task_id: str, step: str, generation: int, at: datetime, suffix: str) -> bool:
+    """Schedule a later delivery after commit; a failure is logged and left to the reaper, never lost."""
+    try:
+        get_enqueuer().schedule_step(task_id, step, generation, at=at, suffix=suffix)
+        return True
+    except Exception:
+        logger.exception("scheduling failed; the scheduler tick will retry", extra={"fields": {"task_id": task_id}})
         return False

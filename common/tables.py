@@ -22,7 +22,7 @@ NOW = sa.text("now()")
 
 TIERS = tuple(TIER_LIMITS)
 MODES = ("saas", "user")
-STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")
+STEP_STATUSES = ("pending", "running", "waiting", "succeeded", "failed", "skipped")
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 # Kept in step with common.pipeline.STEP_NAMES; a unit test checks the two agree.
 TASK_STATUSES = (
@@ -169,12 +169,16 @@ task_steps = sa.Table(
     sa.Column("lease_expires_at", TZ),
     sa.Column("error", sa.Text),
     sa.Column("result", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    # A waiting step: the provider's hand-off state (for check) and the outcome a worker reported.
+    sa.Column("handoff", pg.JSONB),
     sa.CheckConstraint(_in("status", STEP_STATUSES), name="status_known"),
     sa.CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts_valid"),
     sa.UniqueConstraint("task_id", "position"),
     # The reaper's two scans: overdue pending steps and expired leases.
     sa.Index("ix_task_steps_due", "due_at", postgresql_where=sa.text("status = 'pending' AND due_at IS NOT NULL")),
     sa.Index("ix_task_steps_lease", "lease_expires_at", postgresql_where=sa.text("status = 'running'")),
+    # Waiting steps whose scheduled check never arrived, or whose outside work outlived its timeout.
+    sa.Index("ix_task_steps_waiting", "due_at", postgresql_where=sa.text("status = 'waiting'")),
     # Dashboard: recent durations per step name for completion estimates.
     sa.Index(
         "ix_task_steps_name_finished",

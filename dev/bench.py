@@ -53,7 +53,7 @@ from common.auth import SIGNATURE_HEADER, issue_callback_token, sign_body
 from common.config import Settings
 from common.models import CreateProject, ProgressCallback
 from common.pipeline import STEPS
-from common.providers import StepContext, StepOutcome
+from common.providers import HandedOff, StepContext, StepOutcome
 from common.providers.simulated import SimulatedProvider
 from common.queue import step_body
 from common.services import users
@@ -251,6 +251,9 @@ class Recorder:
         self.calls: list[tuple[str, str, int]] = []
 
     def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
+        self.calls.append((task_id, step, generation))
+
+    def schedule_step(self, task_id: str, step: str, generation: int, *, at: dt.datetime, suffix: str) -> None:
         self.calls.append((task_id, step, generation))
 
 
@@ -717,15 +720,18 @@ class TimedProvider:
     """Wraps the simulated provider (zero seconds per step) and keeps its time apart."""
 
     def __init__(self) -> None:
-        self.inner = SimulatedProvider()
+        self.inner = SimulatedProvider(clock=time.time)
         self.seconds = 0.0
 
-    def run(self, ctx: StepContext) -> StepOutcome:
+    def run(self, ctx: StepContext) -> StepOutcome | HandedOff:
         started = time.perf_counter()
         try:
             return self.inner.run(ctx)
         finally:
             self.seconds = time.perf_counter() - started
+
+    def check(self, ctx: StepContext) -> StepOutcome | HandedOff:
+        return self.inner.check(ctx)
 
 
 @contextlib.contextmanager
@@ -771,7 +777,7 @@ def pipeline_overhead(tasks: list[str], sink: Sink | None) -> tuple[dict[str, An
                 for step in STEPS:
                     phases: dict[str, float] = {}
                     with (
-                        timed_phases(step_service, ["_claim", "_record_success", "hand_over"], phases),
+                        timed_phases(step_service, ["_claim", "_record", "after_commit"], phases),
                         counter.measure() as counts,
                     ):
                         started = time.perf_counter()
@@ -785,8 +791,8 @@ def pipeline_overhead(tasks: list[str], sink: Sink | None) -> tuple[dict[str, An
                             "provider_ms": provider.seconds * 1000,
                             "own_ms": (total - provider.seconds) * 1000,
                             "claim_ms": phases.get("_claim", 0) * 1000,
-                            "record_ms": phases.get("_record_success", 0) * 1000,
-                            "handover_ms": phases.get("hand_over", 0) * 1000,
+                            "record_ms": phases.get("_record", 0) * 1000,
+                            "handover_ms": phases.get("after_commit", 0) * 1000,
                             "trips": counts.trips,
                             "statements": describe_statements(counts.statements),
                         }

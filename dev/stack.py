@@ -313,6 +313,24 @@ def _ignore_stop_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def unfinished_tasks_note(database_url: str, data_dir: pathlib.Path) -> str:
+    """What the kept database still has running (the reaper resumes it), and how to start afresh."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            count = conn.execute(
+                sa.text("SELECT count(*) FROM tasks WHERE status NOT IN ('completed', 'failed', 'cancelled')")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    fresh = f"to start on a fresh database: stop, `rm -rf {data_dir}` (or set PLANTER_DATA_DIR), `make dev`"
+    if not count:
+        return f"the database in {data_dir} has 0 unfinished tasks ({fresh})"
+    return f"the database kept in {data_dir} has {count} unfinished task(s); the scheduler resumes them ({fresh})"
+
+
 def main() -> None:
     from dev.token import user_token
 
@@ -329,6 +347,7 @@ def main() -> None:
         stack.start()
         os.environ.update({k: v for k, v in stack.env().items() if k in ("JWT_SECRET", "STEP_SIGNING_SECRET")})
         stack.log(f"ready in {time.monotonic() - started:.1f} s")
+        stack.log(unfinished_tasks_note(stack.database_url, data_dir))
         stack.log(f"base URL: {stack.base_url}  (OpenAPI: {stack.base_url}/openapi.json)")
         token = user_token()
         stack.log(f"demo bearer token (demo@planter.dev, 12 h):\n{token}")

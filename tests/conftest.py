@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import jwt
@@ -93,9 +94,14 @@ class RecordingEnqueuer:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, int]] = []
+        # Later deliveries asked for: (task_id, step, generation, at, name suffix).
+        self.scheduled: list[tuple[str, str, int, datetime, str]] = []
 
     def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
         self.calls.append((task_id, step, generation))
+
+    def schedule_step(self, task_id: str, step: str, generation: int, *, at: datetime, suffix: str) -> None:
+        self.scheduled.append((task_id, step, generation, at, suffix))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,6 +27,11 @@ class StepContext:
     facts: dict[str, Any]
     # Mints a token an outside worker can use to post progress for this task only.
     callback_token: Callable[[], str]
+    # A check of a waiting step: the state the provider returned in HandedOff (empty otherwise).
+    handoff: dict[str, Any] = field(default_factory=dict)
+    # Set when the run's work is no longer wanted (its task was cancelled, its claim lost): a
+    # provider that waits should wait on this and give up when it is set.
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -37,9 +43,29 @@ class StepOutcome:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class HandedOff:
+    """The step's work goes on outside: the step waits, holding no delivery open.
+
+    It ends with a worker's outcome callback, or when ``check`` (called by a delivery scheduled
+    ``check_after`` seconds from now, and again as often as it answers HandedOff) reports an
+    outcome, or when ``timeout_seconds`` pass without one (then it is retried or failed like any step).
+    """
+
+    check_after: float
+    state: dict[str, Any] = field(default_factory=dict)  # JSON: given back as StepContext.handoff
+    timeout_seconds: float | None = None  # None: the step's own timeout
+    # Metered when a worker's callback (not check) reports success: the provider knows what it costs.
+    usage_on_success: dict[str, int] = field(default_factory=dict)
+
+
 class StepProvider(Protocol):
-    def run(self, ctx: StepContext) -> StepOutcome:
-        """Do the step; raise StepFailed (or anything) to have it retried."""
+    def run(self, ctx: StepContext) -> StepOutcome | HandedOff:
+        """Do the step, or hand it off; raise StepFailed (or anything) to have it retried."""
+
+    def check(self, ctx: StepContext) -> StepOutcome | HandedOff:
+        """Has the outside work of a waiting step finished? Its outcome, or HandedOff to check again
+        later; raise StepFailed when the outside work failed."""
 
 
 FACT_COLUMNS = ("org_url", "repo_url", "deployment_url", "gcp_project_id", "project_id")
@@ -48,7 +74,9 @@ FACT_COLUMNS = ("org_url", "repo_url", "deployment_url", "gcp_project_id", "proj
 def get_provider(name: str) -> StepProvider:
     """The provider configured by STEP_PROVIDER."""
     if name == "simulated":
+        import time
+
         from common.providers.simulated import SimulatedProvider
 
-        return SimulatedProvider()
+        return SimulatedProvider(clock=time.time)
     raise ValueError(f"unknown STEP_PROVIDER {name!r}; the available one is 'simulated'")

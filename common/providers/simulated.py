@@ -3,18 +3,24 @@
 Driven by the task's ``simulate`` field: each step takes ``step_seconds`` and ``fail_step`` fails
 its first ``failures`` attempts. Attempts are counted durably by the pipeline, so the failures
 are deterministic across redeliveries and restarts.
+
+A step longer than INLINE_SECONDS is not slept through inside its delivery (that would hold one
+of the queue's dispatch slots for the whole step): it is handed off as a waiting step whose
+outside work "finishes" at start + step_seconds, which the scheduled check then finds.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
+from collections.abc import Callable
 
 from common.models import slugify
 from common.pipeline import BY_NAME
-from common.providers import StepContext, StepFailed, StepOutcome
+from common.providers import HandedOff, StepContext, StepFailed, StepOutcome
 
 ISSUES_OPENED = 5
+# The longest step run inside its delivery; longer ones wait (see the module's docstring).
+INLINE_SECONDS = 2.0
 
 
 def _gcp_project_id(slug: str, task_id: str) -> str:
@@ -27,11 +33,31 @@ def _gcp_project_id(slug: str, task_id: str) -> str:
 
 
 class SimulatedProvider:
-    def run(self, ctx: StepContext) -> StepOutcome:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+
+    def run(self, ctx: StepContext) -> StepOutcome | HandedOff:
         sim = ctx.payload.get("simulate") or {}
         seconds = float(sim.get("step_seconds") or 0)
-        if seconds:
-            time.sleep(seconds)
+        if seconds > INLINE_SECONDS:
+            return HandedOff(
+                check_after=seconds,
+                state={"finishes_at": self._clock() + seconds},
+                # Time enough for the work and a few late checks; then it counts as lost.
+                timeout_seconds=2 * seconds + 30,
+            )
+        if seconds and ctx.stop.wait(seconds):
+            raise StepFailed("stopped: the task was cancelled or the claim lost while the step ran")
+        return self._finish(ctx)
+
+    def check(self, ctx: StepContext) -> StepOutcome | HandedOff:
+        left = float(ctx.handoff.get("finishes_at", 0)) - self._clock()
+        if left > 0:
+            return HandedOff(check_after=left, state=ctx.handoff)
+        return self._finish(ctx)
+
+    def _finish(self, ctx: StepContext) -> StepOutcome:
+        sim = ctx.payload.get("simulate") or {}
         if sim.get("fail_step") == ctx.step and ctx.attempt <= int(sim.get("failures") or 0):
             raise StepFailed(f"simulated failure of {ctx.step} (attempt {ctx.attempt} of {sim['failures']} failing)")
         slug = slugify(ctx.project_name)

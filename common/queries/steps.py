@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,8 +21,9 @@ _READ_STEP = sa.text(
     """
     SELECT t.status AS task_status, t.user_id, t.payload, t.project_name, t.project_description, t.mode,
            t.progress_percent, t.org_url, t.repo_url, t.deployment_url, t.gcp_project_id, t.project_id,
-           s.status, s.attempts, s.max_attempts, s.generation, s.position, s.claim_id,
-           s.due_at > now() AS backing_off, extract(epoch FROM s.due_at - now()) AS due_in,
+           s.status, s.attempts, s.max_attempts, s.generation, s.position, s.claim_id, s.handoff, s.due_at,
+           s.due_at > now() + make_interval(secs => :early) AS backing_off,
+           extract(epoch FROM s.due_at - now()) AS due_in,
            s.lease_expires_at > now() AS leased, extract(epoch FROM s.lease_expires_at - now()) AS lease_left,
            EXISTS (SELECT 1 FROM task_steps p WHERE p.task_id = s.task_id AND p.position < s.position
                    AND p.status <> 'succeeded') AS earlier_unfinished
@@ -57,19 +59,21 @@ _CLAIM = sa.text(
 )
 
 # A lease that has expired is not revived: from then on the reaper or a redelivery may take the
-# step over (they decide under the task lock, which a heartbeat does not take).
+# step over (they decide under the task lock, which a heartbeat does not take). Nor is the lease of
+# a step whose task ended (cancelled): the run learns at its next beat that its work is not wanted.
 _HEARTBEAT = sa.text(
-    """
+    f"""
     UPDATE task_steps SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => :timeout)
     WHERE task_id = :task_id AND name = :step AND claim_id = :claim_id AND status = 'running'
       AND lease_expires_at > now()
+      AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = :task_id AND t.status NOT IN {TERMINAL_SQL})
     """
 )
 
 _SUCCEED = sa.text(
     """
     UPDATE task_steps SET status = 'succeeded', finished_at = now(), claim_id = NULL, lease_expires_at = NULL,
-           error = NULL, result = CAST(:result AS jsonb)
+           error = NULL, result = CAST(:result AS jsonb), due_at = NULL
     WHERE task_id = :task_id AND name = :step
     """
 )
@@ -78,6 +82,15 @@ _RETRY_LATER = sa.text(
     """
     UPDATE task_steps SET status = 'pending', claim_id = NULL, lease_expires_at = NULL, error = coalesce(:error, error),
            due_at = now() + make_interval(secs => :delay), generation = generation + :bump
+    WHERE task_id = :task_id AND name = :step
+    RETURNING generation, due_at
+    """
+)
+
+# A waiting step whose check never arrived: checked now, under a new name; it stays waiting.
+_BUMP_GENERATION = sa.text(
+    """
+    UPDATE task_steps SET generation = generation + 1, due_at = now()
     WHERE task_id = :task_id AND name = :step
     RETURNING generation
     """
@@ -135,9 +148,12 @@ _FAIL_TASK = sa.text(
 # the reaper already sent it again (generation), up to 64 times: a step that is only waiting in a
 # busy queue (production's dispatch limit, the emulator's one-at-a-time) gets a few copies, not one
 # more every grace period, which would crowd the queue further and feed on itself.
+#
+# A waiting step stalls when its outside work outlived its timeout (lease_expires_at), or when its
+# scheduled check was due a grace period ago and never arrived.
 _STALLED_CONDITION = """
-    ((s.status = 'running' AND s.lease_expires_at < now())
-     OR (s.status = 'pending'
+    ((s.status IN ('running', 'waiting') AND s.lease_expires_at < now())
+     OR (s.status IN ('pending', 'waiting')
          AND s.due_at < now() - make_interval(secs => :grace * power(2, least(s.generation, 6)))))
 """
 
@@ -156,7 +172,11 @@ _LOCK_STALLED_TASKS = sa.text(
 # predates whatever a delivery committed while the reaper waited for its snapshot to lock.
 _STALLED_STEPS = sa.text(
     f"""
-    SELECT s.task_id, t.user_id, s.name, s.status, s.attempts, s.max_attempts FROM task_steps s
+    SELECT s.task_id, t.user_id, s.name, s.status, s.attempts, s.max_attempts,
+           s.lease_expires_at < now() AS timed_out,
+           extract(epoch FROM now() - CASE WHEN s.lease_expires_at < now() THEN coalesce(s.heartbeat_at, s.started_at)
+                                           ELSE s.due_at END) AS waited_seconds
+    FROM task_steps s
     JOIN tasks t ON t.id = s.task_id
     WHERE s.task_id = ANY(CAST(:ids AS uuid[])) AND t.status NOT IN {TERMINAL_SQL} AND {_STALLED_CONDITION}
     ORDER BY s.task_id, s.position
@@ -164,11 +184,16 @@ _STALLED_STEPS = sa.text(
 )
 
 
+# A delivery scheduled for due_at may arrive a little early (the queue's clock is not the
+# database's): within this margin it counts as due rather than as a no-op waiting for a copy.
+EARLY_SECONDS = 0.2
+
+
 def lock_step(conn: sa.Connection, task_id: uuid.UUID, step: str) -> dict[str, Any] | None:
     """Lock the task and read the step's state; None when there is no such task or step."""
     if conn.execute(_LOCK_TASK, {"task_id": task_id}).first() is None:
         return None
-    row = conn.execute(_READ_STEP, {"task_id": task_id, "step": step}).mappings().first()
+    row = conn.execute(_READ_STEP, {"task_id": task_id, "step": step, "early": EARLY_SECONDS}).mappings().first()
     return dict(row) if row else None
 
 
@@ -188,10 +213,17 @@ def claim(
     return attempts
 
 
-def heartbeat(conn: sa.Connection, task_id: uuid.UUID, step: str, claim_id: uuid.UUID, timeout: float) -> bool:
-    """Extend the lease; False when the claim was lost (the reaper gave the step to another run)."""
+_TASK_ENDED = sa.text(f"SELECT status IN {TERMINAL_SQL} FROM tasks WHERE id = :task_id")
+
+
+def heartbeat(conn: sa.Connection, task_id: uuid.UUID, step: str, claim_id: uuid.UUID, timeout: float) -> str:
+    """Extend the lease: "ok"; "ended" when the task ended (cancelled); "lost" when the lease expired
+    or the claim went to another run."""
     result = conn.execute(_HEARTBEAT, {"task_id": task_id, "step": step, "claim_id": claim_id, "timeout": timeout})
-    return result.rowcount == 1
+    if result.rowcount == 1:
+        return "ok"
+    ended = conn.execute(_TASK_ENDED, {"task_id": task_id}).scalar()
+    return "ended" if ended else "lost"
 
 
 def succeed(conn: sa.Connection, task_id: uuid.UUID, step: str, result_json: str) -> None:
@@ -202,8 +234,21 @@ def retry_later(
     conn: sa.Connection, task_id: uuid.UUID, step: str, error: str | None, delay: float, *, bump: bool = False
 ) -> int:
     """Put the step back to pending, due after ``delay``; returns its generation (bumped if asked)."""
+    generation, _ = retry_at(conn, task_id, step, error, delay, bump=bump)
+    return generation
+
+
+def retry_at(
+    conn: sa.Connection, task_id: uuid.UUID, step: str, error: str | None, delay: float, *, bump: bool = False
+) -> tuple[int, datetime]:
+    """As retry_later; returns the generation and when the step is due."""
     params = {"task_id": task_id, "step": step, "error": error, "delay": delay, "bump": 1 if bump else 0}
-    generation: int = conn.execute(_RETRY_LATER, params).scalar_one()
+    row = conn.execute(_RETRY_LATER, params).one()
+    return row[0], row[1]
+
+
+def bump_generation(conn: sa.Connection, task_id: uuid.UUID, step: str) -> int:
+    generation: int = conn.execute(_BUMP_GENERATION, {"task_id": task_id, "step": step}).scalar_one()
     return generation
 
 

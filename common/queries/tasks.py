@@ -223,7 +223,7 @@ _METERING_STEPS = ", ".join(f"('{s.name}', {s.ai_operations})" for s in STEPS if
 _IN_FLIGHT_AI_OPERATIONS = sa.text(
     f"""
     SELECT coalesce(sum(e.ops), 0) FROM tasks t
-    JOIN task_steps s ON s.task_id = t.id AND s.status IN ('pending', 'running')
+    JOIN task_steps s ON s.task_id = t.id AND s.status IN ('pending', 'running', 'waiting')
     JOIN (VALUES {_METERING_STEPS}) AS e(name, ops) ON e.name = s.name
     WHERE t.user_id = :user_id AND t.status NOT IN {TERMINAL_SQL}
     """

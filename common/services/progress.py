@@ -16,8 +16,13 @@ def post_progress(task_id: uuid.UUID, update: ProgressCallback) -> Task:
     """Record a worker's progress update; a repeated update_id is stored once and answered again.
 
     A worker may move the phase forward, never back, and never to a terminal state (the model
-    accepts phase names only): the pipeline owns the order and the ending.
+    accepts phase names only): the pipeline owns the order and the ending. An update that names
+    a ``step`` and its ``step_outcome`` ends that waiting step instead (services.step_callbacks).
     """
+    if update.step_outcome is not None:
+        from common.services.step_callbacks import report_outcome
+
+        return report_outcome(task_id, update)
     params = {
         "status": update.status,
         "percent": update.progress_percent,

@@ -84,10 +84,17 @@ check_quota = _check_quota
 
 def create_project(user: User, body: CreateProject, idempotency_key: str | None) -> Created:
     """Write the task, its steps and first progress row in one transaction, then enqueue step one."""
-    if body.simulate is not None and get_settings().step_provider != "simulated":
+    settings = get_settings()
+    if body.simulate is not None and (settings.step_provider != "simulated" or not settings.allow_simulate):
         raise ValidationFailed(
-            "simulate is only accepted with the simulated step provider",
+            "simulate is only accepted in development, with the simulated step provider",
             errors={"simulate": "not accepted by this deployment"},
+        )
+    if body.simulate is not None and body.simulate.step_seconds > settings.simulate_max_step_seconds:
+        cap = settings.simulate_max_step_seconds
+        raise ValidationFailed(
+            f"simulate.step_seconds is capped at {cap:g} in this deployment",
+            errors={"simulate.step_seconds": f"at most {cap:g}"},
         )
     fingerprint = _fingerprint(body)
     payload: dict[str, Any] = {"simulate": body.simulate.model_dump()} if body.simulate else {}

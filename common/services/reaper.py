@@ -1,8 +1,10 @@
 """The scheduler tick: finds steps that stalled and sets them going again, or fails them.
 
-Two ways a step stalls: its run died (no heartbeat within the step's timeout) or it was due and
-never delivered (the process died between commit and enqueue, or the queue lost it). Both are
-re-enqueued under a new generation, so the new Cloud Tasks name is not a duplicate of the old.
+Three ways a step stalls: its run died (no heartbeat within the step's timeout), a waiting step's
+outside work outlived its timeout, or a delivery was due and never arrived (the process died
+between commit and enqueue, the queue lost it, or a waiting step's scheduled check went missing).
+Each is re-enqueued under a new generation, so the new Cloud Tasks name is not a duplicate of the
+old; a waiting step whose check went missing stays waiting, and the new delivery is its check.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from common.log import get_logger
 from common.models import TickResult
 from common.queries import steps as q
 from common.queue import hand_over
-from common.services.steps import fail_task
+from common.services.step_records import fail_task
 
 logger = get_logger("planter.reaper")
 BATCH = 500
@@ -30,22 +32,38 @@ def tick() -> TickResult:
 
     def work(conn: sa.Connection) -> int:
         nonlocal failed
+        to_enqueue.clear()  # a retried transaction starts over
+        failed = 0
         rows = q.stalled(conn, grace, BATCH)
         finished: set[object] = set()
         for row in rows:
             if row["task_id"] in finished:
                 continue  # failed by an earlier row of this tick
             step = pipeline.BY_NAME[row["name"]]
-            died = row["status"] == "running"
+            died = bool(row["timed_out"])
+            fields = {
+                "task_id": str(row["task_id"]),
+                "step": step.name,
+                "status": row["status"],
+                "why": ("silent" if row["status"] == "running" else "outside work timed out")
+                if died
+                else "its delivery never arrived",
+                "waited_seconds": round(float(row["waited_seconds"] or 0), 1),
+            }
             if died and row["attempts"] >= row["max_attempts"]:
                 fail_task(
                     conn, row["task_id"], step, "the step stopped responding and has no attempts left", row["user_id"]
                 )
+                logger.warning("reaper fails step", extra={"fields": fields})
                 failed += 1
                 finished.add(row["task_id"])
                 continue
-            error = "the step stopped responding; retrying" if died else None
-            generation = q.retry_later(conn, row["task_id"], step.name, error, 0, bump=True)
+            if row["status"] == "waiting" and not died:
+                generation = q.bump_generation(conn, row["task_id"], step.name)
+            else:
+                error = "the step stopped responding; retrying" if died else None
+                generation = q.retry_later(conn, row["task_id"], step.name, error, 0, bump=True)
+            logger.info("reaper re-sends step", extra={"fields": {**fields, "generation": generation}})
             to_enqueue.append((str(row["task_id"]), step.name, generation))
         return len(rows)
 

@@ -2,49 +2,51 @@
 
 The task row lock is the mutex: a delivery claims the step (status running, a fresh claim id,
 a lease kept alive by a heartbeat) in one short transaction, runs the provider outside any
-transaction, then records the outcome in a second one only if its claim still holds. A duplicate
-that arrives meanwhile sees the lease and is told to come back later; one that arrives after
-sees a finished step and does nothing. Effects (progress rows, usage) are written only in the
-recording transaction, so they happen once per step.
+transaction, then records the outcome in a second one only if its claim still holds. Effects
+(progress rows, usage) are written only in the recording transaction, so they happen once per step.
+
+No delivery holds the queue: a provider either finishes quickly or hands the work off (the step
+is then `waiting`, and a scheduled delivery of the same step checks on it). A delivery that finds
+nothing to do yet (a duplicate of a running step, a step backing off, a check not yet due, a step
+whose predecessor has not finished) answers 2xx at once: whoever set the step's due time has
+scheduled the delivery for it, and the reaper covers one that is lost.
 """
 
 from __future__ import annotations
 
-import json
-import threading
+import contextlib
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from common import auth, pipeline
 from common.config import get_settings
-from common.db import run_in_transaction, run_statement
-from common.errors import RetryLater
+from common.db import run_in_transaction
 from common.log import get_logger
-from common.providers import FACT_COLUMNS, StepContext, StepOutcome, StepProvider, get_provider
+from common.providers import FACT_COLUMNS, HandedOff, StepContext, StepOutcome, StepProvider, get_provider
 from common.queries import steps as q
-from common.queries import tasks as task_q
-from common.queries import users as user_q
-from common.queue import hand_over
+from common.queries import waiting as wait_q
+from common.services.heartbeat import heartbeats
+from common.services.step_records import (
+    TERMINAL,
+    StepResult,
+    after_commit,
+    apply_failure,
+    apply_handoff,
+    apply_success,
+    fail_task,
+    log_outcome,
+)
 from common.timeutil import iso, utcnow
 
 logger = get_logger("planter.steps")
-TERMINAL = ("completed", "failed", "cancelled")
 MAX_ERROR_LENGTH = 1000
+# How long a check in flight holds a waiting step before another check may start.
+CHECK_HOLD_SECONDS = 30.0
 
-
-@dataclass
-class StepResult:
-    outcome: str  # succeeded | failed | noop | lost | retry
-    detail: str = ""
-    next: tuple[str, int] | None = field(default=None, repr=False)
-    retry_after: float = 0
-
-    def body(self, task_id: str, step: str) -> dict[str, Any]:
-        return {"task_id": task_id, "step": step, "outcome": self.outcome, "detail": self.detail}
+__all__ = ["StepResult", "fail_task", "run_step"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,23 @@ class Claim:
     attempt: int
     context: StepContext
     user_id: uuid.UUID
+    checking: bool  # a scheduled check of a waiting step, not a new attempt
 
 
-class RetryStep(RetryLater):
-    """The attempt failed or cannot run yet; Cloud Tasks should deliver it again later."""
+def _context(task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, object], attempt: int) -> StepContext:
+    handoff = row.get("handoff") or {}
+    return StepContext(
+        task_id=str(task_id),
+        step=step.name,
+        attempt=attempt,
+        project_name=str(row["project_name"]),
+        project_description=str(row["project_description"]),
+        mode=str(row["mode"]),
+        payload=row["payload"] or {},  # type: ignore[arg-type]
+        facts={k: row[k] for k in FACT_COLUMNS if row.get(k)},
+        callback_token=lambda: auth.issue_callback_token(str(task_id)),
+        handoff=dict(handoff.get("state") or {}) if isinstance(handoff, dict) else {},
+    )
 
 
 def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
@@ -67,133 +82,66 @@ def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
         if row is None:
             return StepResult("noop", "no such task")
         if row["task_status"] in TERMINAL:
+            if row["status"] == "waiting":
+                wait_q.stop(conn, task_id, step.name, f"the task was {row['task_status']} while the step waited")
+                return StepResult("noop", f"the task is {row['task_status']}; the waiting step stops")
             return StepResult("noop", f"the task is {row['task_status']}")
         if row["status"] in ("succeeded", "failed", "skipped"):
             return StepResult("noop", f"the step already {row['status']}")
         if row["earlier_unfinished"]:
-            return StepResult("noop", "an earlier step has not finished")
+            return StepResult("noop", "an earlier step has not finished; its success hands this one over")
         if row["status"] == "running" and row["leased"]:
-            raise RetryStep("the step is running in another delivery", retry_after=int(row["lease_left"]) + 1)
+            return StepResult("noop", f"the step is running in another delivery (lease {row['lease_left']:.0f} s)")
         if row["status"] == "pending" and row["backing_off"]:
-            raise RetryStep("the step is backing off before its next attempt", retry_after=int(row["due_in"]) + 1)
+            return StepResult("noop", f"the step is backing off until {iso(row['due_at'])}; a retry is scheduled")
+        if row["status"] == "waiting" and row["leased"]:
+            if row["backing_off"]:
+                return StepResult("noop", f"the step waits for outside work; next check at {iso(row['due_at'])}")
+            claim_id = uuid.uuid4()
+            wait_q.claim_check(conn, task_id, step.name, claim_id, CHECK_HOLD_SECONDS)
+            context = _context(task_id, step, row, row["attempts"])
+            return Claim(claim_id, row["attempts"], context, row["user_id"], checking=True)
+        # Pending and due, or a run (or outside work) that outlived its lease: a new attempt.
         if row["attempts"] >= row["max_attempts"]:
             # The last attempt's run died without recording anything: the attempts are spent.
             fail_task(conn, task_id, step, "the step stopped responding and has no attempts left", row["user_id"])
             return StepResult("failed", "attempts exhausted")
         claim_id = uuid.uuid4()
         attempt = q.claim(conn, task_id, step.name, claim_id, timeout, step.message, step.progress_percent)
-        context = StepContext(
-            task_id=str(task_id),
-            step=step.name,
-            attempt=attempt,
-            project_name=row["project_name"],
-            project_description=row["project_description"],
-            mode=row["mode"],
-            payload=row["payload"] or {},
-            facts={k: row[k] for k in FACT_COLUMNS if row.get(k)},
-            callback_token=lambda: auth.issue_callback_token(str(task_id)),
-        )
-        return Claim(claim_id=claim_id, attempt=attempt, context=context, user_id=row["user_id"])
+        return Claim(claim_id, attempt, _context(task_id, step, row, attempt), row["user_id"], checking=False)
 
     return run_in_transaction(work)
 
 
-def fail_task(conn: sa.Connection, task_id: uuid.UUID, step: pipeline.StepDef, error: str, user_id: uuid.UUID) -> None:
-    message = f"Failed while {step.message[0].lower()}{step.message[1:]}"
-    percent = q.fail(conn, task_id, step.name, error, message)
-    task_q.insert_progress(conn, task_id, update_id="failed", status="failed", message=message, percent=percent)
-    logger.warning("task failed", extra={"fields": {"task_id": str(task_id), "step": step.name, "error": error}})
-
-
-class _Heartbeat:
-    """Keeps the claim's lease alive while a provider works; silent for steps shorter than a beat."""
-
-    def __init__(self, task_id: uuid.UUID, step: str, claim_id: uuid.UUID, timeout: float) -> None:
-        self._args = (task_id, step, claim_id, timeout)
-        self._interval = max(0.5, timeout / 4)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{task_id}")
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                if not run_statement(lambda conn: q.heartbeat(conn, *self._args)):
-                    return
-            except Exception:
-                logger.warning("heartbeat failed", exc_info=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-
-
-def _still_ours(conn: sa.Connection, task_id: uuid.UUID, step: str, claim: Claim) -> dict[str, Any] | None:
-    row = q.lock_step(conn, task_id, step)
-    if row is None or row["status"] != "running" or row["claim_id"] != claim.claim_id:
-        return None
-    return row
-
-
-def _record_success(task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, outcome: StepOutcome) -> StepResult:
-    facts = {k: outcome.facts.get(k) for k in FACT_COLUMNS}
-    period = user_q.billing_period_start(utcnow().date())
+def _record(
+    task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, found: StepOutcome | HandedOff | Exception
+) -> StepResult:
+    """Record what the provider said, if the claim still holds."""
 
     def work(conn: sa.Connection) -> StepResult:
-        row = _still_ours(conn, task_id, step.name, claim)
-        if row is None:
-            return StepResult("lost", "the claim expired and another delivery took the step over")
-        q.succeed(conn, task_id, step.name, json.dumps({"facts": outcome.facts, "usage": outcome.usage}))
-        user_q.add_usage(conn, claim.user_id, period, outcome.usage)
-        if row["task_status"] in TERMINAL:
-            # A terminal task never changes again; what the step created stays in its result.
-            return StepResult("succeeded", f"the task was {row['task_status']} meanwhile; not advancing")
-        following = pipeline.next_step(step.name)
-        if following is not None:
-            generation = q.advance(conn, task_id, following.name, facts, outcome.message)
-            return StepResult("succeeded", next=(following.name, generation))
-        done = q.complete(conn, task_id, facts, pipeline.COMPLETED_MESSAGE)
-        task_q.insert_progress(
-            conn,
-            task_id,
-            update_id="completed",
-            status="completed",
-            message=pipeline.COMPLETED_MESSAGE,
-            percent=pipeline.COMPLETED_PERCENT,
-            urls=done,
-        )
-        return StepResult("succeeded", "the task is completed")
+        row = q.lock_step(conn, task_id, step.name)
+        wanted = "waiting" if claim.checking else "running"
+        if row is None or row["status"] != wanted or row["claim_id"] != claim.claim_id:
+            return StepResult("lost", "the step was taken over or finished meanwhile; nothing recorded")
+        if isinstance(found, HandedOff):
+            if row["task_status"] in TERMINAL:
+                wait_q.stop(conn, task_id, step.name, f"the task was {row['task_status']} while the step waited")
+                return StepResult("noop", f"the task is {row['task_status']}; the waiting step stops")
+            return apply_handoff(conn, task_id, step, found, claim_id=claim.claim_id, first=not claim.checking)
+        if claim.checking:  # a worker reporting the same outcome later gets a no-op 200, not a 409
+            wait_q.note_outcome(conn, task_id, step.name, "failed" if isinstance(found, Exception) else "succeeded")
+        if isinstance(found, Exception):
+            error = str(found)[:MAX_ERROR_LENGTH] or type(found).__name__
+            return apply_failure(conn, task_id, step, row, claim.attempt, error)
+        return apply_success(conn, task_id, step, row, found)
 
     return run_in_transaction(work)
 
 
-def _record_failure(task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, error: str) -> StepResult:
-    def work(conn: sa.Connection) -> StepResult:
-        row = _still_ours(conn, task_id, step.name, claim)
-        if row is None:
-            return StepResult("lost", "the claim expired and another delivery took the step over")
-        if row["task_status"] in TERMINAL:
-            q.fail_step(conn, task_id, step.name, error)
-            return StepResult("noop", f"the task was {row['task_status']} meanwhile")
-        if claim.attempt >= row["max_attempts"]:
-            fail_task(conn, task_id, step, error, claim.user_id)
-            return StepResult("failed", error)
-        delay = pipeline.backoff(step, claim.attempt)
-        q.retry_later(conn, task_id, step.name, error, delay)
-        return StepResult("retry", f"attempt {claim.attempt} failed: {error}", retry_after=delay)
-
-    result = run_in_transaction(work)
-    if result.outcome == "retry":
-        # Raised after commit: the non-2xx answer makes Cloud Tasks deliver the step again.
-        raise RetryStep(result.detail, retry_after=int(result.retry_after))
-    return result
-
-
-def _log_attempt(claim: Claim, step: str, outcome: str, provider_ok: bool, started: float) -> None:
-    # One line per attempt that ran the provider: with "step claimed", the record of what ran when
-    # (the fault run checks from these that no step's provider succeeded twice).
+def _log_attempt(claim: Claim, step: str, outcome: str, provider_ok: bool | None, started: float) -> None:
+    # One line per attempt that ran the provider to an end: with "step claimed", the record of what
+    # ran when (the fault run checks from these that no step's provider succeeded twice). A hand-off
+    # ends the delivery, not the attempt: provider_ok is None until a check or a worker settles it.
     fields = {
         "task_id": claim.context.task_id,
         "step": step,
@@ -206,41 +154,42 @@ def _log_attempt(claim: Claim, step: str, outcome: str, provider_ok: bool, start
 
 
 def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None = None) -> StepResult:
-    """Run one delivery of one step: claim, work, record, hand over the next step."""
+    """Run one delivery of one step: claim, work (or check on outside work), record, hand over."""
     step = pipeline.BY_NAME[step_name]
     claimed = _claim(task_id, step)
     if isinstance(claimed, StepResult):
+        log_outcome(task_id, step_name, claimed)
         return claimed
-    logger.info(
-        "step claimed",
-        extra={
-            "fields": {
-                "task_id": str(task_id),
-                "step": step_name,
-                "attempt": claimed.attempt,
-                "claimed_at": iso(utcnow()),
-            }
-        },
-    )
+    fields = {"task_id": str(task_id), "step": step_name, "attempt": claimed.attempt, "claimed_at": iso(utcnow())}
+    logger.info("step check claimed" if claimed.checking else "step claimed", extra={"fields": fields})
     started = time.monotonic()
     provider = provider or get_provider(get_settings().step_provider)
     timeout = pipeline.timeout(step, get_settings().step_timeout_seconds)
+    found: StepOutcome | HandedOff | Exception
+    # A check needs no heartbeat: it holds the waiting step through its due time (claim_check).
+    beating = (
+        contextlib.nullcontext()
+        if claimed.checking
+        else heartbeats.keep(
+            task_id,
+            step_name,
+            claimed.claim_id,
+            timeout=timeout,
+            expected=step.expected_seconds,
+            stop=claimed.context.stop,
+        )
+    )
     try:
-        with _Heartbeat(task_id, step.name, claimed.claim_id, timeout):
-            outcome = provider.run(claimed.context)
+        with beating:
+            found = provider.check(claimed.context) if claimed.checking else provider.run(claimed.context)
     except Exception as error:  # any provider failure is one failed attempt, retried with backoff
         logger.warning(
             "step attempt failed", exc_info=True, extra={"fields": {"task_id": str(task_id), "step": step_name}}
         )
-        try:
-            result = _record_failure(task_id, step, claimed, str(error)[:MAX_ERROR_LENGTH] or type(error).__name__)
-        except RetryStep:
-            _log_attempt(claimed, step_name, "retry", False, started)
-            raise
-        _log_attempt(claimed, step_name, result.outcome, False, started)
-        return result
-    result = _record_success(task_id, step, claimed, outcome)
-    _log_attempt(claimed, step_name, result.outcome, True, started)
-    if result.next is not None:
-        hand_over(str(task_id), *result.next)
+        found = error
+    result = _record(task_id, step, claimed, found)
+    if not (isinstance(found, HandedOff) and claimed.checking):  # a check that found "not yet" ends nothing
+        provider_ok = None if isinstance(found, HandedOff) else not isinstance(found, Exception)
+        _log_attempt(claimed, step_name, result.outcome, provider_ok, started)
+    after_commit(task_id, step_name, result)
     return result

@@ -162,4 +162,7 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     kept = requests.get(f"{base}/api/v1/tasks/{task_id}", headers=demo, timeout=10)
     assert kept.status_code == 200, kept.text
     assert kept.json()["project_name"] == "Kept Across Restarts"
+    # Start-up says what the kept database still has running, and how to start afresh.
+    said = "".join(dev_command.output)
+    assert re.search(r"has \d+ unfinished task", said) and "rm -rf" in said, said
     dev_command.terminate_group()

@@ -130,8 +130,9 @@ def test_duplicate_deliveries_sequential_and_concurrent_change_nothing(api: Api)
     for t in threads:
         t.join(30)
     assert len(duplicated) >= 4, duplicated  # the copies really raced the running pipeline
-    # Each copy ran the step, found it held by another delivery (503: come back), or found it done.
-    assert set(answers) <= {200, 503}, answers
+    # Each copy ran the step, or found it held by another delivery or done: a 2xx either way ("not
+    # yet" is no congestion signal to the queue).
+    assert set(answers) == {200}, answers
     done = api.wait_terminal(email, task["task_id"], 30)
     assert_completed_once(api, done)
     # After the end: every step delivered again, one after another, in both orders.
@@ -210,7 +211,7 @@ def test_cancel_stops_the_pipeline_at_the_next_step_boundary(api: Api) -> None:
 
 def test_a_functions_crash_mid_step_is_recovered(api: Api, stack: LocalStack) -> None:
     email = "crash@e2e.test"
-    task = api.create(email, "Crash App", step_seconds=3)
+    task = api.create(email, "Crash App", step_seconds=2)  # the longest step run inline (longer ones wait)
     api.wait_for(email, task["task_id"], step_running("forking_template"), 30)
     stack.kill_functions()  # SIGKILL mid-step: no answer, no cleanup, the lease left to expire
     stack.start_functions()

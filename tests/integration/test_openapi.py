@@ -146,7 +146,14 @@ def test_the_task_schema_is_the_task_object_of_the_contract(document: dict[str, 
     assert set(task["required"]) == TASK_FIELDS
     step = _resolve(document, task["properties"]["steps"]["items"]["$ref"])
     assert set(step["properties"]) == {"name", "status", "attempts", "started_at", "finished_at", "error"}
-    assert set(step["properties"]["status"]["enum"]) == {"pending", "running", "succeeded", "failed", "skipped"}
+    assert set(step["properties"]["status"]["enum"]) == {
+        "pending",
+        "running",
+        "waiting",
+        "succeeded",
+        "failed",
+        "skipped",
+    }
     create = schemas["CreateProject"]
     assert create["additionalProperties"] is False
     assert create["required"] == ["project_name"]

@@ -302,26 +302,32 @@ def test_a_cancel_during_a_running_step_stops_at_the_boundary(
 
 
 # --- failures, retries, exhaustion ------------------------------------------------------------
-def test_a_failing_attempt_answers_503_with_retry_after_and_is_counted(
+def test_a_failing_attempt_answers_2xx_and_schedules_its_own_retry(
     client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine
 ) -> None:
+    # A non-2xx would make Cloud Tasks back off the whole queue: Planter owns the retry instead.
     task = create(client, auth_header(), fail_step="creating_org", failures=2)
     first = deliver(client, task["task_id"], "creating_org")
-    assert first.status_code == 503
-    assert int(first.headers["Retry-After"]) >= 1
-    assert first.mimetype == "application/problem+json"
+    assert first.status_code == 200 and first.get_json()["outcome"] == "retry"
     row = step_rows(engine, task["task_id"])["creating_org"]
     assert row["attempts"] == 1 and row["status"] == "pending"
     assert "simulated failure" in row["error"]
-    # Redelivered before the backoff ends: refused again, and not counted as an attempt.
+    # One copy, scheduled for when the backoff ends, named after the attempt that failed.
+    assert [(s[1], s[2], s[3], s[4]) for s in enqueued.scheduled] == [("creating_org", 0, row["due_at"], "retry-1")]
+    assert first.get_json()["next_delivery_at"].startswith(row["due_at"].strftime("%Y-%m-%dT%H:%M:%S"))
+    # Redelivered before the backoff ends: a no-op 2xx, not counted, nothing more scheduled.
     early = deliver(client, task["task_id"], "creating_org")
-    assert early.status_code == 503 and int(early.headers["Retry-After"]) >= 1
+    assert early.status_code == 200 and early.get_json()["outcome"] == "noop"
+    assert "backing off" in early.get_json()["detail"]
     assert step_rows(engine, task["task_id"])["creating_org"]["attempts"] == 1
+    assert len(enqueued.scheduled) == 1
     make_due(engine, task["task_id"], "creating_org")
     second = deliver(client, task["task_id"], "creating_org")
-    assert second.status_code == 503
+    assert second.status_code == 200 and second.get_json()["outcome"] == "retry"
     # The backoff doubles: 2 s after the second failure.
-    assert int(second.headers["Retry-After"]) == 2
+    again = step_rows(engine, task["task_id"])["creating_org"]
+    assert 1.5 < (again["due_at"] - again["heartbeat_at"]).total_seconds() <= 2.5
+    assert enqueued.scheduled[-1][4] == "retry-2"
     make_due(engine, task["task_id"], "creating_org")
     third = deliver(client, task["task_id"], "creating_org")
     assert third.status_code == 200 and third.get_json()["outcome"] == "succeeded"
@@ -343,7 +349,7 @@ def test_exhausted_attempts_fail_the_task_and_skip_the_rest(
         make_due(engine, task["task_id"], "forking_template")
         response = deliver(client, task["task_id"], "forking_template")
         if attempt < limit:
-            assert response.status_code == 503, attempt
+            assert (response.status_code, response.get_json()["outcome"]) == (200, "retry"), attempt
         else:
             assert response.status_code == 200
             assert response.get_json()["outcome"] == "failed"
@@ -451,7 +457,7 @@ def test_usage_is_metered_once_per_pipeline_whatever_the_redelivery(
             while True:
                 response = deliver(client, task["task_id"], step)
                 deliver(client, task["task_id"], step)  # an immediate duplicate of every delivery
-                if response.status_code == 200:
+                if response.get_json()["outcome"] != "retry":
                     break
                 make_due(engine, task["task_id"], step)
     for task in (first, second, third):
@@ -630,12 +636,22 @@ def test_a_heartbeat_does_not_revive_an_expired_lease(client: Any, auth_header: 
         c=claim_id,
     )
     task_id = uuid.UUID(task["task_id"])
-    assert run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", claim_id, 30))
-    assert not run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", uuid.uuid4(), 30))
+    assert run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", claim_id, 30)) == "ok"
+    assert run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", uuid.uuid4(), 30)) == "lost"
     execute(
         engine,
         "UPDATE task_steps SET lease_expires_at = now() - interval '1 second' WHERE task_id = :t",
         t=task["task_id"],
     )
-    assert not run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", claim_id, 30))
+    assert run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", claim_id, 30)) == "lost"
     assert tick(client) == {"reenqueued": 1, "failed": 0}
+    # A run of a task that was cancelled learns it at its next beat, and its lease is not extended.
+    execute(
+        engine,
+        """UPDATE task_steps SET status = 'running', claim_id = :c, lease_expires_at = now() + interval '1 minute'
+           WHERE task_id = :t AND name = 'creating_org'""",
+        t=task["task_id"],
+        c=claim_id,
+    )
+    assert client.post(f"/api/v1/tasks/{task['task_id']}/cancel", headers=auth_header()).status_code == 200
+    assert run_in_transaction(lambda conn: q.heartbeat(conn, task_id, "creating_org", claim_id, 30)) == "ended"

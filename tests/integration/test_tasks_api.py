@@ -648,3 +648,25 @@ def test_the_email_is_the_identity_whatever_its_case(client: Any) -> None:
         f"{TASKS}/{task['task_id']}", headers={"Authorization": f"Bearer {make_token('carol@example.TEST')}"}
     )
     assert again.status_code == 200
+
+
+def test_simulate_is_refused_where_it_is_not_allowed(
+    client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch, engine: sa.Engine
+) -> None:
+    apply_env(monkeypatch, ALLOW_SIMULATE="false")
+    response = client.post(PROJECTS, json={"project_name": "x", "simulate": {"step_seconds": 1}}, headers=auth_header())
+    assert "simulate" in assert_problem(response, 422)["errors"]
+    assert count(engine, "SELECT count(*) FROM tasks") == 0
+
+
+def test_simulated_step_seconds_are_capped_in_development(
+    client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch, engine: sa.Engine
+) -> None:
+    apply_env(monkeypatch, SIMULATE_MAX_STEP_SECONDS="30")
+    response = client.post(
+        PROJECTS, json={"project_name": "x", "simulate": {"step_seconds": 31}}, headers=auth_header()
+    )
+    problem = assert_problem(response, 422)
+    assert "simulate.step_seconds" in problem["errors"] and "30" in problem["detail"]
+    assert count(engine, "SELECT count(*) FROM tasks") == 0
+    create(client, auth_header(), project_name="x", simulate={"step_seconds": 30})

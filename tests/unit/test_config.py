@@ -68,3 +68,21 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         load_settings()
+
+
+def test_simulate_is_a_development_knob(monkeypatch: pytest.MonkeyPatch) -> None:
+    everything = {
+        "DATABASE_URL": "postgresql+pg8000://u@/db",
+        "JWT_SECRET": STRONG,
+        "STEP_SIGNING_SECRET": STRONG,
+    }
+    _production(monkeypatch, **everything)
+    monkeypatch.delenv("ALLOW_SIMULATE", raising=False)
+    assert load_settings().allow_simulate is False
+    monkeypatch.setenv("ALLOW_SIMULATE", "true")
+    with pytest.raises(ConfigError, match="ALLOW_SIMULATE"):
+        load_settings()
+    monkeypatch.setenv("PLANTER_ENV", "development")
+    monkeypatch.delenv("ALLOW_SIMULATE")
+    settings = load_settings()
+    assert settings.allow_simulate is True and settings.simulate_max_step_seconds == 60.0

@@ -1,0 +1,60 @@
+"""A worker's outcome for a waiting step, posted on the progress callback route.
+
+Decided under the task row lock, like a delivery's: an outcome and a scheduled check arriving
+together have one effect (whichever takes the lock first ends the step; the other finds it no
+longer waiting). A repeated outcome is recognised from the one noted on the step and answered
+as before; an outcome for a step that is not waiting is a conflict.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from common import pipeline
+from common.db import run_in_transaction, run_statement
+from common.errors import Conflict, NotFound
+from common.models import ProgressCallback, Task
+from common.providers import StepOutcome
+from common.queries import steps as q
+from common.queries import waiting as wait_q
+from common.queries.tasks import TASK_COLUMNS
+from common.services.step_records import TERMINAL, StepResult, after_commit, apply_failure, apply_success
+from common.services.tasks import to_task
+
+_READ_TASK = sa.text(f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = :task_id")
+URL_FACTS = ("org_url", "repo_url", "deployment_url", "gcp_project_id")
+
+
+def report_outcome(task_id: uuid.UUID, update: ProgressCallback) -> Task:
+    """End a waiting step with the worker's outcome; the task as it stands afterwards."""
+    assert update.step is not None and update.step_outcome is not None  # the model requires them together
+    step = pipeline.BY_NAME[update.step]
+    outcome: str = update.step_outcome
+
+    def work(conn: sa.Connection) -> StepResult | None:
+        row = q.lock_step(conn, task_id, step.name)
+        if row is None:
+            raise NotFound("no task with that id")
+        if row["task_status"] in TERMINAL:
+            raise Conflict(f"the task is already {row['task_status']}")
+        noted = (row["handoff"] or {}).get("outcome")
+        if row["status"] != "waiting":
+            if noted == outcome:
+                return None  # the same outcome again: already applied
+            raise Conflict(f"the step {step.name} is not waiting (it is {row['status']})")
+        wait_q.note_outcome(conn, task_id, step.name, outcome)
+        if outcome == "failed":
+            return apply_failure(conn, task_id, step, row, row["attempts"], update.error or "the outside work failed")
+        facts = {k: v for k in URL_FACTS if (v := getattr(update, k)) is not None}
+        usage = dict((row["handoff"] or {}).get("usage") or {})
+        return apply_success(conn, task_id, step, row, StepOutcome(facts=facts, usage=usage, message=update.message))
+
+    result = run_in_transaction(work)
+    if result is not None:
+        after_commit(task_id, step.name, result)
+    task = run_statement(lambda conn: conn.execute(_READ_TASK, {"task_id": task_id}).mappings().first())
+    if task is None:
+        raise NotFound("no task with that id")
+    return to_task(dict(task))
