@@ -37,6 +37,10 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _csv(name: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in _env(name).split(",") if x.strip())
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = _env(name).lower()
     if not raw:
@@ -77,7 +81,7 @@ class Settings:
     oidc_audience: str = ""
     verify_oidc: bool = False
     # Pipeline.
-    step_provider: str = "simulated"
+    step_provider: str = "live"
     step_timeout_seconds: float | None = None
     redelivery_grace_seconds: float = 60.0
     callback_token_ttl_seconds: int = 6 * 3600
@@ -86,6 +90,23 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # Money.
     cost_per_ai_operation: float = 0.05
+    # The AI service (common.ai): Gemini on Vertex AI; locally a stand-in at ai_base_url.
+    ai_model: str = "gemini-2.5-flash"
+    ai_project: str = ""
+    ai_location: str = "us-central1"
+    ai_base_url: str = ""
+    ai_api_key: str = ""
+    ai_timeout_seconds: float = 30.0
+    # GitHub (the live provider): the App in production, one token locally (docs/DEPLOY.md).
+    github_api_url: str = "https://api.github.com"
+    github_token: str = ""
+    github_app_id: str = ""
+    github_app_private_key: str = ""
+    github_app_install_url: str = "https://github.com/apps/planter/installations/new"
+    github_org: str = "planter-projects"
+    github_templates: tuple[str, ...] = ("planter-templates/python-service",)
+    # Local stand-ins in use (name=base URL, comma-separated), listed by /healthz.
+    standins: tuple[str, ...] = field(default_factory=tuple)
     # Live updates (docs/DESIGN.md "Live updates"): how often an open stream reads the history,
     # how often it sends a heartbeat, how long it lives, and how long a stream token lasts.
     events_poll_seconds: float = 0.25
@@ -96,13 +117,6 @@ class Settings:
     # The request's `simulate` knobs: development only (refused at start-up elsewhere), and capped.
     allow_simulate: bool = True
     simulate_max_step_seconds: float = 60.0
-    # The AI service (common.ai): Gemini on Vertex AI; locally a stand-in at ai_base_url.
-    ai_model: str = "gemini-2.5-flash"
-    ai_project: str = ""
-    ai_location: str = "us-central1"
-    ai_base_url: str = ""
-    ai_api_key: str = ""
-    ai_timeout_seconds: float = 30.0
 
     @property
     def is_development(self) -> bool:
@@ -143,13 +157,28 @@ def load_settings() -> Settings:
         oidc_service_account=_env("TASKS_OIDC_SERVICE_ACCOUNT"),
         oidc_audience=_env("TASKS_OIDC_AUDIENCE"),
         verify_oidc=_env_bool("VERIFY_OIDC", not dev),
-        step_provider=_env("STEP_PROVIDER", "simulated"),
+        step_provider=_env("STEP_PROVIDER", "live"),
         step_timeout_seconds=float(timeout_raw) if timeout_raw else None,
         redelivery_grace_seconds=_env_float("REDELIVERY_GRACE_SECONDS", 60.0),
         callback_token_ttl_seconds=_env_int("CALLBACK_TOKEN_TTL_SECONDS", 6 * 3600),
         cors_origins=tuple(o.strip() for o in _env("CORS_ORIGINS").split(",") if o.strip()),
         max_body_bytes=_env_int("MAX_BODY_BYTES", 64 * 1024),
         cost_per_ai_operation=_env_float("COST_PER_AI_OPERATION", 0.05),
+        ai_model=_env("GEMINI_MODEL", "gemini-2.5-flash"),
+        ai_project=_env("VERTEX_PROJECT", _env("TASKS_PROJECT", "planter-local")),
+        ai_location=_env("VERTEX_LOCATION", "us-central1"),
+        ai_base_url=_env("GEMINI_BASE_URL"),
+        ai_api_key=_env("GEMINI_API_KEY"),
+        ai_timeout_seconds=_env_float("GEMINI_TIMEOUT_SECONDS", 30.0),
+        github_api_url=_env("GITHUB_API_URL", "https://api.github.com"),
+        github_token=_env("GITHUB_TOKEN"),
+        github_app_id=_env("GITHUB_APP_ID"),
+        # A PEM from Secret Manager; "\n" escapes are accepted where a variable cannot hold newlines.
+        github_app_private_key=_env("GITHUB_APP_PRIVATE_KEY").replace("\\n", "\n"),
+        github_app_install_url=_env("GITHUB_APP_INSTALL_URL", "https://github.com/apps/planter/installations/new"),
+        github_org=_env("PLANTER_GITHUB_ORG", "planter-projects"),
+        github_templates=_csv("GITHUB_TEMPLATES") or ("planter-templates/python-service",),
+        standins=_csv("PLANTER_STANDINS"),
         events_poll_seconds=_env_float("EVENTS_POLL_SECONDS", 0.25),
         events_heartbeat_seconds=_env_float("EVENTS_HEARTBEAT_SECONDS", 10.0),
         events_stream_seconds=_env_float("EVENTS_STREAM_SECONDS", 50.0),
@@ -157,12 +186,6 @@ def load_settings() -> Settings:
         stream_token_ttl_seconds=_env_int("STREAM_TOKEN_TTL_SECONDS", 300),
         allow_simulate=_env_bool("ALLOW_SIMULATE", dev),
         simulate_max_step_seconds=_env_float("SIMULATE_MAX_STEP_SECONDS", 60.0),
-        ai_model=_env("GEMINI_MODEL", "gemini-2.5-flash"),
-        ai_project=_env("VERTEX_PROJECT", _env("TASKS_PROJECT", "planter-local")),
-        ai_location=_env("VERTEX_LOCATION", "us-central1"),
-        ai_base_url=_env("GEMINI_BASE_URL"),
-        ai_api_key=_env("GEMINI_API_KEY"),
-        ai_timeout_seconds=_env_float("GEMINI_TIMEOUT_SECONDS", 30.0),
     )
     _validate(settings)
     return settings
@@ -179,6 +202,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("STREAM_TOKEN_TTL_SECONDS must be in (0, 300] and EVENTS_POLL_SECONDS positive")
     if "*" in s.cors_origins:
         raise ConfigError("CORS_ORIGINS must list origins; '*' is refused because tokens are sent")
+    if s.step_provider not in {"live", "simulated"}:
+        raise ConfigError("STEP_PROVIDER must be live or simulated")
+    if any(t.partition("=")[0].strip().count("/") != 1 for t in s.github_templates):
+        raise ConfigError("GITHUB_TEMPLATES must list owner/repo names (optionally =description), comma-separated")
     if s.simulate_max_step_seconds < 0:
         raise ConfigError("SIMULATE_MAX_STEP_SECONDS must not be negative")
     if s.is_development:
@@ -197,6 +224,10 @@ def _validate(s: Settings) -> None:
             continue
         if not secret or secret in _DEV_SECRETS or len(secret.encode()) < _MIN_SECRET_BYTES:
             raise ConfigError(f"{name} must be set to a random secret of at least {_MIN_SECRET_BYTES} bytes")
+    if s.step_provider == "simulated":
+        raise ConfigError("STEP_PROVIDER=simulated is for local fault-injection runs only; production runs live")
+    if not (s.github_app_id and s.github_app_private_key) and not s.github_token:
+        raise ConfigError("the live provider needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or GITHUB_TOKEN)")
 
 
 @functools.cache

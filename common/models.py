@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,6 +41,15 @@ class CreateProject(StrictModel):
     project_description: str = Field("", max_length=5000)
     mode: Literal["saas", "user"] = "saas"
     simulate: Simulation | None = None
+    template: str | None = Field(
+        None, max_length=200, description="One of GET /api/v1/templates (owner/repo); default: the first."
+    )
+    github_owner: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$",
+        description="Mode user: the GitHub organization where Planter's App is installed.",
+    )
+    private: bool = Field(True, description="Whether the new repository is private.")
 
     @field_validator("project_name")
     @classmethod
@@ -58,6 +67,7 @@ class Step(Model):
     started_at: str | None
     finished_at: str | None
     error: str | None
+    result: dict[str, Any] | None = Field(None, description="What the step made (repository, commit, issues...).")
 
 
 class Task(Model):
@@ -143,7 +153,7 @@ class TickResult(Model):
 class Health(Model):
     status: str
     database: str
-    standins: dict[str, str] | None = Field(None, description="Base URLs of the local stand-ins in use.")
+    standins: dict[str, str] | None = Field(None, description="Local stand-ins in use (name → base URL).")
 
 
 class Problem(Model):

@@ -22,7 +22,7 @@ class StepDef:
 STEPS: tuple[StepDef, ...] = (
     StepDef("creating_org", 10, "Creating the GitHub organization", 60, 5, 1, 8, 5),
     StepDef("forking_template", 25, "Creating the repository from the template", 120, 5, 1, 8, 20),
-    StepDef("customizing_project", 40, "Customizing the project with AI", 600, 4, 1, 8, 90, ai_operations=3),
+    StepDef("customizing_project", 40, "Customizing the project with AI", 600, 4, 1, 8, 90, ai_operations=1),
     StepDef("creating_gcp_project", 60, "Creating the Google Cloud project", 600, 5, 1, 8, 60),
     StepDef("deploying", 75, "Deploying the project", 1800, 3, 1, 8, 240),
     StepDef("creating_issues", 90, "Opening the first issues", 300, 5, 1, 8, 15, ai_operations=1),

@@ -498,9 +498,9 @@ def check(driver: Driver, log_path: pathlib.Path) -> dict[str, Any]:
     for task_id, task in tasks.items():
         figures = wanted[task["user_email"]]
         if (task_id, "customizing_project") in succeeded:
-            figures[0] += 3
+            figures[0] += pipeline.BY_NAME["customizing_project"].ai_operations  # what the simulated provider meters
         if (task_id, "creating_issues") in succeeded:
-            figures[0] += 1
+            figures[0] += pipeline.BY_NAME["creating_issues"].ai_operations
             figures[2] += 5
         if (task_id, "forking_template") in succeeded:
             figures[1] += 1

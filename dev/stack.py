@@ -70,6 +70,7 @@ class LocalStack:
     _functions_started: float = 0.0
     _ticker: threading.Thread | None = None
     gemini: Any = None  # dev.standins.gemini.GeminiStandIn once started
+    github: Any = None  # dev.standins.github.server.Running once started
 
     @property
     def base_url(self) -> str:
@@ -85,7 +86,7 @@ class LocalStack:
             "PLANTER_ENV": os.environ.get("PLANTER_ENV", "development"),
             "JWT_SECRET": os.environ.get("JWT_SECRET", DEV_JWT_SECRET),
             "STEP_SIGNING_SECRET": os.environ.get("STEP_SIGNING_SECRET", DEV_STEP_SECRET),
-            "STEP_PROVIDER": os.environ.get("STEP_PROVIDER", "simulated"),
+            "STEP_PROVIDER": os.environ.get("STEP_PROVIDER", "live"),
             "CORS_ORIGINS": os.environ.get("CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
             # Short local timings: a dead step is noticed in seconds, not minutes.
             "STEP_TIMEOUT_SECONDS": os.environ.get("STEP_TIMEOUT_SECONDS", "10"),
@@ -95,9 +96,10 @@ class LocalStack:
             "STEP_URL": f"{self.base_url}/internal/steps",
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
+            **({"GEMINI_BASE_URL": self.gemini.base_url} if self.gemini is not None else {}),
+            **self.github_env(),
             # One process serves every function here, and each open event stream holds a thread.
             "THREADS": os.environ.get("THREADS", "32"),
-            **({"GEMINI_BASE_URL": self.gemini.base_url} if self.gemini is not None else {}),
             **self.env_overrides,
         }
         return env
@@ -279,10 +281,33 @@ class LocalStack:
         self.gemini = GeminiStandIn(free_port()).start()
         self.log(f"Gemini stand-in on {self.gemini.base_url}")
 
+    def start_github(self) -> None:
+        from dev.standins.github.server import start
+
+        # Next to PostgreSQL's data: the planted repositories survive a restart of make dev.
+        self.github = start(self.data_dir.parent / "github", free_port())
+        self.log(f"GitHub stand-in on {self.github.base_url} (clone planted repositories from their repo_url)")
+
+    def github_env(self) -> dict[str, str]:
+        """The live provider pointed at the GitHub stand-in, and /healthz told which stand-ins are in use."""
+        if self.github is None:
+            return {}
+        from dev.standins.github.templates import PLANTER_ORG, TEMPLATES
+
+        standins = f"github={self.github.base_url}" + (f",gemini={self.gemini.base_url}" if self.gemini else "")
+        return {
+            "GITHUB_API_URL": self.github.base_url,
+            "GITHUB_TOKEN": "local-stand-in-placeholder",  # the stand-in takes any token
+            "PLANTER_GITHUB_ORG": PLANTER_ORG,
+            "GITHUB_TEMPLATES": ",".join(f"{name}={description}" for name, (description, _) in TEMPLATES.items()),
+            "PLANTER_STANDINS": standins,
+        }
+
     # --- all together -------------------------------------------------------------------------
     def start(self) -> None:
         self.start_postgres()
         self.start_gemini()
+        self.start_github()
         self.start_queue()
         self.start_functions()
         self.start_ticker()
@@ -300,6 +325,9 @@ class LocalStack:
         if self.gemini is not None:
             self.gemini.stop()
             self.gemini = None
+        if self.github is not None:
+            self.github.stop()
+            self.github = None
         if self.server is not None:
             self.server.cleanup()
             self.server = None

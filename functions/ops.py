@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from common import db
-from common.config import Settings, get_settings
+from common.config import get_settings
 from common.errors import DatabaseUnavailable
 from common.http import Call, Reply
 from common.openapi import build_document
@@ -18,15 +18,10 @@ def healthz(call: Call) -> Reply:
     except DatabaseUnavailable:
         return Reply({"status": "degraded", "database": "unreachable"}, 503, {"Retry-After": "5"})
     body: dict[str, Any] = {"status": "ok", "database": "ok"}
-    standins = _standins(get_settings())
-    if standins:
-        body["standins"] = standins
+    standins = get_settings().standins
+    if standins:  # local stacks only: which outside services are stand-ins, and where
+        body["standins"] = dict(entry.partition("=")[::2] for entry in standins)
     return Reply(body, headers={"Cache-Control": "no-store"})
-
-
-def _standins(settings: Settings) -> dict[str, str]:
-    """The local stand-ins this process talks to (none in production)."""
-    return {"gemini": settings.ai_base_url} if settings.ai_base_url else {}
 
 
 @functools.cache

@@ -7,8 +7,22 @@ from common import models as m
 from common import models_account as ma
 from common import models_assistant as mas
 from common import models_live as ml
+from common import models_templates
 from common.http import Route
-from functions import account, admin, assistant, dashboard, events, ops, progress, projects, scheduler, steps, tasks
+from functions import (
+    account,
+    admin,
+    assistant,
+    dashboard,
+    events,
+    ops,
+    progress,
+    projects,
+    scheduler,
+    steps,
+    tasks,
+    templates,
+)
 from functions.web import page_routes
 
 _USER_ERRORS = (400, 401, 404, 503)
@@ -220,6 +234,16 @@ ROUTES: tuple[Route, ...] = (
         query_model=ma.AdminUsersQuery,
         response_model=ma.AdminUserList,
         errors=(400, 401, 422, 503),
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/templates",
+        function="api_projects",
+        handler=templates.list_templates,
+        summary="The template repositories a project can be planted from",
+        auth="user",
+        response_model=models_templates.TemplateList,
+        errors=_USER_ERRORS,
     ),
     # The assistant (issue 17).
     Route(

@@ -29,7 +29,7 @@ TASK_FIELDS = frozenset(
         "steps",
     }
 )
-STEP_FIELDS = frozenset({"name", "status", "attempts", "started_at", "finished_at", "error"})
+STEP_FIELDS = frozenset({"name", "status", "attempts", "started_at", "finished_at", "error", "result"})
 
 
 def assert_problem(response: Any, status: int) -> dict[str, Any]:

@@ -11,6 +11,24 @@ from typing import Any, Protocol
 class StepFailed(Exception):
     """A step attempt failed; the pipeline retries it with backoff until its attempts are spent."""
 
+    def __init__(self, message: str, usage: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        # What the failed attempt consumed all the same (AI calls whose answers were unusable).
+        self.usage = usage or {}
+
+
+class StepRateLimited(StepFailed):
+    """The provider asked us to come back later: redelivered after ``retry_after`` s, no attempt spent."""
+
+    def __init__(self, message: str, retry_after: float, usage: dict[str, int] | None = None) -> None:
+        super().__init__(message, usage)
+        self.retry_after = retry_after
+
+
+class StepRefused(StepFailed):
+    """A permanent refusal (App not installed, name taken, template missing): the task fails at once
+    with this message, which says what to do; retrying could not help."""
+
 
 @dataclass(frozen=True)
 class StepContext:
@@ -41,6 +59,10 @@ class StepOutcome:
     facts: dict[str, str] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     message: str | None = None
+    # What the step made, shown as the step's `result` (repository, commit, issues...).
+    result: dict[str, Any] | None = None
+    # True when the step had nothing to do in this deployment (recorded as `skipped`, not succeeded).
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,4 +101,10 @@ def get_provider(name: str) -> StepProvider:
         from common.providers.simulated import SimulatedProvider
 
         return SimulatedProvider(clock=time.time)
-    raise ValueError(f"unknown STEP_PROVIDER {name!r}; the available one is 'simulated'")
+    if name == "live":
+        # Imported here: the live provider's clients are loaded only by the function that runs steps.
+        from common.config import get_settings
+        from common.providers.live_setup import live_provider
+
+        return live_provider(get_settings())
+    raise ValueError(f"unknown STEP_PROVIDER {name!r}; the available ones are 'live' and 'simulated'")

@@ -26,7 +26,7 @@ _READ_STEP = sa.text(
            extract(epoch FROM s.due_at - now()) AS due_in,
            s.lease_expires_at > now() AS leased, extract(epoch FROM s.lease_expires_at - now()) AS lease_left,
            EXISTS (SELECT 1 FROM task_steps p WHERE p.task_id = s.task_id AND p.position < s.position
-                   AND p.status <> 'succeeded') AS earlier_unfinished
+                   AND p.status NOT IN ('succeeded', 'skipped')) AS earlier_unfinished
     FROM tasks t JOIN task_steps s ON s.task_id = t.id
     WHERE t.id = :task_id AND s.name = :step
     """
@@ -72,7 +72,7 @@ _HEARTBEAT = sa.text(
 
 _SUCCEED = sa.text(
     """
-    UPDATE task_steps SET status = 'succeeded', finished_at = now(), claim_id = NULL, lease_expires_at = NULL,
+    UPDATE task_steps SET status = :status, finished_at = now(), claim_id = NULL, lease_expires_at = NULL,
            error = NULL, result = CAST(:result AS jsonb), due_at = NULL
     WHERE task_id = :task_id AND name = :step
     """
@@ -81,7 +81,8 @@ _SUCCEED = sa.text(
 _RETRY_LATER = sa.text(
     """
     UPDATE task_steps SET status = 'pending', claim_id = NULL, lease_expires_at = NULL, error = coalesce(:error, error),
-           due_at = now() + make_interval(secs => :delay), generation = generation + :bump
+           due_at = now() + make_interval(secs => :delay), generation = generation + :bump,
+           attempts = attempts - :refund
     WHERE task_id = :task_id AND name = :step
     RETURNING generation, due_at
     """
@@ -226,23 +227,47 @@ def heartbeat(conn: sa.Connection, task_id: uuid.UUID, step: str, claim_id: uuid
     return "ended" if ended else "lost"
 
 
-def succeed(conn: sa.Connection, task_id: uuid.UUID, step: str, result_json: str) -> None:
-    conn.execute(_SUCCEED, {"task_id": task_id, "step": step, "result": result_json})
+def succeed(conn: sa.Connection, task_id: uuid.UUID, step: str, result_json: str, status: str = "succeeded") -> None:
+    """Record the step's result; ``status`` is succeeded, or skipped when it had nothing to do here."""
+    conn.execute(_SUCCEED, {"task_id": task_id, "step": step, "result": result_json, "status": status})
 
 
 def retry_later(
-    conn: sa.Connection, task_id: uuid.UUID, step: str, error: str | None, delay: float, *, bump: bool = False
+    conn: sa.Connection,
+    task_id: uuid.UUID,
+    step: str,
+    error: str | None,
+    delay: float,
+    *,
+    bump: bool = False,
+    refund: bool = False,
 ) -> int:
-    """Put the step back to pending, due after ``delay``; returns its generation (bumped if asked)."""
-    generation, _ = retry_at(conn, task_id, step, error, delay, bump=bump)
+    """Put the step back to pending, due after ``delay``; returns its generation (bumped if asked).
+
+    ``refund`` gives the attempt back (a rate limit is not a failure of the step)."""
+    generation, _ = retry_at(conn, task_id, step, error, delay, bump=bump, refund=refund)
     return generation
 
 
 def retry_at(
-    conn: sa.Connection, task_id: uuid.UUID, step: str, error: str | None, delay: float, *, bump: bool = False
+    conn: sa.Connection,
+    task_id: uuid.UUID,
+    step: str,
+    error: str | None,
+    delay: float,
+    *,
+    bump: bool = False,
+    refund: bool = False,
 ) -> tuple[int, datetime]:
     """As retry_later; returns the generation and when the step is due."""
-    params = {"task_id": task_id, "step": step, "error": error, "delay": delay, "bump": 1 if bump else 0}
+    params = {
+        "task_id": task_id,
+        "step": step,
+        "error": error,
+        "delay": delay,
+        "bump": 1 if bump else 0,
+        "refund": 1 if refund else 0,
+    }
     row = conn.execute(_RETRY_LATER, params).one()
     return row[0], row[1]
 

@@ -36,7 +36,7 @@ TASK_COLUMNS = f"""
     (SELECT coalesce(json_agg(json_build_object(
             'name', s.name, 'status', s.status, 'attempts', s.attempts,
             'started_at', {iso_sql("s.started_at")}, 'finished_at', {iso_sql("s.finished_at")},
-            'error', s.error) ORDER BY s.position), '[]'::json)
+            'error', s.error, 'result', s.result) ORDER BY s.position), '[]'::json)
        FROM task_steps s WHERE s.task_id = t.id) AS steps
 """
 

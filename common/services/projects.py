@@ -19,6 +19,7 @@ from common.queries import idempotency as idempotency_q
 from common.queries import tasks as task_q
 from common.queries import users as user_q
 from common.queue import hand_over
+from common.services import templates
 from common.services.tasks import read_task, to_task
 from common.services.users import User
 from common.timeutil import utcnow
@@ -98,6 +99,7 @@ def create_project(user: User, body: CreateProject, idempotency_key: str | None)
         )
     fingerprint = _fingerprint(body)
     payload: dict[str, Any] = {"simulate": body.simulate.model_dump()} if body.simulate else {}
+    payload.update(templates.github_choices(get_settings(), body))
 
     def work(conn: sa.Connection) -> tuple[dict[str, Any], bool]:
         if idempotency_key:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from common import pipeline
 from common.log import get_logger
-from common.providers import FACT_COLUMNS, HandedOff, StepOutcome
+from common.providers import FACT_COLUMNS, HandedOff, StepFailed, StepOutcome, StepRateLimited, StepRefused
 from common.queries import steps as q
 from common.queries import tasks as task_q
 from common.queries import users as user_q
@@ -59,7 +59,8 @@ def apply_success(
     """The step succeeded: store its result, meter its usage, advance or complete the task."""
     facts = {k: outcome.facts.get(k) for k in FACT_COLUMNS}
     period = user_q.billing_period_start(utcnow().date())
-    q.succeed(conn, task_id, step.name, json.dumps({"facts": outcome.facts, "usage": outcome.usage}))
+    result = {"facts": outcome.facts, "usage": outcome.usage, **(outcome.result or {})}
+    q.succeed(conn, task_id, step.name, json.dumps(result), "skipped" if outcome.skipped else "succeeded")
     user_q.add_usage(conn, row["user_id"], period, outcome.usage)
     if row["task_status"] in TERMINAL:
         # A terminal task never changes again; what the step created stays in its result.
@@ -82,16 +83,33 @@ def apply_success(
 
 
 def apply_failure(
-    conn: sa.Connection, task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, Any], attempt: int, error: str
+    conn: sa.Connection,
+    task_id: uuid.UUID,
+    step: pipeline.StepDef,
+    row: dict[str, Any],
+    attempt: int,
+    error: str,
+    cause: Exception | None = None,
 ) -> StepResult:
-    """Attempt ``attempt`` failed: retried after its backoff (a scheduled copy), or the task fails."""
+    """Attempt ``attempt`` failed: retried after its backoff (a scheduled copy), or the task fails.
+
+    ``cause`` (the provider's exception) refines that: a refusal fails the task at once, a rate
+    limit retries at the provider's time with the attempt given back, and what the attempt
+    consumed anyway (AI calls whose answers were unusable) is metered."""
+    if isinstance(cause, StepFailed) and cause.usage:
+        user_q.add_usage(conn, row["user_id"], user_q.billing_period_start(utcnow().date()), cause.usage)
     if row["task_status"] in TERMINAL:
         # Stopped (its heartbeat saw the task end) or failed anyway: the step is no longer wanted.
         wait_q.stop(conn, task_id, step.name, error)
         return StepResult("noop", f"the task was {row['task_status']} meanwhile; the step stops")
-    if attempt >= row["max_attempts"]:
+    if isinstance(cause, StepRefused) or attempt >= row["max_attempts"]:
+        # A permanent refusal fails at once: retries could not help and would only delay the news.
         fail_task(conn, task_id, step, error, row["user_id"])
         return StepResult("failed", error)
+    if isinstance(cause, StepRateLimited):
+        # The provider's own time, and the attempt given back: being throttled is not failing.
+        generation, due = q.retry_at(conn, task_id, step.name, error, cause.retry_after, refund=True)
+        return StepResult("retry", f"rate limited: {error}", again=(generation, due, f"limited-{attempt}"))
     generation, due = q.retry_at(conn, task_id, step.name, error, pipeline.backoff(step, attempt))
     return StepResult("retry", f"attempt {attempt} failed: {error}", again=(generation, due, f"retry-{attempt}"))
 

@@ -132,7 +132,7 @@ def _record(
             wait_q.note_outcome(conn, task_id, step.name, "failed" if isinstance(found, Exception) else "succeeded")
         if isinstance(found, Exception):
             error = str(found)[:MAX_ERROR_LENGTH] or type(found).__name__
-            return apply_failure(conn, task_id, step, row, claim.attempt, error)
+            return apply_failure(conn, task_id, step, row, claim.attempt, error, found)
         return apply_success(conn, task_id, step, row, found)
 
     return run_in_transaction(work)

@@ -119,10 +119,10 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     dev_command.start()
     base = f"http://127.0.0.1:{dev_command.port}"
     health = requests.get(f"{base}/healthz", timeout=5).json()
+    assert (health["status"], health["database"]) == ("ok", "ok")
+    assert set(health["standins"]) == {"github", "gemini"}  # the live provider's outside services, local
     gemini = re.search(r"Gemini stand-in on (\S+)$", "".join(dev_command.output), re.MULTILINE)
-    assert gemini, "make dev printed no Gemini stand-in URL"
-    # The stand-ins make dev started are listed, at the URLs it printed.
-    assert health == {"status": "ok", "database": "ok", "standins": {"gemini": gemini[1]}}
+    assert gemini and health["standins"]["gemini"] == gemini[1], "the Gemini stand-in make dev printed"
     token = re.search(r"^(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
     assert token, "make dev printed no bearer token"
     # The dashboard's sign-in link carries that token in the fragment (never sent to the server).
@@ -135,6 +135,18 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     )
     assert created.status_code == 202, created.text
     queue_port = dev_command.queue_port
+
+    # No `simulate`: the live provider plants a real (local) repository that git clone fetches.
+    task_url = f"{base}/api/v1/tasks/{created.json()['task_id']}"
+    deadline = time.monotonic() + 90
+    while (task := requests.get(task_url, headers=printed, timeout=10).json())["status"] not in ("completed", "failed"):
+        assert time.monotonic() < deadline, task
+        time.sleep(0.5)
+    assert task["status"] == "completed", task
+    clone = dev_command.data_dir.parent / "clone"
+    subprocess.run(["git", "clone", "--quiet", task["repo_url"], str(clone)], check=True, timeout=60)
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=clone, capture_output=True, text=True, check=True)
+    assert log.stdout.splitlines() == ["Customize the template for kept-across-restarts", "Initial commit"]
 
     # A crash of the functions (kill -9) is followed by a new process, as Cloud Functions would start.
     crashed = dev_command.functions_pid()

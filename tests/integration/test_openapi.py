@@ -18,7 +18,7 @@ from dev.gateway import create_app
 from functions.entry import Entry
 from functions.routes import FUNCTIONS, ROUTES
 from tests.conftest import TEST_STEP_SECRET, apply_env
-from tests.contract import TASK_FIELDS
+from tests.contract import STEP_FIELDS, TASK_FIELDS
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # The statuses API.md gives each browser route (success and errors); the document must list them.
@@ -145,7 +145,7 @@ def test_the_task_schema_is_the_task_object_of_the_contract(document: dict[str, 
     assert set(task["properties"]) == TASK_FIELDS
     assert set(task["required"]) == TASK_FIELDS
     step = _resolve(document, task["properties"]["steps"]["items"]["$ref"])
-    assert set(step["properties"]) == {"name", "status", "attempts", "started_at", "finished_at", "error"}
+    assert set(step["properties"]) == STEP_FIELDS
     assert set(step["properties"]["status"]["enum"]) == {
         "pending",
         "running",

@@ -22,6 +22,7 @@ from common.queue import step_body
 from tests.conftest import TEST_STEP_SECRET, RecordingEnqueuer
 
 STEPS = pipeline.STEP_NAMES
+AI_PER_PIPELINE = sum(s.ai_operations for s in pipeline.STEPS)  # what the simulated provider meters
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def test_a_whole_pipeline_completes_with_every_phase_once_in_order(
     assert [r[2] for r in rows] == [0, 10, 25, 40, 60, 75, 90, 100]
     # One handover per step after the first, and nothing after the last one.
     assert [c[1] for c in enqueued.calls] == list(STEPS)
-    assert usage(engine) == [("alice@example.test", 4, 1, 5)]
+    assert usage(engine) == [("alice@example.test", AI_PER_PIPELINE, 1, 5)]
 
 
 # --- duplicates, late deliveries, cancellation ------------------------------------------------
@@ -442,7 +443,7 @@ def test_concurrent_duplicates_run_the_provider_once(
     row = step_rows(engine, task["task_id"])["customizing_project"]
     assert row["attempts"] == 1 and row["status"] == "succeeded"
     assert len(enqueued.calls) == calls + 1
-    assert usage(engine) == [("alice@example.test", 3, 1, 0)]
+    assert usage(engine) == [("alice@example.test", pipeline.BY_NAME["customizing_project"].ai_operations, 1, 0)]
     assert [r[0] for r in progress_rows(engine, task["task_id"])].count("step:customizing_project") == 1
 
 
@@ -462,7 +463,10 @@ def test_usage_is_metered_once_per_pipeline_whatever_the_redelivery(
                 make_due(engine, task["task_id"], step)
     for task in (first, second, third):
         assert read(client, auth_header(task_owner(engine, task["task_id"])), task["task_id"])["status"] == "completed"
-    assert usage(engine) == [("bob@example.test", 8, 2, 10), ("carol@example.test", 4, 1, 5)]
+    assert usage(engine) == [
+        ("bob@example.test", 2 * AI_PER_PIPELINE, 2, 10),
+        ("carol@example.test", AI_PER_PIPELINE, 1, 5),
+    ]
 
 
 def task_owner(engine: sa.Engine, task_id: str) -> str:

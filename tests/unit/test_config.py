@@ -8,7 +8,17 @@ STRONG = "x" * 40
 
 
 def _production(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    for key in ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "JWT_SECRET", "JWT_JWKS_URL", "STEP_SIGNING_SECRET"):
+    for key in (
+        "DATABASE_URL",
+        "INSTANCE_CONNECTION_NAME",
+        "JWT_SECRET",
+        "JWT_JWKS_URL",
+        "STEP_SIGNING_SECRET",
+        "STEP_PROVIDER",
+        "GITHUB_APP_ID",
+        "GITHUB_APP_PRIVATE_KEY",
+        "GITHUB_TOKEN",
+    ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("PLANTER_ENV", "production")
     for key, value in env.items():
@@ -56,10 +66,39 @@ def test_production_starts_with_everything_set(monkeypatch: pytest.MonkeyPatch) 
         DB_IAM_AUTH="true",
         JWT_JWKS_URL="https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com",
         STEP_SIGNING_SECRET=STRONG,
+        GITHUB_APP_ID="12345",
+        GITHUB_APP_PRIVATE_KEY="placeholder-for-the-pem",
     )
     settings = load_settings()
     assert settings.verify_oidc is True
     assert settings.db_iam_auth is True
+    assert settings.step_provider == "live"  # the default everywhere
+
+
+_PRODUCTION = {"DATABASE_URL": "postgresql+pg8000://u@/db", "JWT_SECRET": STRONG, "STEP_SIGNING_SECRET": STRONG}
+
+
+def test_production_refuses_the_simulated_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch, **_PRODUCTION, STEP_PROVIDER="simulated", GITHUB_TOKEN="placeholder")
+    with pytest.raises(ConfigError, match="STEP_PROVIDER=simulated"):
+        load_settings()
+
+
+def test_production_live_needs_github_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch, **_PRODUCTION, GITHUB_APP_ID="12345")
+    with pytest.raises(ConfigError, match="GITHUB_APP_PRIVATE_KEY"):
+        load_settings()
+
+
+def test_development_defaults_to_live_and_keeps_simulated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANTER_ENV", "development")
+    monkeypatch.delenv("STEP_PROVIDER", raising=False)
+    assert load_settings().step_provider == "live"
+    monkeypatch.setenv("STEP_PROVIDER", "simulated")
+    assert load_settings().step_provider == "simulated"
+    monkeypatch.setenv("STEP_PROVIDER", "github")
+    with pytest.raises(ConfigError, match="STEP_PROVIDER"):
+        load_settings()
 
 
 @pytest.mark.parametrize(("name", "value"), [("CORS_ORIGINS", "*"), ("DB_POOL_SIZE", "abc"), ("DB_IP_TYPE", "carrier")])
@@ -75,6 +114,8 @@ def test_simulate_is_a_development_knob(monkeypatch: pytest.MonkeyPatch) -> None
         "DATABASE_URL": "postgresql+pg8000://u@/db",
         "JWT_SECRET": STRONG,
         "STEP_SIGNING_SECRET": STRONG,
+        "GITHUB_APP_ID": "12345",
+        "GITHUB_APP_PRIVATE_KEY": "placeholder-for-the-pem",
     }
     _production(monkeypatch, **everything)
     monkeypatch.delenv("ALLOW_SIMULATE", raising=False)

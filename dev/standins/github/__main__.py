@@ -1,0 +1,3 @@
+from dev.standins.github.server import main
+
+main()
