@@ -251,7 +251,3 @@ def test_concurrent_requests_with_one_key_store_one_message_and_one_reply(
     assert count(engine, "SELECT count(*) FROM chat_messages WHERE role = 'user'") == 1
     assert count(engine, "SELECT count(*) FROM chat_messages WHERE role = 'assistant'") == 1
     assert count(engine, "SELECT ai_operations_count FROM usage") == 1
-
-
-def test_healthz_lists_the_gemini_stand_in_in_use(client: Any, gemini: Any) -> None:
-    assert client.get("/healthz").get_json()["standins"] == {"gemini": gemini.base_url}
