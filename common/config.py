@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # Development-only placeholders: refused at start-up outside development (see _validate).
@@ -76,6 +77,9 @@ class Settings:
     tasks_queue: str = "planter-steps"
     # Empty: Cloud Tasks itself; an URL (e.g. http://127.0.0.1:PORT): another endpoint, the local stand-in.
     tasks_endpoint: str = ""
+    # One queue per task priority (see queue_names); tasks_queue is the normal one.
+    tasks_queue_high: str = "planter-steps-high"
+    tasks_queue_low: str = "planter-steps-low"
     step_url: str = "http://127.0.0.1:8080/internal/steps"
     oidc_service_account: str = ""
     oidc_audience: str = ""
@@ -126,6 +130,27 @@ class Settings:
     def queue_path(self) -> str:
         return f"projects/{self.tasks_project}/locations/{self.tasks_location}/queues/{self.tasks_queue}"
 
+    @property
+    def queue_names(self) -> dict[str, str]:
+        """The Cloud Tasks queue of each task priority: the one place that maps priority to queue."""
+        return {"high": self.tasks_queue_high, "normal": self.tasks_queue, "low": self.tasks_queue_low}
+
+    def queue_path_for(self, priority: str) -> str:
+        name = self.queue_names.get(priority, self.tasks_queue)
+        return f"projects/{self.tasks_project}/locations/{self.tasks_location}/queues/{name}"
+
+
+def priority_queues(environ: Mapping[str, str]) -> dict[str, str]:
+    """The Cloud Tasks queue of each task priority named by an environment: TASKS_QUEUE is the
+    normal one; TASKS_QUEUE_HIGH and TASKS_QUEUE_LOW default to it + "-high" / "-low" (the names
+    deploy/priority_queues.sh creates). The local stack reads the functions' environment with it."""
+    normal = environ.get("TASKS_QUEUE", "").strip() or "planter-steps"
+    return {
+        "high": environ.get("TASKS_QUEUE_HIGH", "").strip() or f"{normal}-high",
+        "normal": normal,
+        "low": environ.get("TASKS_QUEUE_LOW", "").strip() or f"{normal}-low",
+    }
+
 
 def load_settings() -> Settings:
     """Read and validate the environment; raise ConfigError naming the variable at fault."""
@@ -153,6 +178,8 @@ def load_settings() -> Settings:
         tasks_location=_env("TASKS_LOCATION", "us-central1"),
         tasks_queue=_env("TASKS_QUEUE", "planter-steps"),
         tasks_endpoint=_env("CLOUD_TASKS_ENDPOINT"),
+        tasks_queue_high=priority_queues(os.environ)["high"],
+        tasks_queue_low=priority_queues(os.environ)["low"],
         step_url=_env("STEP_URL", "http://127.0.0.1:8080/internal/steps"),
         oidc_service_account=_env("TASKS_OIDC_SERVICE_ACCOUNT"),
         oidc_audience=_env("TASKS_OIDC_AUDIENCE"),

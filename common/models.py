@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from common.pipeline import PHASES, STEP_NAMES
+from common.pipeline import ALL_STEP_NAMES, PHASES, PRIORITIES, TASK_TYPES
 
 _SLUG_STRIP = re.compile(r"[^a-z0-9._-]+")
 
@@ -32,7 +32,7 @@ class Simulation(StrictModel):
     """Knobs of the simulated step provider (local development and tests only)."""
 
     step_seconds: float = Field(0.0, ge=0, le=600, description="How long each step takes.")
-    fail_step: Literal[STEP_NAMES] | None = Field(None, description="The step that fails.")  # type: ignore[valid-type]
+    fail_step: Literal[ALL_STEP_NAMES] | None = Field(None, description="The step that fails.")  # type: ignore[valid-type]
     failures: int = Field(0, ge=0, le=100, description="How many times it fails before it succeeds.")
 
 
@@ -91,6 +91,10 @@ class Task(Model):
     failed_at: str | None
     cancelled_at: str | None
     steps: list[Step]
+    priority: Literal[PRIORITIES]  # type: ignore[valid-type]
+    payload: dict[str, Any] = Field(description="The task's payload, as given.")
+    result: dict[str, Any] | None = Field(description="What the task made; set when it completes.")
+    error: str | None = Field(description="Why it failed (the same text as error_message).")
 
 
 class TaskList(Model):
@@ -126,7 +130,7 @@ class ProgressCallback(StrictModel):
     deployment_url: HttpUrl | None = None
     gcp_project_id: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
     # The outcome of a waiting step's outside work (see docs/API.md, "Waiting steps").
-    step: Literal[STEP_NAMES] | None = Field(None, description="The waiting step this outcome ends.")  # type: ignore[valid-type]
+    step: Literal[ALL_STEP_NAMES] | None = Field(None, description="The waiting step this outcome ends.")  # type: ignore[valid-type]
     step_outcome: Literal["succeeded", "failed"] | None = None
     error: str | None = Field(None, min_length=1, max_length=1000, description="Why the outside work failed.")
 
@@ -141,13 +145,14 @@ class ProgressCallback(StrictModel):
 
 class StepRequest(StrictModel):
     task_id: str = Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-    step: Literal[STEP_NAMES]  # type: ignore[valid-type]
+    step: Literal[ALL_STEP_NAMES]  # type: ignore[valid-type]
     generation: int = Field(0, ge=0)
 
 
 class TickResult(Model):
     reenqueued: int
     failed: int
+    jobs_fired: int = 0
 
 
 class Health(Model):
@@ -166,6 +171,8 @@ class Problem(Model):
 
 class TaskListQuery(StrictModel):
     status: Literal["active", "completed", "failed", "cancelled"] | None = None
+    type: Literal[TASK_TYPES] | None = None  # type: ignore[valid-type]
+    priority: Literal[PRIORITIES] | None = None  # type: ignore[valid-type]
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=500)
 
@@ -224,7 +231,13 @@ class Metrics(Model):
     timestamp: str
 
 
-class TimeSeriesQuery(DashboardQuery):
+class TypedDashboardQuery(DashboardQuery):
+    type: Literal[TASK_TYPES] | None = Field(  # type: ignore[valid-type]
+        None, description="Only tasks of this type (default: all)."
+    )
+
+
+class TimeSeriesQuery(TypedDashboardQuery):
     metric: Literal[
         "tasks_created", "tasks_completed", "tasks_failed", "success_rate", "avg_duration_minutes", "ai_operations"
     ]

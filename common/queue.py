@@ -16,10 +16,13 @@ DISPATCH_DEADLINE_SECONDS = 1800
 
 
 class Enqueuer(Protocol):
-    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
-        """Ask for ``step`` of ``task_id`` to be delivered to the step handler (at least once)."""
+    def enqueue_step(self, task_id: str, step: str, generation: int, priority: str = "normal") -> None:
+        """Ask for ``step`` of ``task_id`` to be delivered to the step handler (at least once),
+        through the queue of the task's priority."""
 
-    def schedule_step(self, task_id: str, step: str, generation: int, *, at: datetime, suffix: str) -> None:
+    def schedule_step(
+        self, task_id: str, step: str, generation: int, *, at: datetime, suffix: str, priority: str = "normal"
+    ) -> None:
         """Deliver ``step`` again at ``at`` (Cloud Tasks schedule_time), under a name ending in ``suffix``:
         whoever asks for the same (step, suffix) again gets the same name, so it is created once."""
 
@@ -72,7 +75,13 @@ class CloudTasksEnqueuer:
         return self._client
 
     def build_task(
-        self, task_id: str, step: str, generation: int, at: datetime | None = None, suffix: str = ""
+        self,
+        task_id: str,
+        step: str,
+        generation: int,
+        at: datetime | None = None,
+        suffix: str = "",
+        priority: str = "normal",
     ) -> dict[str, Any]:
         s = self._settings
         body = step_body(task_id, step, generation)
@@ -88,7 +97,7 @@ class CloudTasksEnqueuer:
                 "audience": s.oidc_audience or s.step_url,
             }
         task: dict[str, Any] = {
-            "name": f"{s.queue_path}/tasks/{task_name(task_id, step, generation, suffix)}",
+            "name": f"{s.queue_path_for(priority)}/tasks/{task_name(task_id, step, generation, suffix)}",
             "http_request": request,
             # Cloud Tasks' longest deadline: a long step is not redelivered while it still runs.
             "dispatch_deadline": {"seconds": DISPATCH_DEADLINE_SECONDS},
@@ -97,25 +106,29 @@ class CloudTasksEnqueuer:
             task["schedule_time"] = at
         return task
 
-    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
+    def enqueue_step(self, task_id: str, step: str, generation: int, priority: str = "normal") -> None:
         # Conflict, not AlreadyExists: over REST the client maps errors by HTTP status, and Cloud
         # Tasks answers a duplicate name 409 (ALREADY_EXISTS), which api_core raises as Conflict.
         from google.api_core.exceptions import Conflict
 
         try:
             self._get_client().create_task(
-                parent=self._settings.queue_path, task=self.build_task(task_id, step, generation), timeout=10
+                parent=self._settings.queue_path_for(priority),
+                task=self.build_task(task_id, step, generation, priority=priority),
+                timeout=10,
             )
         except Conflict:
             logger.info("step already enqueued", extra={"fields": {"task_id": task_id, "step": step}})
 
-    def schedule_step(self, task_id: str, step: str, generation: int, *, at: datetime, suffix: str) -> None:
+    def schedule_step(
+        self, task_id: str, step: str, generation: int, *, at: datetime, suffix: str, priority: str = "normal"
+    ) -> None:
         from google.api_core.exceptions import Conflict  # AlreadyExists over gRPC is a Conflict too
 
         try:
             self._get_client().create_task(
-                parent=self._settings.queue_path,
-                task=self.build_task(task_id, step, generation, at=at, suffix=suffix),
+                parent=self._settings.queue_path_for(priority),
+                task=self.build_task(task_id, step, generation, at=at, suffix=suffix, priority=priority),
                 timeout=10,
             )
         except Conflict:
@@ -140,20 +153,20 @@ def set_enqueuer(enqueuer: Enqueuer | None) -> None:
     _enqueuer = enqueuer
 
 
-def hand_over(task_id: str, step: str, generation: int) -> bool:
+def hand_over(task_id: str, step: str, generation: int, priority: str = "normal") -> bool:
     """Enqueue after commit; a failure is logged and left to the reaper, never lost."""
     try:
-        get_enqueuer().enqueue_step(task_id, step, generation)
+        get_enqueuer().enqueue_step(task_id, step, generation, priority)
         return True
     except Exception:
         logger.exception("enqueue failed; the scheduler tick will retry", extra={"fields": {"task_id": task_id}})
         return False
 
 
-def schedule(task_id: str, step: str, generation: int, at: datetime, suffix: str) -> bool:
+def schedule(task_id: str, step: str, generation: int, at: datetime, suffix: str, priority: str = "normal") -> bool:
     """Schedule a later delivery after commit; a failure is logged and left to the reaper, never lost."""
     try:
-        get_enqueuer().schedule_step(task_id, step, generation, at=at, suffix=suffix)
+        get_enqueuer().schedule_step(task_id, step, generation, at=at, suffix=suffix, priority=priority)
         return True
     except Exception:
         logger.exception("scheduling failed; the scheduler tick will retry", extra={"fields": {"task_id": task_id}})

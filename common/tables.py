@@ -33,8 +33,18 @@ TASK_STATUSES = (
     "creating_gcp_project",
     "deploying",
     "creating_issues",
+    # The other task types' steps (common.pipeline.TYPE_STEPS), in the same order.
+    "building_release",
+    "redeploying",
+    "generating_issues",
+    "deleting_gcp_project",
+    "archiving_repository",
     *TERMINAL_STATUSES,
 )
+PRIORITIES = ("low", "normal", "high")  # common.pipeline.PRIORITIES; a unit test checks the two agree
+JOB_STATUSES = ("active", "paused", "failed")
+# A job run is 'running' until its task ends; 'refused' when the quota refused to create it.
+JOB_RUN_OUTCOMES = ("running", "completed", "failed", "cancelled", "refused")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -114,7 +124,9 @@ tasks = sa.Table(
     sa.Column("completed_at", TZ),
     sa.Column("failed_at", TZ),
     sa.Column("cancelled_at", TZ),
+    sa.Column("priority", sa.Text, nullable=False, server_default="normal"),
     sa.CheckConstraint(_in("status", TASK_STATUSES), name="status_known"),
+    sa.CheckConstraint(_in("priority", PRIORITIES), name="priority_known"),
     sa.CheckConstraint(_in("mode", MODES), name="mode_known"),
     sa.CheckConstraint("progress_percent BETWEEN 0 AND 100", name="progress_range"),
     sa.CheckConstraint("length(project_name) BETWEEN 1 AND 100", name="name_length"),
@@ -222,6 +234,50 @@ idempotency_keys = sa.Table(
     sa.Column("expires_at", TZ, nullable=False),
     sa.CheckConstraint("length(key) BETWEEN 1 AND 255", name="key_length"),
     sa.Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("user_id", pg.UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("schedule", sa.Text, nullable=False),
+    sa.Column("timezone", sa.Text, nullable=False, server_default="UTC"),
+    sa.Column("status", sa.Text, nullable=False, server_default="active"),
+    sa.Column("task_type", sa.Text, nullable=False),
+    sa.Column("task_payload", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("task_priority", sa.Text, nullable=False, server_default="normal"),
+    # The next scheduled time (UTC); NULL while paused or failed.
+    sa.Column("next_run", TZ),
+    sa.Column("last_run", TZ),
+    sa.Column("last_task_id", pg.UUID(as_uuid=True), sa.ForeignKey("tasks.id", ondelete="SET NULL")),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", TZ, nullable=False, server_default=NOW),
+    sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint(_in("status", JOB_STATUSES), name="status_known"),
+    sa.CheckConstraint(_in("task_priority", PRIORITIES), name="priority_known"),
+    sa.CheckConstraint("length(name) BETWEEN 1 AND 100", name="name_length"),
+    sa.CheckConstraint("consecutive_failures >= 0", name="failures_non_negative"),
+    sa.Index("ix_jobs_user_created", "user_id", sa.text("created_at DESC"), sa.text("id DESC")),
+    # The scheduler tick's scan: active jobs by their next time.
+    sa.Index("ix_jobs_due", "next_run", postgresql_where=sa.text("status = 'active'")),
+)
+
+# One row per (job, scheduled time): the primary key is what makes a job fire at most once per
+# scheduled time, whatever the number of ticks, duplicates or instances.
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("job_id", pg.UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("scheduled_for", TZ, primary_key=True),
+    sa.Column("task_id", pg.UUID(as_uuid=True), sa.ForeignKey("tasks.id", ondelete="CASCADE")),
+    sa.Column("outcome", sa.Text, nullable=False, server_default="running"),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", TZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint(_in("outcome", JOB_RUN_OUTCOMES), name="outcome_known"),
+    # The tick settles runs whose task ended: a small index of the ones still running.
+    sa.Index("ix_job_runs_running", "task_id", postgresql_where=sa.text("outcome = 'running'")),
 )
 
 # --- The assistant (issue 17) -------------------------------------------------------------------

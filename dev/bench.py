@@ -250,10 +250,12 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, int]] = []
 
-    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
+    def enqueue_step(self, task_id: str, step: str, generation: int, priority: str = "normal") -> None:
         self.calls.append((task_id, step, generation))
 
-    def schedule_step(self, task_id: str, step: str, generation: int, *, at: dt.datetime, suffix: str) -> None:
+    def schedule_step(
+        self, task_id: str, step: str, generation: int, *, at: dt.datetime, suffix: str, priority: str = "normal"
+    ) -> None:
         self.calls.append((task_id, step, generation))
 
 

@@ -25,6 +25,20 @@ LOCAL_QUEUE_CONFIG: dict[str, Any] = {
         "max_doublings": 5,
     },
 }
+# Each task priority's share of the capacity, as deploy/priority_queues.sh gives production's: the
+# high queue may use all of it, normal half, low a quarter, at lower rates (docs/DEPLOY.md, "Priorities").
+PRIORITY_RATE_LIMITS: dict[str, dict[str, int]] = {
+    "high": {"max_dispatches_per_second": 20, "max_concurrent_dispatches": 8},
+    "normal": {"max_dispatches_per_second": 10, "max_concurrent_dispatches": 4},
+    "low": {"max_dispatches_per_second": 2, "max_concurrent_dispatches": 2},
+}
+
+
+def priority_queue_config(priority: str) -> dict[str, Any]:
+    """The local configuration of the queue of ``priority``: its rate limits, the shared retries."""
+    return {**LOCAL_QUEUE_CONFIG, "rate_limits": PRIORITY_RATE_LIMITS[priority]}
+
+
 _MASK = [
     "rate_limits.max_dispatches_per_second",
     "rate_limits.max_concurrent_dispatches",

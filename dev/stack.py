@@ -127,13 +127,15 @@ class LocalStack:
 
     @property
     def queue_ids(self) -> list[str]:
-        """Every queue the functions enqueue into (more queues, e.g. one per priority: list them here)."""
-        return [self.env().get("TASKS_QUEUE", "planter-steps")]
+        """Every queue the functions enqueue into: one per task priority (common/config.py)."""
+        from common.config import priority_queues
+
+        return list(priority_queues(self.env()).values())
 
     def start_queue(self) -> None:
         """Start the stand-in and create or update the queues to dev/local_queues.py's configuration."""
-        from common.config import Settings
-        from dev.local_queues import ensure_queues
+        from common.config import Settings, priority_queues
+        from dev.local_queues import ensure_queues, priority_queue_config
 
         if not self.queue_port:
             self.queue_port = free_port()
@@ -157,7 +159,12 @@ class LocalStack:
             tasks_location=env.get("TASKS_LOCATION", "us-central1"),
             tasks_endpoint=env["CLOUD_TASKS_ENDPOINT"],
         )
-        names = ensure_queues(settings, self.queue_ids)
+        # One queue per task priority, each with its share of the capacity (dev/local_queues.py).
+        names = [
+            name
+            for priority, queue_id in priority_queues(env).items()
+            for name in ensure_queues(settings, [queue_id], priority_queue_config(priority))
+        ]
         self.log(f"Cloud Tasks stand-in on 127.0.0.1:{self.queue_port}, queue(s) {', '.join(names)}")
 
     def stop_queue(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from common.http import Call, Reply
-from common.models import DashboardQuery, TimeSeriesQuery
+from common.models import DashboardQuery, TimeSeriesQuery, TypedDashboardQuery
 from common.services import dashboard
 
 # Figures change every few seconds while a pipeline runs: browsers revalidate every time, and the
@@ -17,8 +17,8 @@ def active_tasks(call: Call) -> Reply:
 
 
 def metrics(call: Call) -> Reply:
-    query = call.query(DashboardQuery)
-    return Reply(dashboard.metrics(call.user, query.tz), headers=dict(_NO_STORE))
+    query = call.query(TypedDashboardQuery)
+    return Reply(dashboard.metrics(call.user, query.tz, task_type=query.type), headers=dict(_NO_STORE))
 
 
 def time_series(call: Call) -> Reply:

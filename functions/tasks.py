@@ -22,7 +22,16 @@ def get_progress(call: Call) -> Reply:
 
 def list_tasks(call: Call) -> Reply:
     query = call.query(TaskListQuery)
-    return Reply(tasks.list_tasks(call.user, status=query.status, limit=query.limit, cursor=query.cursor))
+    return Reply(
+        tasks.list_tasks(
+            call.user,
+            status=query.status,
+            limit=query.limit,
+            cursor=query.cursor,
+            task_type=query.type,
+            priority=query.priority,
+        )
+    )
 
 
 def cancel_task(call: Call) -> Reply:

@@ -94,13 +94,17 @@ class RecordingEnqueuer:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, int]] = []
+        self.priorities: list[str] = []
         # Later deliveries asked for: (task_id, step, generation, at, name suffix).
         self.scheduled: list[tuple[str, str, int, datetime, str]] = []
 
-    def enqueue_step(self, task_id: str, step: str, generation: int) -> None:
+    def enqueue_step(self, task_id: str, step: str, generation: int, priority: str = "normal") -> None:
         self.calls.append((task_id, step, generation))
+        self.priorities.append(priority)
 
-    def schedule_step(self, task_id: str, step: str, generation: int, *, at: datetime, suffix: str) -> None:
+    def schedule_step(
+        self, task_id: str, step: str, generation: int, *, at: datetime, suffix: str, priority: str = "normal"
+    ) -> None:
         self.scheduled.append((task_id, step, generation, at, suffix))
 
 

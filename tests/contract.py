@@ -27,6 +27,11 @@ TASK_FIELDS = frozenset(
         "failed_at",
         "cancelled_at",
         "steps",
+        # Generic tasks (API.md, second part).
+        "priority",
+        "payload",
+        "result",
+        "error",
     }
 )
 STEP_FIELDS = frozenset({"name", "status", "attempts", "started_at", "finished_at", "error", "result"})

@@ -78,4 +78,31 @@ class SimulatedProvider:
             return StepOutcome(
                 usage={"ai_operations": BY_NAME[ctx.step].ai_operations, "issues_generated": ISSUES_OPENED}
             )
-        raise StepFailed(f"unknown step {ctx.step}")
+        return _other_types(ctx, slug)
+
+
+def _other_types(ctx: StepContext, slug: str) -> StepOutcome:
+    """The steps of redeploy, generate_issues and teardown, working on what a project task made."""
+    digest = hashlib.sha256(f"{ctx.task_id}:{ctx.step}".encode()).hexdigest()
+    if ctx.step == "building_release":
+        return StepOutcome(facts={"release_id": f"r-{digest[:10]}"}, message="Release built")
+    if ctx.step == "redeploying":
+        gcp = ctx.facts.get("gcp_project_id") or _gcp_project_id(slug, ctx.task_id)
+        return StepOutcome(facts={"deployment_url": f"https://{gcp}.web.app"}, message="New release deployed")
+    if ctx.step == "generating_issues":
+        repo = ctx.facts.get("repo_url") or f"https://github.com/planter-projects/{slug}"
+        count = int(ctx.payload.get("count") or 1)
+        first = int(digest[:4], 16) % 1000 + 10
+        urls = " ".join(f"{repo}/issues/{first + i}" for i in range(count))
+        usage = {"ai_operations": BY_NAME[ctx.step].ai_operations, "issues_generated": count}
+        return StepOutcome(facts={"issue_urls": urls}, usage=usage)
+    # Teardown: create-if-absent in reverse. What is absent (never made, or already gone) is left
+    # alone and reported; deleting a deleted project or archiving an archived repository changes
+    # nothing, so a redelivery or a second teardown is a no-op in the world.
+    if ctx.step == "deleting_gcp_project":
+        state = "deleted" if ctx.facts.get("gcp_project_id") else "absent"
+        return StepOutcome(facts={"gcp_project": state}, message=f"Google Cloud project {state}")
+    if ctx.step == "archiving_repository":
+        state = "archived" if ctx.facts.get("repo_url") else "absent"
+        return StepOutcome(facts={"repository": state}, message=f"Repository {state}")
+    raise StepFailed(f"unknown step {ctx.step}")

@@ -6,7 +6,8 @@ an index made for it (docs/DASHBOARD.md lists which). Nothing here loads rows to
 Parameters shared by all statements:
 - ``:user_id`` the caller;
 - ``:tz`` an IANA zone already validated by the service: where days and weeks begin;
-- ``:at`` the instant the figures are for; None means the database's ``now()`` (tests pin it).
+- ``:at`` the instant the figures are for; None means the database's ``now()`` (tests pin it);
+- ``:task_type`` for the metrics and time series: only tasks of that type, None for all.
 
 Each statement is built by a ``*_statement`` function returning the SQL and its parameters, so
 that the benchmark can ``EXPLAIN`` exactly what the endpoints run.
@@ -21,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common.pipeline import STEPS
+from common.pipeline import TYPE_STEPS
 from common.queries.tasks import TERMINAL_SQL, iso_sql
 
 Statement = tuple[sa.TextClause, dict[str, Any]]
@@ -35,17 +36,25 @@ NOW = "coalesce(CAST(:at AS timestamptz), now())"
 DAY_START = f"date_trunc('day', {NOW}, :tz)"
 WEEK_START = f"date_trunc('week', {NOW}, :tz)"  # ISO weeks: Monday 00:00 in the caller's zone
 ACTIVE = f"t.status NOT IN {TERMINAL_SQL}"  # the predicate of ix_tasks_user_active, verbatim
+# Metrics and time series count the tasks of one type when asked (None: all). The usage figures
+# (AI operations, projects created) are per user and billing period, whatever the type.
+TYPE_MATCH = "(CAST(:task_type AS text) IS NULL OR t.type = CAST(:task_type AS text))"
 
 # The pipeline as a relation (constants from common.pipeline, not user input).
-_PIPELINE_VALUES = ", ".join(f"('{s.name}', {i}, {float(s.expected_seconds)})" for i, s in enumerate(STEPS))
+# Every task type's steps, positions counted within the type (common.pipeline.TYPE_STEPS).
+_PIPELINE_VALUES = ", ".join(
+    f"('{s.name}', '{task_type}', {i}, {float(s.expected_seconds)})"
+    for task_type, steps in TYPE_STEPS.items()
+    for i, s in enumerate(steps)
+)
 
 # Median duration of each step over its last STEP_HISTORY successful runs (all users: a
 # system-wide statistic, no one's rows are shown), or the configured expectation without history.
 # Each lateral subquery reads ix_task_steps_name_finished from the newest run on, 200 entries.
 _STEP_SECONDS = f"""
-    pipeline (name, position, expected) AS (VALUES {_PIPELINE_VALUES}),
+    pipeline (name, type, position, expected) AS (VALUES {_PIPELINE_VALUES}),
     step_seconds AS MATERIALIZED (
-        SELECT p.name, p.position, coalesce(h.median, p.expected) AS seconds
+        SELECT p.name, p.type, p.position, coalesce(h.median, p.expected) AS seconds
         FROM pipeline p
         LEFT JOIN LATERAL (
             SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at))
@@ -74,7 +83,7 @@ estimated AS (
            CASE WHEN cur.name IS NOT NULL THEN
                greatest(coalesce(st.started_at, {NOW}) + make_interval(secs => cur.seconds), {NOW})
                + make_interval(secs => (SELECT coalesce(sum(l.seconds), 0) FROM step_seconds l
-                                        WHERE l.position > cur.position))
+                                        WHERE l.type = cur.type AND l.position > cur.position))
            END AS estimated_completion_at
     FROM active a
     LEFT JOIN step_seconds cur ON cur.name = a.current_step
@@ -199,6 +208,7 @@ METRICS = tuple(_SOURCES)
 def _time_series_sql(metric: str, period: str) -> str:
     first = _FIRST_BUCKET[period]
     rows, value = _SOURCES[metric]
+    rows = rows.replace("t.user_id = :user_id", f"t.user_id = :user_id AND {TYPE_MATCH}")
     return f"""
 WITH buckets AS (
     SELECT b AS start
@@ -216,7 +226,7 @@ ORDER BY b.start
 
 _TIME_SERIES = {(m, p): sa.text(_time_series_sql(m, p)) for m in _SOURCES for p in PERIOD_UNITS}
 _ACTIVE_TASKS_TEXT = sa.text(_ACTIVE_TASKS)
-_METRICS_TEXT = sa.text(_METRICS)
+_METRICS_TEXT = sa.text(_METRICS.replace("t.user_id = :user_id", f"t.user_id = :user_id AND {TYPE_MATCH}"))
 
 
 # --- statements and their execution ------------------------------------------------------------
@@ -233,8 +243,10 @@ def metrics_statement(
     default_tier: str,
     default_limit: int,
     at: datetime | None = None,
+    task_type: str | None = None,
 ) -> Statement:
     params = {
+        "task_type": task_type,
         "user_id": user_id,
         "tz": tz,
         "at": at,
@@ -247,10 +259,18 @@ def metrics_statement(
 
 
 def time_series_statement(
-    user_id: uuid.UUID, tz: str, *, metric: str, period: str, days: int, at: datetime | None = None
+    user_id: uuid.UUID,
+    tz: str,
+    *,
+    metric: str,
+    period: str,
+    days: int,
+    at: datetime | None = None,
+    task_type: str | None = None,
 ) -> Statement:
     unit = PERIOD_UNITS[period]
     params = {"user_id": user_id, "tz": tz, "at": at, "days": days, "unit": unit, "step": f"1 {unit}"}
+    params["task_type"] = task_type
     return _TIME_SERIES[(metric, period)], params
 
 
@@ -270,8 +290,18 @@ def metrics(conn: sa.Connection, user_id: uuid.UUID, tz: str, **kwargs: Any) -> 
 
 
 def time_series(
-    conn: sa.Connection, user_id: uuid.UUID, tz: str, *, metric: str, period: str, days: int, at: datetime | None = None
+    conn: sa.Connection,
+    user_id: uuid.UUID,
+    tz: str,
+    *,
+    metric: str,
+    period: str,
+    days: int,
+    at: datetime | None = None,
+    task_type: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per bucket, oldest first: its start (ISO, UTC) and its value (0 when empty)."""
-    sql, params = time_series_statement(user_id, tz, metric=metric, period=period, days=days, at=at)
+    sql, params = time_series_statement(
+        user_id, tz, metric=metric, period=period, days=days, at=at, task_type=task_type
+    )
     return [dict(r) for r in conn.execute(sql, params).mappings()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ _LOCK_TASK = sa.text("SELECT 1 FROM tasks WHERE id = :task_id FOR UPDATE")
 _READ_STEP = sa.text(
     """
     SELECT t.status AS task_status, t.user_id, t.payload, t.project_name, t.project_description, t.mode,
+           t.type AS task_type, t.priority,
            t.progress_percent, t.org_url, t.repo_url, t.deployment_url, t.gcp_project_id, t.project_id,
            s.status, s.attempts, s.max_attempts, s.generation, s.position, s.claim_id, s.handoff, s.due_at,
            s.due_at > now() + make_interval(secs => :early) AS backing_off,
@@ -130,7 +132,7 @@ _ADVANCE_TASK = sa.text(
 _COMPLETE_TASK = sa.text(
     """
     UPDATE tasks SET status = 'completed', completed_at = now(), progress_percent = 100, current_step = NULL,
-           message = :message, updated_at = now(), version = version + 1
+           message = :message, updated_at = now(), version = version + 1, result = CAST(:result AS jsonb)
     WHERE id = :task_id
     RETURNING org_url, repo_url, deployment_url, gcp_project_id
     """
@@ -173,7 +175,7 @@ _LOCK_STALLED_TASKS = sa.text(
 # predates whatever a delivery committed while the reaper waited for its snapshot to lock.
 _STALLED_STEPS = sa.text(
     f"""
-    SELECT s.task_id, t.user_id, s.name, s.status, s.attempts, s.max_attempts,
+    SELECT s.task_id, t.user_id, t.priority, s.name, s.status, s.attempts, s.max_attempts,
            s.lease_expires_at < now() AS timed_out,
            extract(epoch FROM now() - CASE WHEN s.lease_expires_at < now() THEN coalesce(s.heartbeat_at, s.started_at)
                                            ELSE s.due_at END) AS waited_seconds
@@ -299,9 +301,21 @@ def advance(conn: sa.Connection, task_id: uuid.UUID, next_step: str, facts: dict
     return generation
 
 
-def complete(conn: sa.Connection, task_id: uuid.UUID, facts: dict[str, Any], message: str) -> dict[str, Any]:
+def complete(
+    conn: sa.Connection, task_id: uuid.UUID, facts: dict[str, Any], message: str, result: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Complete the task with its result (what it made; see common.task_types)."""
     conn.execute(_ADVANCE_TASK, {"task_id": task_id, "next_step": None, "message": None, **facts})
-    return dict(conn.execute(_COMPLETE_TASK, {"task_id": task_id, "message": message}).mappings().one())
+    params = {"task_id": task_id, "message": message, "result": json.dumps(result or {})}
+    return dict(conn.execute(_COMPLETE_TASK, params).mappings().one())
+
+
+_STEP_RESULTS = sa.text("SELECT name, result FROM task_steps WHERE task_id = :task_id ORDER BY position")
+
+
+def step_results(conn: sa.Connection, task_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+    """Each step's stored result ({"facts", "usage"}) by step name, in pipeline order."""
+    return {r.name: dict(r.result or {}) for r in conn.execute(_STEP_RESULTS, {"task_id": task_id})}
 
 
 def stalled(conn: sa.Connection, grace: float, limit: int) -> list[dict[str, Any]]:

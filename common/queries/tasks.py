@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common.pipeline import PHASES, STEPS, StepDef
+from common.pipeline import ALL_STEPS, PHASES, STEPS, StepDef
 
 TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
 # The active phases in pipeline order: array_position() on it compares two phases.
@@ -29,7 +29,7 @@ def iso_sql(column: str) -> str:
 TASK_COLUMNS = f"""
     t.id, t.user_id, t.type, t.project_name, t.project_description, t.mode, t.status,
     t.progress_percent, t.message, t.current_step, t.org_url, t.repo_url, t.deployment_url,
-    t.gcp_project_id, t.error_message, t.version, t.payload,
+    t.gcp_project_id, t.error_message, t.version, t.payload, t.priority, t.result,
     {iso_sql("t.created_at")} AS created_at, {iso_sql("t.updated_at")} AS updated_at,
     {iso_sql("t.completed_at")} AS completed_at, {iso_sql("t.failed_at")} AS failed_at,
     {iso_sql("t.cancelled_at")} AS cancelled_at,
@@ -45,9 +45,11 @@ _GET_TASK = sa.text(f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = :task_id A
 _INSERT_TASK = sa.text(
     """
     INSERT INTO tasks (id, user_id, user_email, type, status, project_name, project_description, mode,
-                       message, progress_percent, current_step, payload)
-    VALUES (:id, :user_id, :user_email, 'create_project', 'initializing', :project_name,
-            :project_description, :mode, :message, 0, :current_step, CAST(:payload AS jsonb))
+                       message, progress_percent, current_step, payload, priority,
+                       org_url, repo_url, deployment_url, gcp_project_id, project_id)
+    VALUES (:id, :user_id, :user_email, :type, 'initializing', :project_name,
+            :project_description, :mode, :message, 0, :current_step, CAST(:payload AS jsonb), :priority,
+            :org_url, :repo_url, :deployment_url, :gcp_project_id, :project_id)
     """
 )
 
@@ -108,11 +110,21 @@ def insert_task(
     payload: dict[str, Any],
     message: str,
     steps: Sequence[StepDef] = STEPS,
+    task_type: str = "create_project",
+    priority: str = "normal",
+    facts: dict[str, Any] | None = None,
 ) -> None:
-    """Write a new task, its step rows (the first one due now) and its first progress row."""
+    """Write a new task, its step rows (the first one due now) and its first progress row.
+
+    ``facts`` (org_url, repo_url, ... of the project a task works on) start on the task, where its
+    steps read them."""
+    facts = facts or {}
     conn.execute(
         _INSERT_TASK,
         {
+            "type": task_type,
+            "priority": priority,
+            **{k: facts.get(k) for k in ("org_url", "repo_url", "deployment_url", "gcp_project_id", "project_id")},
             "id": task_id,
             "user_id": user_id,
             "user_email": user_email,
@@ -171,12 +183,20 @@ def list_tasks(
     status: str | None,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
+    task_type: str | None = None,
+    priority: str | None = None,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` of the user's tasks newest first, after the keyset position ``after``."""
     clauses = ["t.user_id = :user_id"]
     params: dict[str, Any] = {"user_id": user_id, "limit": limit}
     if status:
         clauses.append(STATUS_FILTERS[status])
+    if task_type:
+        clauses.append("t.type = :task_type")
+        params["task_type"] = task_type
+    if priority:
+        clauses.append("t.priority = :priority")
+        params["priority"] = priority
     if after:
         clauses.append("(t.created_at, t.id) < (:after_created, :after_id)")
         params.update(after_created=after[0], after_id=after[1])
@@ -219,7 +239,7 @@ def cancel(conn: sa.Connection, task_id: uuid.UUID, message: str) -> None:
     )
 
 
-_METERING_STEPS = ", ".join(f"('{s.name}', {s.ai_operations})" for s in STEPS if s.ai_operations)
+_METERING_STEPS = ", ".join(f"('{s.name}', {s.ai_operations})" for s in ALL_STEPS if s.ai_operations)
 _IN_FLIGHT_AI_OPERATIONS = sa.text(
     f"""
     SELECT coalesce(sum(e.ops), 0) FROM tasks t

@@ -121,8 +121,8 @@ def active_tasks(user: User, tz: str, *, at: datetime | None = None) -> ActiveTa
     )
 
 
-def metrics(user: User, tz: str, *, at: datetime | None = None) -> Metrics:
-    """Project health and this billing period's cost figures."""
+def metrics(user: User, tz: str, *, at: datetime | None = None, task_type: str | None = None) -> Metrics:
+    """Project health (of tasks of ``task_type``, or all) and this billing period's cost figures."""
     zone = check_zone(tz)
     settings = get_settings()
     period_start = user_q.billing_period_start((at or utcnow()).astimezone(UTC).date())
@@ -137,6 +137,7 @@ def metrics(user: User, tz: str, *, at: datetime | None = None) -> Metrics:
             default_tier=FREE_TIER,
             default_limit=TIER_LIMITS[FREE_TIER],
             at=at,
+            task_type=task_type,
         )
 
     row = _read(work)
@@ -190,7 +191,7 @@ def time_series(user: User, query: TimeSeriesQuery, *, at: datetime | None = Non
     zone = check_zone(query.tz)
     rows = _read(
         lambda conn: q.time_series(
-            conn, user.id, zone, metric=query.metric, period=query.period, days=query.days, at=at
+            conn, user.id, zone, metric=query.metric, period=query.period, days=query.days, at=at, task_type=query.type
         ),
     )
     return TimeSeries(

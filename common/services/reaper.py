@@ -27,7 +27,7 @@ BATCH = 500
 def tick() -> TickResult:
     """Re-enqueue or fail every stalled step found (in batches), then enqueue after commit."""
     grace = get_settings().redelivery_grace_seconds
-    to_enqueue: list[tuple[str, str, int]] = []
+    to_enqueue: list[tuple[str, str, int, str]] = []
     failed = 0
 
     def work(conn: sa.Connection) -> int:
@@ -64,12 +64,12 @@ def tick() -> TickResult:
                 error = "the step stopped responding; retrying" if died else None
                 generation = q.retry_later(conn, row["task_id"], step.name, error, 0, bump=True)
             logger.info("reaper re-sends step", extra={"fields": {**fields, "generation": generation}})
-            to_enqueue.append((str(row["task_id"]), step.name, generation))
+            to_enqueue.append((str(row["task_id"]), step.name, generation, row["priority"]))
         return len(rows)
 
     run_in_transaction(work)
-    for task_id, step_name, generation in to_enqueue:
-        hand_over(task_id, step_name, generation)
+    for task_id, step_name, generation, priority in to_enqueue:
+        hand_over(task_id, step_name, generation, priority)
     if to_enqueue or failed:
         logger.info("reaper tick", extra={"fields": {"reenqueued": len(to_enqueue), "failed": failed}})
     return TickResult(reenqueued=len(to_enqueue), failed=failed)

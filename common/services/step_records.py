@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common import pipeline
+from common import pipeline, task_types
 from common.log import get_logger
 from common.providers import FACT_COLUMNS, HandedOff, StepFailed, StepOutcome, StepRateLimited, StepRefused
 from common.queries import steps as q
@@ -38,6 +38,7 @@ class StepResult:
     next: tuple[str, int] | None = field(default=None, repr=False)  # the step handed over, its generation
     # A later delivery of this step: (generation, when, name suffix).
     again: tuple[int, datetime, str] | None = field(default=None, repr=False)
+    priority: str = "normal"  # the task's: its deliveries go to that priority's queue
 
     def body(self, task_id: str, step: str) -> dict[str, Any]:
         body: dict[str, Any] = {"task_id": task_id, "step": step, "outcome": self.outcome, "detail": self.detail}
@@ -68,14 +69,18 @@ def apply_success(
     following = pipeline.next_step(step.name)
     if following is not None:
         generation = q.advance(conn, task_id, following.name, facts, outcome.message)
-        return StepResult("succeeded", next=(following.name, generation))
-    done = q.complete(conn, task_id, facts, pipeline.COMPLETED_MESSAGE)
+        return StepResult("succeeded", next=(following.name, generation), priority=row["priority"])
+    # The task's type says what it made, from the facts it started with and its steps' results.
+    task_type = task_types.TYPES[row["task_type"]]
+    started_with = {"facts": {k: row[k] for k in FACT_COLUMNS if row.get(k)}}
+    result = task_type.build_result({"task": started_with, **q.step_results(conn, task_id)})
+    done = q.complete(conn, task_id, facts, task_type.completed_message, result)
     task_q.insert_progress(
         conn,
         task_id,
         update_id="completed",
         status="completed",
-        message=pipeline.COMPLETED_MESSAGE,
+        message=task_type.completed_message,
         percent=pipeline.COMPLETED_PERCENT,
         urls=done,
     )
@@ -111,7 +116,8 @@ def apply_failure(
         generation, due = q.retry_at(conn, task_id, step.name, error, cause.retry_after, refund=True)
         return StepResult("retry", f"rate limited: {error}", again=(generation, due, f"limited-{attempt}"))
     generation, due = q.retry_at(conn, task_id, step.name, error, pipeline.backoff(step, attempt))
-    return StepResult("retry", f"attempt {attempt} failed: {error}", again=(generation, due, f"retry-{attempt}"))
+    again = (generation, due, f"retry-{attempt}")
+    return StepResult("retry", f"attempt {attempt} failed: {error}", again=again, priority=row["priority"])
 
 
 def _check_name(claim_id: uuid.UUID) -> str:
@@ -129,6 +135,7 @@ def apply_handoff(
     *,
     claim_id: uuid.UUID,
     first: bool,
+    priority: str = "normal",
 ) -> StepResult:
     """The work goes on outside: the step waits (first hand-off) or keeps waiting; a check is scheduled."""
     if first:
@@ -142,16 +149,16 @@ def apply_handoff(
         handoff = {"state": handed.state}
         generation, due = wait_q.check_again(conn, task_id, step.name, handed.check_after, handoff)
         detail = "the outside work goes on"
-    return StepResult("waiting", detail, again=(generation, due, _check_name(claim_id)))
+    return StepResult("waiting", detail, again=(generation, due, _check_name(claim_id)), priority=priority)
 
 
 def after_commit(task_id: uuid.UUID, step: str, result: StepResult) -> None:
     """Hand over the next step or schedule this one's later delivery; then say what happened."""
     if result.next is not None:
-        hand_over(str(task_id), *result.next)
+        hand_over(str(task_id), *result.next, result.priority)
     if result.again is not None:
         generation, at, suffix = result.again
-        schedule(str(task_id), step, generation, at, suffix)
+        schedule(str(task_id), step, generation, at, suffix, result.priority)
     log_outcome(task_id, step, result)
 
 

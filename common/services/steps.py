@@ -127,7 +127,9 @@ def _record(
             if row["task_status"] in TERMINAL:
                 wait_q.stop(conn, task_id, step.name, f"the task was {row['task_status']} while the step waited")
                 return StepResult("noop", f"the task is {row['task_status']}; the waiting step stops")
-            return apply_handoff(conn, task_id, step, found, claim_id=claim.claim_id, first=not claim.checking)
+            return apply_handoff(
+                conn, task_id, step, found, claim_id=claim.claim_id, first=not claim.checking, priority=row["priority"]
+            )
         if claim.checking:  # a worker reporting the same outcome later gets a no-op 200, not a 409
             wait_q.note_outcome(conn, task_id, step.name, "failed" if isinstance(found, Exception) else "succeeded")
         if isinstance(found, Exception):

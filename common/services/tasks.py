@@ -49,7 +49,20 @@ def to_task(row: dict[str, Any]) -> Task:
         failed_at=row["failed_at"],
         cancelled_at=row["cancelled_at"],
         steps=[Step(**s) for s in steps],
+        priority=row.get("priority") or "normal",
+        payload=_payload(row),
+        result=row.get("result") if row["status"] == "completed" else None,
+        error=row["error_message"],
     )
+
+
+def _payload(row: dict[str, Any]) -> dict[str, Any]:
+    """The payload as given; a create_project task's name, description and mode live in columns."""
+    payload: dict[str, Any] = dict(row.get("payload") or {})
+    if row["type"] == "create_project":
+        fields = {"project_name": row["project_name"], "project_description": row["project_description"]}
+        return {**fields, "mode": row["mode"], **payload}
+    return payload
 
 
 def etag(row: dict[str, Any]) -> str:
@@ -100,9 +113,21 @@ def decode_cursor(cursor: str, user: User) -> tuple[datetime, uuid.UUID]:
         raise BadRequest("the cursor is not valid; start again without it") from None
 
 
-def list_tasks(user: User, *, status: str | None, limit: int, cursor: str | None) -> TaskList:
+def list_tasks(
+    user: User,
+    *,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    task_type: str | None = None,
+    priority: str | None = None,
+) -> TaskList:
     after = decode_cursor(cursor, user) if cursor else None
-    rows = run_statement(lambda conn: q.list_tasks(conn, user.id, status=status, limit=limit + 1, after=after))
+    rows = run_statement(
+        lambda conn: q.list_tasks(
+            conn, user.id, status=status, limit=limit + 1, after=after, task_type=task_type, priority=priority
+        )
+    )
     page, more = rows[:limit], len(rows) > limit
     next_cursor = encode_cursor(page[-1]["created_at_raw"], page[-1]["id"], user) if more else None
     return TaskList(tasks=[to_task(r) for r in page], next_cursor=next_cursor)

@@ -1,7 +1,7 @@
 """assistant: conversations and their messages, dashboard insights, the step-analytics index
 
 Revision ID: 0003_i17
-Revises: 0003_i12
+Revises: 0003_i16
 Create Date: 2026-12-01 04:30:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision = "0003_i17"
-down_revision = "0003_i12"  # re-chained after main's 0003_i18 and 0003_i12 when main was merged in
+down_revision = "0003_i16"  # re-chained after main's 0003_i18, 0003_i12 and 0003_i16 when main was merged in
 branch_labels = None
 depends_on = None
 

@@ -204,8 +204,13 @@ def _conversation_of(engine: Any, task_id: str) -> str:
         )
 
 
-def _request(client: Any, route: Route, task_id: str, user: dict[str, str], conversation_id: str = "") -> Any:
+def _request(
+    client: Any, route: Route, task_id: str, user: dict[str, str], job_id: str | None = None, conversation_id: str = ""
+) -> Any:
     path = route.path.replace("{task_id}", task_id).replace("{conversation_id}", conversation_id)
+    if "{job_id}" in path:  # a fresh job each time: DELETE must not leave the next request a 404
+        job_id = job_id or client.post("/api/v1/jobs", json=JOB_EXAMPLE, headers=user).get_json()["job_id"]
+        path = path.replace("{job_id}", job_id)
     headers: dict[str, str] = {}
     if route.auth == "user":
         headers = user
@@ -221,10 +226,21 @@ def _request(client: Any, route: Route, task_id: str, user: dict[str, str], conv
     return client.open(path, method=route.method, json=body, headers=headers)
 
 
+JOB_EXAMPLE = {
+    "name": "nightly",
+    "schedule": "0 3 * * *",
+    "task": {"type": "create_project", "payload": {"project_name": "n"}},
+}
+
+
 def _example(model: type[BaseModel]) -> dict[str, Any]:
-    return {"CreateProject": {"project_name": "served"}, "ProgressCallback": {"message": "working"}}.get(
-        model.__name__, {}
-    )
+    examples: dict[str, dict[str, Any]] = {
+        "CreateProject": {"project_name": "served"},
+        "ProgressCallback": {"message": "working"},
+        "CreateTask": {"type": "create_project", "payload": {"project_name": "served"}},
+        "CreateJob": JOB_EXAMPLE,
+    }
+    return examples.get(model.__name__, {})
 
 
 def test_every_documented_route_is_served(client: Any, auth_header: Any, enqueued: Any, engine: Any) -> None:
@@ -234,7 +250,7 @@ def test_every_documented_route_is_served(client: Any, auth_header: Any, enqueue
     wrong: list[Any] = []
     for route in ROUTES:
         for via, each in (("gateway", client), (route.function, functions[route.function])):
-            response = _request(each, route, task_id, auth_header(), conversation_id)
+            response = _request(each, route, task_id, auth_header(), conversation_id=conversation_id)
             if response.status_code in (404, 405) or response.status_code >= 500:
                 wrong.append((via, route.method, route.path, response.status_code, response.get_json()))
     assert wrong == []
@@ -248,7 +264,7 @@ def test_each_function_serves_only_its_own_routes(client: Any, auth_header: Any,
         for route in ROUTES:
             if route.function == name:
                 continue
-            response = _request(function, route, task_id, auth_header())
+            response = _request(function, route, task_id, auth_header(), job_id=task_id)
             if response.status_code not in (404, 405) or response.mimetype != "application/problem+json":
                 wrong.append((name, route.method, route.path, response.status_code))
             elif response.status_code == 405 and route.method in response.headers["Allow"]:

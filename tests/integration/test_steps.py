@@ -54,7 +54,8 @@ def tick(client: Any) -> dict[str, Any]:
         headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(body, TEST_STEP_SECRET)},
     )
     assert response.status_code == 200, response.get_json()
-    result: dict[str, Any] = response.get_json()
+    # The reaper's part of the tick (jobs_fired, the scheduled jobs' part, is tested in test_jobs.py).
+    result: dict[str, Any] = {k: v for k, v in response.get_json().items() if k != "jobs_fired"}
     return result
 
 

@@ -183,6 +183,27 @@ def test_a_paused_queue_is_reported_not_resumed(gcloud: Gcloud) -> None:
     assert not [c for c in gcloud.calls if "resume" in c]
 
 
+def test_one_queue_per_priority_with_the_high_queue_holding_the_head_start(gcloud: Gcloud) -> None:
+    env = _step_env("queue")
+    assert ds.step("queue")["args"] == ["deploy/priority_queues.sh"]
+    gcloud.run("priority_queues.sh", env=env)
+    created = [c for c in gcloud.calls if "create" in c]
+    by_queue = {c[3]: c for c in created}
+    capacity = int(env["MAX_CONCURRENT_DISPATCHES"])
+    queue = env["QUEUE"]
+    limits = {
+        name: int(next(a.split("=")[1] for a in c if a.startswith("--max-concurrent-dispatches=")))
+        for name, c in by_queue.items()
+    }
+    # The names the functions derive from TASKS_QUEUE (common/config.py), each with its share.
+    assert limits == {f"{queue}-high": capacity, queue: capacity // 2, f"{queue}-low": capacity // 4}
+    # Normal and low together leave high at least a quarter of pipeline_step, however deep their backlog.
+    assert limits[queue] + limits[f"{queue}-low"] <= capacity * 3 // 4
+    for command in created:
+        for expected in RETRY_FLAGS:
+            assert expected in command, (expected, command)
+
+
 # --- scheduler ------------------------------------------------------------------------------------
 
 

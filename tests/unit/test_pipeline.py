@@ -4,7 +4,7 @@ from common import pipeline, tables
 
 
 def test_task_statuses_are_the_pipeline_phases_plus_terminal_states() -> None:
-    assert ("initializing", *pipeline.STEP_NAMES, *tables.TERMINAL_STATUSES) == tables.TASK_STATUSES
+    assert ("initializing", *pipeline.ALL_STEP_NAMES, *tables.TERMINAL_STATUSES) == tables.TASK_STATUSES
 
 
 def test_progress_rises_through_the_documented_phases() -> None:
@@ -38,3 +38,17 @@ def test_next_step_walks_the_chain() -> None:
     while (following := pipeline.next_step(names[-1])) is not None:
         names.append(following.name)
     assert tuple(names) == pipeline.STEP_NAMES
+
+
+def test_task_priorities_are_the_ones_the_schema_allows() -> None:
+    assert pipeline.PRIORITIES == tables.PRIORITIES
+
+
+def test_step_names_are_unique_across_task_types_and_each_type_walks_its_own_chain() -> None:
+    assert len(set(pipeline.ALL_STEP_NAMES)) == len(pipeline.ALL_STEP_NAMES)
+    for steps in pipeline.TYPE_STEPS.values():
+        names = [steps[0].name]
+        while (following := pipeline.next_step(names[-1])) is not None:
+            names.append(following.name)
+        assert names == [s.name for s in steps]
+        assert [s.progress_percent for s in steps] == sorted(s.progress_percent for s in steps)
