@@ -107,15 +107,18 @@ def create_engine(settings: Settings, *, autocommit: bool = True) -> sa.Engine:
     if autocommit:
         common["isolation_level"] = "AUTOCOMMIT"
     if settings.instance_connection_name:
-        return sa.create_engine("postgresql+pg8000://", creator=_cloud_sql_creator(settings), **common)
-    if not settings.database_url:
-        raise DatabaseUnavailable("no database configured (DATABASE_URL or INSTANCE_CONNECTION_NAME)")
-    url = sa.engine.make_url(settings.database_url)
-    if "unix_sock" in url.query:
-        # PostgreSQL never speaks TLS on a unix socket, yet pg8000 builds a default SSL context
-        # (loading the system CA store: ~50 ms) and sends an SSLRequest on every connect unless told not to.
-        common["connect_args"] = {"ssl_context": False}
-    return sa.create_engine(url, **common)
+        engine = sa.create_engine("postgresql+pg8000://", creator=_cloud_sql_creator(settings), **common)
+    else:
+        if not settings.database_url:
+            raise DatabaseUnavailable("no database configured (DATABASE_URL or INSTANCE_CONNECTION_NAME)")
+        url = sa.engine.make_url(settings.database_url)
+        if "unix_sock" in url.query:
+            # PostgreSQL never speaks TLS on a unix socket, yet pg8000 builds a default SSL context
+            # (loading the system CA store: ~50 ms) and sends an SSLRequest on every connect unless told not to.
+            common["connect_args"] = {"ssl_context": False}
+        engine = sa.create_engine(url, **common)
+    sa.event.listen(engine, "handle_error", _count_server_disconnects)
+    return engine
 
 
 def get_engine() -> sa.Engine:
@@ -147,10 +150,27 @@ _UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
 def server_error_fields(error: sa_exc.DBAPIError) -> dict[str, str]:
     """The fields of the server's error message as pg8000 hands them over (its first argument):
     "C" the SQLSTATE, "M" the message, "S" the severity... Empty for an error raised client-side."""
-    args = getattr(error.orig, "args", ())
+    return _driver_error_fields(error.orig)
+
+
+def _driver_error_fields(driver_error: BaseException | None) -> dict[str, str]:
+    args = getattr(driver_error, "args", ())
     if args and isinstance(args[0], dict):
         return {str(key): str(value) for key, value in args[0].items()}
     return {}
+
+
+def _is_session_ending(code: str) -> bool:
+    return code.startswith("08") or code in _UNAVAILABLE_SQLSTATES
+
+
+def _count_server_disconnects(context: sa.engine.ExceptionContext) -> None:
+    """Tell SQLAlchemy that a session-ending SQLSTATE is a disconnect, so that it invalidates the
+    connection (and the pool's older ones) instead of handing the dead connection back to the pool,
+    where the retry would check it out again. Whether a killed backend surfaces as its FATAL message
+    (57P01) or as a broken socket depends on timing; both must end the same way."""
+    if _is_session_ending(_driver_error_fields(context.original_exception).get("C", "")):
+        context.is_disconnect = True
 
 
 def _sqlstate(error: sa_exc.DBAPIError) -> str:
@@ -161,10 +181,8 @@ def is_disconnect(error: BaseException) -> bool:
     """True when a driver error means the connection or the server is gone."""
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
-    if isinstance(error, sa_exc.DBAPIError):
-        code = _sqlstate(error)
-        if code.startswith("08") or code in _UNAVAILABLE_SQLSTATES:
-            return True
+    if isinstance(error, sa_exc.DBAPIError) and _is_session_ending(_sqlstate(error)):
+        return True
     if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
         return True
     if isinstance(error, sa_exc.TimeoutError):  # pool exhausted
