@@ -137,6 +137,8 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     health = requests.get(f"{base}/healthz", timeout=5).json()
     assert (health["status"], health["database"]) == ("ok", "ok")
     assert set(health["standins"]) == {"github", "gemini"}  # the live provider's outside services, local
+    gemini = re.search(r"Gemini stand-in on (\S+)$", "".join(dev_command.output), re.MULTILINE)
+    assert gemini and health["standins"]["gemini"] == gemini[1], "the Gemini stand-in make dev printed"
     token = re.search(r"^(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
     assert token, "make dev printed no bearer token"
     # The dashboard's sign-in link carries that token in the fragment (never sent to the server).
