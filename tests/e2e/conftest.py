@@ -3,6 +3,7 @@ behind the gateway and a fast scheduler tick, started once per module."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -121,14 +122,15 @@ class Api:
         self.engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    root = pathlib.Path(tempfile.mkdtemp(prefix="pe", dir="/tmp"))  # short: the unix socket path
+@contextlib.contextmanager
+def running_stack(env: dict[str, str], prefix: str) -> Iterator[LocalStack]:
+    """A whole local stack with ``env`` on top of the process's, stopped and removed afterwards."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))  # short: the unix socket path
     local = LocalStack(
         data_dir=root / "pg",
         port=free_port(),
         tick_seconds=1,
-        env_overrides=E2E_ENV,
+        env_overrides=env,
         quiet=True,
         log_path=root / "functions.log",
     )
@@ -141,6 +143,12 @@ def stack() -> Iterator[LocalStack]:
             print(f"e2e stack files kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with running_stack(E2E_ENV, "pe") as local:
+        yield local
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +17,7 @@ import sqlalchemy as sa
 
 from dev.stack import LocalStack, free_port
 from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET
-from tests.e2e.conftest import E2E_ENV, Api
+from tests.e2e.conftest import E2E_ENV, Api, running_stack
 
 PLANTER = pathlib.Path(sys.executable).parent / "planter"
 CLI_ENV = {**E2E_ENV, "EVENTS_POLL_SECONDS": "0.1", "EVENTS_HEARTBEAT_SECONDS": "1", "EVENTS_STREAM_SECONDS": "2"}
@@ -27,21 +25,8 @@ CLI_ENV = {**E2E_ENV, "EVENTS_POLL_SECONDS": "0.1", "EVENTS_HEARTBEAT_SECONDS": 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    root = pathlib.Path(tempfile.mkdtemp(prefix="pc", dir="/tmp"))
-    local = LocalStack(
-        data_dir=root / "pg",
-        port=free_port(),
-        tick_seconds=1,
-        env_overrides=CLI_ENV,
-        quiet=True,
-        log_path=root / "functions.log",
-    )
-    try:
-        local.start()
+    with running_stack(CLI_ENV, "pc") as local:
         yield local
-    finally:
-        local.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def planter(

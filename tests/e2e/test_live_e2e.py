@@ -4,10 +4,6 @@ settings the functions read (heartbeat 1 s, streams of 4 s, stream tokens of 8 s
 
 from __future__ import annotations
 
-import os
-import pathlib
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,8 +11,8 @@ from datetime import datetime
 import pytest
 import requests
 
-from dev.stack import LocalStack, free_port
-from tests.e2e.conftest import E2E_ENV, Api
+from dev.stack import LocalStack
+from tests.e2e.conftest import E2E_ENV, Api, running_stack
 from tests.e2e.sse_support import read_stream
 
 LIVE_ENV = {
@@ -30,24 +26,8 @@ LIVE_ENV = {
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    root = pathlib.Path(tempfile.mkdtemp(prefix="pl", dir="/tmp"))
-    local = LocalStack(
-        data_dir=root / "pg",
-        port=free_port(),
-        tick_seconds=1,
-        env_overrides=LIVE_ENV,
-        quiet=True,
-        log_path=root / "functions.log",
-    )
-    try:
-        local.start()
+    with running_stack(LIVE_ENV, "pl") as local:
         yield local
-    finally:
-        local.stop()
-        if os.environ.get("PLANTER_E2E_KEEP"):
-            print(f"e2e stack files kept in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 # What common.http logs when it answers 500, or when a started stream fails.
