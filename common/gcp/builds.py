@@ -29,31 +29,46 @@ def service_name(repo: str) -> str:
     return name if name and name[0].isalpha() else f"app-{name}"[:49].rstrip("-")
 
 
-def build_config(clone_url: str, service: str, region: str, callback_url: str, token: str, step: str) -> dict[str, Any]:
-    """Clone, build and deploy from source; between them the build posts its progress to Planter."""
+def build_config(
+    clone_url: str, service: str, region: str, callback_url: str, token: str, step: str, percent: int
+) -> dict[str, Any]:
+    """Clone, build, push and deploy; between them the build posts its progress to Planter (the
+    step's phase, a few percent above the step's own), and its last step posts the outcome with the
+    Cloud Run URL. A failing step ends a build with no outcome posted: the scheduled check finds it."""
 
-    def report(status: str, percent: int) -> dict[str, Any]:
-        update = f'"update_id":"$BUILD_ID-{status}","status":"{status}","progress_percent":{percent}'
-        body = f'{{{update},"message":"{status}"}}'
+    def report(phase: str, offset: int) -> dict[str, Any]:
+        update = f'"update_id":"$BUILD_ID-{phase}","status":"$_STEP","progress_percent":{percent + offset}'
+        body = f'{{{update},"message":"Cloud Build: {phase}"}}'
         return {
+            "id": f"progress-{phase}",
             "name": "gcr.io/cloud-builders/curl",
             "args": ["-sf", "-X", "POST", "$_CALLBACK_URL", "-H", "Authorization: Bearer $_CALLBACK_TOKEN",
                      "-H", "Content-Type: application/json", "-d", body],
         }  # fmt: skip
 
+    outcome = (
+        'URL=$(gcloud run services describe $_SERVICE --region $_REGION --format="value(status.url)") && '
+        'curl -sf -X POST "$_CALLBACK_URL" -H "Authorization: Bearer $_CALLBACK_TOKEN" '
+        '-H "Content-Type: application/json" -d "{\\"update_id\\":\\"$BUILD_ID-outcome\\",'
+        '\\"step\\":\\"$_STEP\\",\\"step_outcome\\":\\"succeeded\\",'
+        '\\"deployment_url\\":\\"$$URL\\",\\"message\\":\\"Deployed to $$URL\\"}"'
+    )
+    sdk = "gcr.io/google.com/cloudsdktool/cloud-sdk"
     return {
         "steps": [
-            {"name": "gcr.io/cloud-builders/git", "args": ["clone", "--depth=1", clone_url, "."]},
-            report("building", 40),
-            {"name": "gcr.io/cloud-builders/docker", "args": ["build", "-t", "$_IMAGE", "."]},
-            report("pushing", 65),
-            {"name": "gcr.io/cloud-builders/docker", "args": ["push", "$_IMAGE"]},
-            report("deploying", 85),
+            {"id": "clone", "name": "gcr.io/cloud-builders/git", "args": ["clone", "--depth=1", clone_url, "."]},
+            report("building", 3),
+            {"id": "build", "name": "gcr.io/cloud-builders/docker", "args": ["build", "-t", "$_IMAGE", "."]},
+            report("pushing", 6),
+            {"id": "push", "name": "gcr.io/cloud-builders/docker", "args": ["push", "$_IMAGE"]},
+            report("deploying", 9),
             {
-                "name": "gcr.io/google.com/cloudsdktool/cloud-sdk",
+                "id": "deploy",
+                "name": sdk,
                 "entrypoint": "gcloud",
                 "args": ["run", "deploy", "$_SERVICE", "--image", "$_IMAGE", "--region", "$_REGION", "--quiet"],
             },
+            {"id": "outcome", "name": sdk, "entrypoint": "bash", "args": ["-c", outcome]},
         ],
         "images": ["$_IMAGE"],
         "substitutions": {
@@ -62,7 +77,7 @@ def build_config(clone_url: str, service: str, region: str, callback_url: str, t
             "_SERVICE": service,
             "_REGION": region,
             "_STEP": step,
-            "_IMAGE": f"$_REGION-docker.pkg.dev/$PROJECT_ID/planter/{service}:$BUILD_ID",
+            "_IMAGE": f"{region}-docker.pkg.dev/$PROJECT_ID/planter/{service}:$BUILD_ID",
         },
         "options": {"substitutionOption": "ALLOW_LOOSE"},
     }

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from common import pipeline
 from common.gcp import builds, projects
 from common.gcp.client import GcpClient, GcpError
 from common.providers import HandedOff, StepContext, StepFailed, StepOutcome, StepRateLimited, StepRefused
@@ -101,9 +102,10 @@ class GcpSteps:
         tag = builds.attempt_tag(ctx.task_id, ctx.step, ctx.attempt)
         build = builds.find_build(self.gcp, project_id, tag)  # a redelivery finds the build it started
         if build is None:
+            percent = pipeline.BY_NAME[ctx.step].progress_percent
             callback = f"{self.config.callback_base_url.rstrip('/')}/api/v1/tasks/{ctx.task_id}/progress"
             config = builds.build_config(
-                f"{repo_url}.git", service, self.config.region, callback, ctx.callback_token(), ctx.step
+                f"{repo_url}.git", service, self.config.region, callback, ctx.callback_token(), ctx.step, percent
             )
             build = builds.create_build(self.gcp, project_id, config, [builds.task_tag(ctx.task_id), tag])
         state = {"project_id": project_id, "build_id": build["id"], "service": service, "region": self.config.region}

@@ -1,14 +1,15 @@
 """The stand-in Cloud Build: records a build and runs it on a thread, posting its progress callbacks.
 
-A real build's steps would `curl` Planter's callback route with the substitutions below; here the
-stand-in does it: "building" 40 %, "pushing" 65 %, "deploying" 85 %, then the Cloud Run service
-exists and the outcome callback (`step`, `step_outcome`, `deployment_url`) is posted — unless the
-script says to lose it or to fail the build.
+The build's `curl` steps are run for real (their substitutions filled in): Planter's build posts its
+progress that way. Other steps are interpreted by their `id`: `build` fails when the stand-in was told
+to fail the next build, `deploy` creates the Cloud Run service, `outcome` posts the step's outcome with
+the service's URL — unless the stand-in was told to lose it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 import uuid
@@ -19,8 +20,7 @@ import httpx
 
 from dev.standins.gcp.state import GcpState, google_error
 
-PHASES = (("building", 40), ("pushing", 65), ("deploying", 85))
-_PHASE_PAUSE = 0.05  # seconds between phases: long enough to be seen, short enough for tests
+_STEP_PAUSE = 0.05  # seconds per build step: long enough to be seen, short enough for tests
 
 
 def _now() -> str:
@@ -55,65 +55,72 @@ def create_build(state: GcpState, base_url: str, project_id: str, body: dict[str
     return 200, op
 
 
-def _post(subs: dict[str, str], body: dict[str, Any]) -> None:
-    url, token = subs.get("_CALLBACK_URL"), subs.get("_CALLBACK_TOKEN")
-    if not url or not token:
-        return
+def _substitute(text: str, subs: dict[str, str]) -> str:
+    for key in sorted(subs, key=len, reverse=True):  # $_CALLBACK_TOKEN before a shorter $_CALLBACK...
+        text = text.replace(f"${key}", subs[key])
+    return text
+
+
+def _post(url: str, token: str, body: dict[str, Any]) -> None:
     # A real build step's curl fails the same way when Planter is down: the scheduled check finds the outcome.
     with contextlib.suppress(httpx.HTTPError):
         httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
+def _run_curl(args: list[str], subs: dict[str, str]) -> None:
+    """A `curl -X POST URL -H ... -d BODY` step, run for real with the build's substitutions."""
+    args = [_substitute(a, subs) for a in args]
+    url = next(a for i, a in enumerate(args) if a.startswith("http") and args[i - 1] != "-H")
+    headers = [args[i + 1] for i, a in enumerate(args) if a == "-H"]
+    token = next((h.split("Bearer ", 1)[1] for h in headers if h.startswith("Authorization: Bearer ")), "")
+    body = json.loads(args[args.index("-d") + 1])
+    _post(url, token, body)
+
+
 def _run(state: GcpState, build_id: str, lose_final: bool, fail: bool) -> None:
+    """Steps in order: `curl` steps are posted for real; `deploy` makes the Cloud Run service;
+    `outcome` (a shell script in a real build) posts the outcome with the service's URL."""
     with state.lock:
         build = state.builds[build_id]
         build["status"], build["startTime"] = "WORKING", _now()
-        subs = dict(build["substitutions"])
-    step = subs.get("_STEP", "deploying")
-    for phase, percent in PHASES:
-        time.sleep(_PHASE_PAUSE)
-        update = {"update_id": f"{build_id}-{phase}", "status": phase, "progress_percent": percent}
-        _post(subs, {**update, "message": f"Cloud Build {build_id[:8]}: {phase}"})
-        if fail and phase == "building":
-            break
-    service = subs.get("_SERVICE", "app")
-    region = subs.get("_REGION", "us-central1")
-    with state.lock:
         project_id = build["projectId"]
-        build["finishTime"] = _now()
-        if fail:
-            build["status"], build["statusDetail"] = "FAILURE", state.script.fail_message
-        else:
-            name = f"projects/{project_id}/locations/{region}/services/{service}"
+        subs = {**build["substitutions"], "BUILD_ID": build_id, "PROJECT_ID": project_id}
+        steps = list(build["steps"])
+    service, region = subs.get("_SERVICE", "app"), subs.get("_REGION", "us-central1")
+    name = f"projects/{project_id}/locations/{region}/services/{service}"
+    for step in steps:
+        time.sleep(_STEP_PAUSE)
+        if str(step.get("name", "")).endswith("/curl"):
+            _run_curl([str(a) for a in step.get("args") or []], subs)
+        elif step.get("id") == "build" and fail:
+            with state.lock:
+                build.update(status="FAILURE", finishTime=_now(), statusDetail=state.script.fail_message)
+                _finish_operation(state, build)
+            return  # Cloud Build runs no step after a failing one: no outcome is posted
+        elif step.get("id") == "deploy":
             uri = f"https://{service}-{uuid.uuid5(uuid.NAMESPACE_DNS, name).hex[:10]}-uc.a.run.app"
-            state.services[name] = {
-                "name": name,
-                "uri": uri,
-                "urls": [uri],
-                "latestReadyRevision": f"{name}/revisions/1",
+            with state.lock:
+                state.services[name] = {"name": name, "uri": uri, "urls": [uri]}
+        elif step.get("id") == "outcome" and not lose_final:
+            with state.lock:
+                uri = state.services.get(name, {}).get("uri", "")
+            outcome = {
+                "update_id": f"{build_id}-outcome",
+                "step": subs.get("_STEP", "deploying"),
+                "step_outcome": "succeeded",
+                "deployment_url": uri,
+                "message": f"Deployed to {uri}",
             }
-            build["status"] = "SUCCESS"
-            build["results"] = {"images": [{"name": f"gcr.io/{project_id}/{service}"}]}
-        op = state.operations.get(f"operations/build/{project_id}/{build_id}")
-        if op is not None:
-            op["done"], op["response"] = (
-                True,
-                {"@type": "type.googleapis.com/google.devtools.cloudbuild.v1.Build", **build},
-            )
-        finished = dict(build)
-    if lose_final:
-        return
-    outcome: dict[str, Any] = {
-        "update_id": f"{build_id}-outcome",
-        "step": step,
-        "message": f"Cloud Build {build_id[:8]}",
-    }
-    if finished["status"] == "SUCCESS":
-        uri = state.services[f"projects/{project_id}/locations/{region}/services/{service}"]["uri"]
-        outcome.update(step_outcome="succeeded", deployment_url=uri, message=f"Deployed to {uri}")
-    else:
-        outcome.update(step_outcome="failed", error=f"{finished['statusDetail']} (log: {finished['logUrl']})"[:1000])
-    _post(subs, outcome)
+            _post(subs.get("_CALLBACK_URL", ""), subs.get("_CALLBACK_TOKEN", ""), outcome)
+    with state.lock:
+        build.update(status="SUCCESS", finishTime=_now(), results={"images": [{"name": subs.get("_IMAGE", "")}]})
+        _finish_operation(state, build)
+
+
+def _finish_operation(state: GcpState, build: dict[str, Any]) -> None:
+    op = state.operations.get(f"operations/build/{build['projectId']}/{build['id']}")
+    if op is not None:
+        op["done"], op["response"] = True, {"@type": "type.googleapis.com/google.devtools.cloudbuild.v1.Build", **build}
 
 
 def list_builds(state: GcpState, project_id: str, filter_: str) -> dict[str, Any]:
