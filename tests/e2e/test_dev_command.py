@@ -3,6 +3,7 @@ SIGTERM stops every process it started (PostgreSQL included), leaving nothing be
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
@@ -120,7 +121,7 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     base = f"http://127.0.0.1:{dev_command.port}"
     health = requests.get(f"{base}/healthz", timeout=5).json()
     assert (health["status"], health["database"]) == ("ok", "ok")
-    assert set(health["standins"]) == {"github", "gemini"}  # the live provider's outside services, local
+    assert set(health["standins"]) == {"github", "gemini", "gcp"}  # the live provider's outside services, local
     token = re.search(r"^(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
     assert token, "make dev printed no bearer token"
     # The dashboard's sign-in link carries that token in the fragment (never sent to the server).
@@ -141,6 +142,10 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
         assert time.monotonic() < deadline, task
         time.sleep(0.5)
     assert task["status"] == "completed", task
+    # Deployed through the Google Cloud stand-in: its build posted its own progress to this stack.
+    deployed = {s["name"]: s for s in task["steps"]}["deploying"]
+    assert deployed["status"] == "succeeded" and task["deployment_url"] == deployed["result"]["service_url"]
+    print("planted:", json.dumps({k: task[k] for k in ("gcp_project_id", "deployment_url", "repo_url")}))
     clone = dev_command.data_dir.parent / "clone"
     subprocess.run(["git", "clone", "--quiet", task["repo_url"], str(clone)], check=True, timeout=60)
     log = subprocess.run(["git", "log", "--format=%s"], cwd=clone, capture_output=True, text=True, check=True)
