@@ -29,6 +29,8 @@ class GcpStandIn:
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.state = GcpState()
         self.faults = Faults()
+        # Every exchange served (method, path, request body, status, answer): a test checks their shapes.
+        self.exchanges: list[tuple[str, str, Any, int, Any]] = []
         self.server = http.server.ThreadingHTTPServer((host, port), _handler_for(self))
         self.server.daemon_threads = True
 
@@ -150,6 +152,8 @@ def _handler_for(standin: GcpStandIn) -> type[http.server.BaseHTTPRequestHandler
             if fault is not None:
                 return self._send(fault[0], fault[2], fault[1])
             status, answer = standin.route(self.command, parts.path, parse_qs(parts.query), body)
+            with standin.state.lock:
+                standin.exchanges.append((self.command, parts.path, body, status, answer))
             return self._send(status, answer)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
