@@ -121,7 +121,7 @@ class Settings:
     # The request's `simulate` knobs: development only (refused at start-up elsewhere), and capped.
     allow_simulate: bool = True
     simulate_max_step_seconds: float = 60.0
-    # Google Cloud steps (issue 15): configured when parent and billing account are set.
+    # Google Cloud steps (issue 15): configured when parent, billing account and callback base are set.
     gcp_parent: str = ""
     gcp_billing_account: str = ""
     gcp_region: str = "us-central1"

@@ -24,7 +24,8 @@ def build(settings: Settings) -> LiveProvider:
         planter_org=settings.github_org,
         templates=settings.github_templates,
         app_install_url=settings.github_app_install_url,
-        gcp_configured=bool(settings.gcp_parent and settings.gcp_billing_account),
+        # All three: a build needs a public address to post its progress to (the API's, not STEP_URL's).
+        gcp_configured=bool(settings.gcp_parent and settings.gcp_billing_account and settings.callback_base_url),
     )
     gcp = gcp_steps(settings) if config.gcp_configured else None
     return LiveProvider(config=config, github=github, ai=lambda: client, gcp=gcp)
@@ -32,12 +33,11 @@ def build(settings: Settings) -> LiveProvider:
 
 def gcp_steps(settings: Settings) -> GcpSteps:
     """The Google Cloud steps: anonymous against a stand-in (GCP_API_URL), the service account's ADC otherwise."""
-    callback_base = settings.callback_base_url or settings.step_url.removesuffix("/internal/steps")
     config = GcpConfig(
         parent=settings.gcp_parent,
         billing_account=settings.gcp_billing_account,
         region=settings.gcp_region,
-        callback_base_url=callback_base,
+        callback_base_url=settings.callback_base_url,
         check_after_seconds=settings.gcp_build_check_seconds,
     )
     token = (lambda: None) if settings.gcp_api_url else adc_token()
