@@ -215,3 +215,45 @@ def test_callback_tokens_of_another_task_or_expired_are_refused_and_an_outcome_f
     answer = client.post(url, json=body, headers=right)
     assert answer.status_code == 409, answer.get_json()
     assert answer.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_the_outcome_callback_and_the_check_arriving_together_have_one_effect(
+    client: Any,
+    auth_header: Any,
+    provider: LiveProvider,
+    gcp: GcpStandIn,
+    engine: sa.Engine,
+    enqueued: RecordingEnqueuer,
+    planter_url: str,
+) -> None:
+    task_id = to_gcp_project(client, auth_header(), provider, "Both At Once")
+    httpx.post(f"{gcp.base_url}/_faults", json={"lose_final_callback": True, "times": 1})
+    assert run(task_id, "deploying", provider).outcome == "waiting"
+    wait_build_done(gcp)
+    make_due(engine, task_id, "deploying")
+    token = {"Authorization": f"Bearer {issue_callback_token(task_id)}"}
+    body = {"message": "late outcome", "step": "deploying", "step_outcome": "succeeded"}
+    answers: list[Any] = []
+    go = threading.Barrier(2)
+
+    def check() -> None:
+        go.wait()
+        answers.append(run(task_id, "deploying", provider).outcome)
+
+    def callback() -> None:
+        go.wait()
+        answers.append(
+            httpx.post(f"{planter_url}/api/v1/tasks/{task_id}/progress", json=body, headers=token).status_code
+        )
+
+    threads = [threading.Thread(target=check), threading.Thread(target=callback)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # Whichever decides first ends the step; the other finds it ended (the check: lost or noop).
+    assert len(answers) == 2 and 200 in answers, answers
+    assert [a for a in answers if a != 200] in (["succeeded"], ["lost"], ["noop"]), answers
+    assert step_row(engine, task_id, "deploying")["status"] == "succeeded"
+    handed_over = [c for c in enqueued.calls if c[0] == task_id and c[1] == "creating_issues"]
+    assert len(handed_over) == 1, enqueued.calls
