@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 
 from common.auth import issue_callback_token
 from common.gcp.client import GcpClient
+from common.providers import HandedOff, StepContext, StepOutcome
 from common.providers.live import LiveProvider
 from common.providers.live_gcp import GcpConfig, GcpSteps
 from common.services import steps
@@ -175,9 +176,7 @@ def test_a_taken_project_id_that_is_not_ours_gives_another_id(
     assert ctx_outcome.result["adopted"] is True and ctx_outcome.result["gcp_project_id"] == made["gcp_project_id"]
 
 
-def _ctx(task_id: str, name: str) -> Any:
-    from common.providers import StepContext
-
+def _ctx(task_id: str, name: str) -> StepContext:
     return StepContext(task_id, "creating_gcp_project", 2, name, "", "saas", {}, {}, lambda: "")
 
 
@@ -257,3 +256,31 @@ def test_the_outcome_callback_and_the_check_arriving_together_have_one_effect(
     assert step_row(engine, task_id, "deploying")["status"] == "succeeded"
     handed_over = [c for c in enqueued.calls if c[0] == task_id and c[1] == "creating_issues"]
     assert len(handed_over) == 1, enqueued.calls
+
+
+def test_a_release_build_redeploy_and_teardown_reuse_what_the_project_task_made(
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+) -> None:
+    task_id = to_gcp_project(client, auth_header(), provider, "Second Release")
+    assert run(task_id, "deploying", provider).outcome == "waiting"
+    first = wait_for(engine, task_id, "deploying", "succeeded")["result"]
+    assert provider.gcp is not None
+    facts = {"gcp_project_id": first["gcp_project_id"], "repo_url": f"http://127.0.0.1:9/o/{first['service']}"}
+    release = provider.gcp.run(_step_ctx(task_id, "building_release", facts))
+    assert isinstance(release, HandedOff)
+    wait_build_done(gcp)
+    built = provider.gcp.check(_step_ctx(task_id, "building_release", facts, release.state))
+    assert isinstance(built, StepOutcome) and built.facts["release_id"] != first["build_id"]
+    again = provider.gcp.run(_step_ctx(task_id, "redeploying", facts))
+    assert isinstance(again, StepOutcome) and again.facts["deployment_url"] == first["service_url"]
+    gone = provider.gcp.run(_step_ctx(task_id, "deleting_gcp_project", facts))
+    assert isinstance(gone, StepOutcome) and gone.facts == {"gcp_project": "deleted"}
+    assert gcp.state.projects[first["gcp_project_id"]]["state"] == "DELETE_REQUESTED"
+    twice = provider.gcp.run(_step_ctx(task_id, "deleting_gcp_project", facts))
+    assert isinstance(twice, StepOutcome) and twice.facts == {"gcp_project": "absent"}
+
+
+def _step_ctx(task_id: str, step: str, facts: dict[str, Any], handoff: dict[str, Any] | None = None) -> StepContext:
+    return StepContext(
+        task_id, step, 1, "Second Release", "", "saas", {}, facts, lambda: issue_callback_token(task_id), handoff or {}
+    )
