@@ -28,7 +28,7 @@ M = TypeVar("M", bound=BaseModel)
 
 # What a local client sends as its bearer token: the stand-in accepts anything, and static
 # credentials never try to refresh (anonymous ones fail to, inside google-auth).
-LOCAL_TOKEN = "local-stand-in-placeholder"  # noqa: S105  (not a secret: a placeholder for a local server)
+LOCAL_TOKEN = "placeholder-for-the-local-stand-in"  # noqa: S105  (not a secret)
 DEFAULT_RATE_LIMIT_WAIT = 30
 DEFAULT_TRANSIENT_WAIT = 5
 # No tools are passed, so the SDK's automatic function calling has nothing to do (and logs less).
@@ -73,7 +73,11 @@ class AIClient(Protocol):
 
     def generate_text(self, system: str, messages: Sequence[ChatTurn]) -> str: ...
 
+    @overload
     def generate_json(self, prompt: str, schema: type[M], *, system: str = "") -> M: ...
+
+    @overload
+    def generate_json(self, prompt: str, schema: dict[str, Any], *, system: str = "") -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -171,12 +175,17 @@ class GeminiClient:
             raise AITransient(f"the AI service's answer does not match the schema: {error}") from None
 
     def _call(self, contents: Any, config: Any) -> Any:
+        from google.auth import exceptions as auth_errors
         from google.genai import errors
 
         try:
             return self._genai().models.generate_content(model=self.settings.model, contents=contents, config=config)
         except errors.APIError as error:
             raise classify_api_error(error.code, error.message, _headers_of(error)) from error
+        except auth_errors.TransportError as error:  # the token endpoint did not answer
+            raise AITransient(f"the AI service's credentials could not be refreshed: {error}") from error
+        except auth_errors.GoogleAuthError as error:  # no credentials, or refused ones: a configuration fault
+            raise AIPermanent(f"the AI service's credentials are not usable: {type(error).__name__}") from error
         except Exception as error:
             # httpx timeouts and connection failures (httpx is the SDK's own transport; named by
             # class so that this module needs no import of it).

@@ -45,7 +45,8 @@ _EXPOSED_HEADERS = "Location, ETag, Retry-After"
 # If-None-Match (conditional_reply), whoever writes the handler: new dashboard routes get it too.
 CONDITIONAL_PREFIXES = ("/api/v1/dashboard/",)
 # Top-level fields that say when a response was made, not what it says: left out of the ETag.
-VOLATILE_FIELDS = frozenset({"timestamp"})
+# (Insights: "cached" says where the same set came from, so a client holding it gets a 304.)
+VOLATILE_FIELDS = frozenset({"timestamp", "cached"})
 
 logger = log.get_logger("planter.http")
 

@@ -279,3 +279,72 @@ job_runs = sa.Table(
     # The tick settles runs whose task ended: a small index of the ones still running.
     sa.Index("ix_job_runs_running", "task_id", postgresql_where=sa.text("outcome = 'running'")),
 )
+
+# --- The assistant (issue 17) -------------------------------------------------------------------
+# Step analytics: a user's tasks of one type in a time window, index-only (no heap visit per task).
+sa.Index("ix_tasks_user_type_created", tasks.c.user_id, tasks.c.type, tasks.c.created_at, postgresql_include=["id"])
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("user_id", pg.UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("message_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", TZ, nullable=False, server_default=NOW),
+    sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint("length(title) BETWEEN 1 AND 100", name="title_length"),
+    sa.CheckConstraint("message_count >= 0", name="count_non_negative"),
+    # "My conversations, newest first" (most recently active).
+    sa.Index("ix_conversations_user_updated", "user_id", sa.text("updated_at DESC"), sa.text("id DESC")),
+)
+
+chat_messages = sa.Table(
+    "chat_messages",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    # Insertion order: a user's message and its reply may share a timestamp.
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),
+    sa.Column(
+        "conversation_id", pg.UUID(as_uuid=True), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("user_id", pg.UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    # On a user's message sent with Idempotency-Key: the retry finds it (and its reply) again.
+    sa.Column("idempotency_key", sa.Text),
+    sa.Column("fingerprint", sa.Text),
+    # On an assistant's message: the user's message it answers (at most one reply each).
+    sa.Column("reply_to", pg.UUID(as_uuid=True)),
+    sa.Column("created_at", TZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint("role IN ('user', 'assistant', 'system')", name="role_known"),
+    sa.CheckConstraint("length(idempotency_key) BETWEEN 1 AND 255", name="key_length"),
+    sa.UniqueConstraint("reply_to"),
+    # "This conversation, oldest first".
+    sa.Index("ix_chat_messages_conversation_seq", "conversation_id", "seq"),
+    sa.Index(
+        "ix_chat_messages_user_key",
+        "user_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+dashboard_insights = sa.Table(
+    "dashboard_insights",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("user_id", pg.UUID(as_uuid=True), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("position", sa.SmallInteger, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("data", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("recommendations", pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    # One set per user, replaced whole: every row of the set carries the same generated_at.
+    sa.Column("generated_at", TZ, nullable=False),
+    sa.CheckConstraint("confidence BETWEEN 0 AND 1", name="confidence_range"),
+    sa.UniqueConstraint("user_id", "position"),
+)

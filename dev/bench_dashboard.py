@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from common import pipeline
 from common.plans import FREE_TIER, TIER_LIMITS
 from common.queries import dashboard as dq
+from common.queries import insights as iq
 from common.queries.users import billing_period_start
 from common.services import dashboard as service
 from common.timeutil import utcnow
@@ -61,9 +62,16 @@ ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("metrics", f"/api/v1/dashboard/metrics?tz={TZ}"),
     ("time-series daily 30 d", f"/api/v1/dashboard/time-series?metric=success_rate&period=daily&days=30&tz={TZ}"),
     ("time-series hourly 7 d", f"/api/v1/dashboard/time-series?metric=ai_operations&period=hourly&days=7&tz={TZ}"),
+    ("steps 30 d", "/api/v1/dashboard/steps?days=30&type=create_project"),
 )
 MEASURED_STATEMENTS = frozenset(
-    {"active-tasks", "metrics", "time-series success_rate daily 30 d", "time-series ai_operations hourly 7 d"}
+    {
+        "active-tasks",
+        "metrics",
+        "time-series success_rate daily 30 d",
+        "time-series ai_operations hourly 7 d",
+        "steps 30 d",
+    }
 )
 TABLES_NEVER_SCANNED = ("tasks", "task_steps", "task_progress")
 
@@ -439,6 +447,7 @@ def statements(user_id: Any) -> list[tuple[str, dq.Statement]]:
                     dq.time_series_statement(user_id, TZ, metric=metric, period=period, days=days),
                 )
             )
+    found.append(("steps 30 d", iq.step_stats_statement(user_id, "create_project", 30, utcnow())))
     return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from common import models as m
 from common import models_account as ma
+from common import models_assistant as mas
 from common import models_jobs as mj
 from common import models_live as ml
 from common import models_tasks as mt
@@ -13,6 +14,7 @@ from common.http import Route
 from functions import (
     account,
     admin,
+    assistant,
     dashboard,
     events,
     jobs,
@@ -353,6 +355,60 @@ ROUTES: tuple[Route, ...] = (
         auth="user",
         response_model=models_templates.TemplateList,
         errors=_USER_ERRORS,
+    ),
+    # The assistant (issue 17), served by the dashboard function (the connection budget has no room
+    # for a function of its own; google-genai is imported on the first AI call only).
+    Route(
+        method="POST",
+        path="/api/v1/chat",
+        function="dashboard",
+        handler=assistant.chat,
+        summary="Ask the assistant about your projects (Idempotency-Key; 1 AI operation a reply)",
+        auth="user",
+        request_model=mas.ChatRequest,
+        response_model=mas.ChatReply,
+        errors=(400, 401, 404, 413, 415, 422, 429, 503),
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/chat/conversations",
+        function="dashboard",
+        handler=assistant.list_conversations,
+        summary="The caller's conversations, most recently active first",
+        auth="user",
+        response_model=mas.ConversationList,
+        errors=(401, 503),
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/chat/conversations/{conversation_id}/messages",
+        function="dashboard",
+        handler=assistant.list_messages,
+        summary="A conversation's messages, oldest first",
+        auth="user",
+        response_model=mas.MessageList,
+        errors=_USER_ERRORS,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/dashboard/insights",
+        function="dashboard",
+        handler=assistant.insights,
+        summary="Insights on the caller's pipelines, phrased by the AI service, cached for an hour",
+        auth="user",
+        response_model=mas.Insights,
+        errors=(401, 503),
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/dashboard/steps",
+        function="dashboard",
+        handler=assistant.step_analytics,
+        summary="Per step: runs, outcomes, retries, p50/p95 duration and share of the time",
+        auth="user",
+        query_model=mas.StepStatsQuery,
+        response_model=mas.StepStatsList,
+        errors=(400, 401, 422, 503),
     ),
     # The dashboard page and its fingerprinted assets (the `web` function; marked in /openapi.json
     # as a web page, not an API operation).

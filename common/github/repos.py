@@ -214,3 +214,31 @@ def open_issue(gh: GitHubClient, owner: str, repo: str, title: str, body: str, l
         repo=repo,
     )
     return made
+
+
+def issue_titles(gh: GitHubClient, owner: str, repo: str) -> list[str]:
+    """The titles of the repository's latest 100 issues (so new ones are not the same again)."""
+    batch = gh.request(
+        "GET", "/repos/{owner}/{repo}/issues", params={"state": "all", "per_page": 100}, owner=owner, repo=repo
+    )
+    return [str(item.get("title") or "") for item in batch]
+
+
+def archive(gh: GitHubClient, owner: str, repo: str) -> str:
+    """Archive the repository, create-if-absent in reverse: "archived", "already_archived" or "absent".
+
+    GitHub refuses every write to an archived repository with 403 "Repository was archived so is
+    read-only", so the state is read first and that refusal (a race with another archiver) is success.
+    """
+    try:
+        found = gh.request("GET", "/repos/{owner}/{repo}", owner=owner, repo=repo)
+        if found.get("archived"):
+            return "already_archived"
+        gh.request("PATCH", "/repos/{owner}/{repo}", json={"archived": True}, owner=owner, repo=repo)
+    except GitHubRefused as error:
+        if error.status == 404:
+            return "absent"
+        if error.status == 403 and error.mentions("archived"):
+            return "already_archived"
+        raise
+    return "archived"

@@ -18,7 +18,15 @@ from common.github.access import GitHubAccess
 from common.github.app_auth import AppNotInstalled
 from common.github.client import GitHubRefused, RateLimited, Unavailable
 from common.models import slugify
-from common.providers import StepContext, StepFailed, StepOutcome, StepRateLimited, StepRefused, customize
+from common.providers import (
+    StepContext,
+    StepFailed,
+    StepOutcome,
+    StepRateLimited,
+    StepRefused,
+    customize,
+    more_issues,
+)
 from common.providers.ai_plans import (
     ISSUES_SCHEMA,
     AIFailed,
@@ -56,10 +64,13 @@ class LiveProvider:
             "customizing_project": self.customizing_project,
             "creating_gcp_project": self.google_cloud,
             "deploying": self.google_cloud,
+            "creating_issues": self.creating_issues,
+            # The other task types (issue 16); their Google Cloud steps are issue 15's (live_gcp.py).
             "building_release": self.google_cloud,
             "redeploying": self.google_cloud,
             "deleting_gcp_project": self.google_cloud,
-            "creating_issues": self.creating_issues,
+            "generating_issues": self.generating_issues,
+            "archiving_repository": self.archiving_repository,
         }
         handler = handlers.get(ctx.step)
         if handler is None:
@@ -242,6 +253,28 @@ class LiveProvider:
             for _, item in sorted(opened.items())
         ]
         return StepOutcome(usage=usage, result={"issues": issues})
+
+    def generating_issues(self, ctx: StepContext) -> StepOutcome:
+        owner, name = self._repo_of(ctx)
+        try:
+            return more_issues.generate_issues(self.github.client(owner), self.ai, ctx, owner, name)
+        except GitHubRefused as error:
+            # Retrying cannot bring back a deleted repository or unarchive one: say so at once.
+            if error.status == 404:
+                raise StepRefused(
+                    f"the repository {owner}/{name} no longer exists (or Planter cannot see it)"
+                ) from error
+            if error.status == 403 and error.mentions("archived"):
+                raise StepRefused(f"the repository {owner}/{name} is archived: unarchive it on GitHub first") from error
+            raise
+
+    def archiving_repository(self, ctx: StepContext) -> StepOutcome:
+        if not (ctx.facts.get("project_id") or ctx.facts.get("repo_url")):
+            # The project task failed or was cancelled before it made a repository: nothing to archive.
+            absent = "the project task made no repository"
+            return StepOutcome(facts={"repository": "absent"}, message=absent, result={"state": "absent"})
+        owner, name = self._repo_of(ctx)
+        return more_issues.archive_repository(self.github.client(owner), owner, name)
 
     def google_cloud(self, ctx: StepContext) -> StepAnswer:
         if self.gcp is not None:

@@ -79,6 +79,10 @@ def _check_quota(conn: sa.Connection, user: User) -> None:
         )
 
 
+# The same check for every metered request (the assistant's replies too).
+check_quota = _check_quota
+
+
 def create_project(user: User, body: CreateProject, idempotency_key: str | None) -> Created:
     """Write the task, its steps and first progress row in one transaction, then enqueue step one."""
     settings = get_settings()

@@ -5,8 +5,9 @@ Developer API: `/v1beta/models/{m}:generateContent` (or `/v1/...`). Answers are 
 PROMPT, so a test can tell that the caller's context reached the model:
 - with a JSON `responseSchema` / `responseJsonSchema`: a schema-valid object whose strings are
   lines of the prompt, taken in order;
-- otherwise: the lines of the context (system instruction and earlier turns) that share the most
-  words with the last user message, quoted. Asked "why did my last project fail?", it quotes the
+- otherwise: the lines of the context (the system instruction after its first paragraph, which
+  is taken as the instructions, and the earlier turns) that share the most words with the last
+  user message, quoted. Asked "why did my last project fail?", it quotes the
   context lines about a failed task, its step and its error.
 
 For tests: `GET /_requests` lists every generateContent request received (path, body and the
@@ -132,10 +133,12 @@ def _stems(text: str) -> set[str]:
 def text_answer(body: dict[str, Any]) -> str:
     contents = body.get("contents", [])
     question = " ".join(_texts(contents[-1])) if contents else ""
-    context = _texts(body.get("systemInstruction") or {})
+    # The system instruction's first paragraph is taken as the instructions, the rest as context.
+    system = "\n".join(_texts(body.get("systemInstruction") or {}))
+    context = system.split("\n\n", 1)[1:] if "\n\n" in system else [system]
     for content in contents[:-1]:
         context.extend(_texts(content))
-    lines = [line.strip() for text in context for line in text.splitlines() if line.strip()]
+    lines = list(dict.fromkeys(line.strip() for text in context for line in text.splitlines() if line.strip()))
     wanted = _stems(question)
     scored = [(len(wanted & _stems(line)), i) for i, line in enumerate(lines)]
     best = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))[:_MAX_QUOTED_LINES]
@@ -152,8 +155,10 @@ class _Lines:
         self.lines = [line.strip() for line in text.splitlines() if line.strip()] or ["(empty prompt)"]
         self._next: Iterator[int] = iter(range(1 << 30))
 
-    def take(self, max_length: int | None) -> str:
+    def take(self, max_length: int | None, min_length: int = 0) -> str:
         line = self.lines[next(self._next) % len(self.lines)]
+        while len(line) < min_length:  # as Gemini honours minLength: the next lines too
+            line = f"{line} {self.lines[next(self._next) % len(self.lines)]}"
         return line[:max_length] if max_length else line
 
 
@@ -193,7 +198,7 @@ def value_for(schema: dict[str, Any], root: dict[str, Any], lines: _Lines) -> An
     if kind == "boolean":
         return True
     max_length = _get(schema, "maxLength")
-    return lines.take(int(max_length) if max_length is not None else None)
+    return lines.take(int(max_length) if max_length is not None else None, int(_get(schema, "minLength", 0)))
 
 
 def _get(schema: dict[str, Any], camel: str, default: Any = None) -> Any:
@@ -212,7 +217,9 @@ def _kind(schema: dict[str, Any]) -> str:
 def json_answer(body: dict[str, Any]) -> Any:
     config = body.get("generationConfig", {})
     schema = config.get("responseJsonSchema") or config.get("responseSchema") or {"type": "string"}
-    return value_for(schema, schema, _Lines(prompt_text(body)))
+    # Strings come from the prompt itself (the turns), not from the system instruction.
+    turns = "\n".join(text for content in body.get("contents", []) for text in _texts(content))
+    return value_for(schema, schema, _Lines(turns or prompt_text(body)))
 
 
 def generate_content(model: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -105,6 +106,21 @@ class DevCommand:
             self.process.wait()
 
 
+def _run_task(base: str, headers: dict[str, str], task_type: str, payload: dict[str, object]) -> dict[str, Any]:
+    """POST /api/v1/tasks and wait until the task has finished."""
+    made = requests.post(
+        f"{base}/api/v1/tasks", json={"type": task_type, "payload": payload}, headers=headers, timeout=10
+    )
+    assert made.status_code == 202, made.text
+    url, deadline = f"{base}/api/v1/tasks/{made.json()['task_id']}", time.monotonic() + 60
+    while (task := requests.get(url, headers=headers, timeout=10).json())["status"] not in ("completed", "failed"):
+        assert time.monotonic() < deadline, task
+        time.sleep(0.5)
+    assert task["status"] == "completed", task
+    found: dict[str, Any] = task
+    return found
+
+
 @pytest.fixture
 def dev_command() -> Iterator[DevCommand]:
     root = pathlib.Path(tempfile.mkdtemp(prefix="pd", dir="/tmp"))  # short: the unix socket path
@@ -122,6 +138,8 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     health = requests.get(f"{base}/healthz", timeout=5).json()
     assert (health["status"], health["database"]) == ("ok", "ok")
     assert set(health["standins"]) == {"github", "gemini", "gcp"}  # the live provider's outside services, local
+    gemini = re.search(r"Gemini stand-in on (\S+)$", "".join(dev_command.output), re.MULTILINE)
+    assert gemini and health["standins"]["gemini"] == gemini[1], "the Gemini stand-in make dev printed"
     token = re.search(r"^(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
     assert token, "make dev printed no bearer token"
     # The dashboard's sign-in link carries that token in the fragment (never sent to the server).
@@ -150,6 +168,16 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     subprocess.run(["git", "clone", "--quiet", task["repo_url"], str(clone)], check=True, timeout=60)
     log = subprocess.run(["git", "log", "--format=%s"], cwd=clone, capture_output=True, text=True, check=True)
     assert log.stdout.splitlines() == ["Customize the template for kept-across-restarts", "Initial commit"]
+
+    # The other task types on the planted project, through the live provider: more issues, then teardown.
+    project = {"project_task_id": task["task_id"]}
+    more = _run_task(base, printed, "generate_issues", {**project, "count": 2})
+    assert more["result"]["issues_opened"] == 2, more
+    gone = _run_task(base, printed, "teardown", project)
+    assert gone["result"]["repository"] == "archived", gone
+    # make dev configures the Google Cloud stand-in: the project the planting made is deleted.
+    assert gone["steps"][0]["status"] == "succeeded" and gone["result"]["gcp_project"] == "deleted", gone
+    assert gone["result"]["gcp_project_id"] == task["gcp_project_id"]
 
     # A crash of the functions (kill -9) is followed by a new process, as Cloud Functions would start.
     crashed = dev_command.functions_pid()

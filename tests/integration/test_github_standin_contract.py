@@ -65,6 +65,14 @@ def test_every_body_the_provider_reads_matches_githubs_models(github: Running, t
         issue = _valid(models.Issue, http.post(f"/repos/{PLANTER_ORG}/contract/issues", json=issue_body), 201)
         _valid(list[models.Issue], http.get(f"/repos/{PLANTER_ORG}/contract/issues", params={"labels": "planter"}), 200)
         _valid(models.Issue, http.get(f"/repos/{PLANTER_ORG}/contract/issues/{issue.number}"), 200)
+        # Archiving (teardown): the repository says so, and refuses writes as GitHub does.
+        archived = _valid(
+            models.FullRepository, http.patch(f"/repos/{PLANTER_ORG}/contract", json={"archived": True}), 200
+        )
+        assert archived.archived is True
+        assert _valid(models.FullRepository, http.get(f"/repos/{PLANTER_ORG}/contract"), 200).archived is True
+        refused = http.post(f"{base}/blobs", json={"content": "late", "encoding": "utf-8"})
+        assert refused.status_code == 403 and refused.json()["message"] == "Repository was archived so is read-only."
 
 
 def test_errors_come_back_in_githubs_shapes_and_statuses(github: Running) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import flask
 import pytest
+import sqlalchemy as sa
 from pydantic import BaseModel
 
 import main
@@ -189,8 +190,24 @@ def _function_client(name: str) -> Any:
     return app.test_client()
 
 
-def _request(client: Any, route: Route, task_id: str, user: dict[str, str], job_id: str | None = None) -> Any:
-    path = route.path.replace("{task_id}", task_id)
+def _conversation_of(engine: Any, task_id: str) -> str:
+    """A conversation of the task's owner (the assistant's routes take its id)."""
+    with engine.begin() as conn:
+        return str(
+            conn.execute(
+                sa.text(
+                    "INSERT INTO conversations (id, user_id, title) SELECT gen_random_uuid(), user_id, 'served'"
+                    " FROM tasks WHERE id = :t RETURNING id"
+                ),
+                {"t": task_id},
+            ).scalar_one()
+        )
+
+
+def _request(
+    client: Any, route: Route, task_id: str, user: dict[str, str], job_id: str | None = None, conversation_id: str = ""
+) -> Any:
+    path = route.path.replace("{task_id}", task_id).replace("{conversation_id}", conversation_id)
     if "{job_id}" in path:  # a fresh job each time: DELETE must not leave the next request a 404
         job_id = job_id or client.post("/api/v1/jobs", json=JOB_EXAMPLE, headers=user).get_json()["job_id"]
         path = path.replace("{job_id}", job_id)
@@ -226,13 +243,14 @@ def _example(model: type[BaseModel]) -> dict[str, Any]:
     return examples.get(model.__name__, {})
 
 
-def test_every_documented_route_is_served(client: Any, auth_header: Any, enqueued: Any) -> None:
+def test_every_documented_route_is_served(client: Any, auth_header: Any, enqueued: Any, engine: Any) -> None:
     task_id = client.post("/api/v1/projects", json={"project_name": "x"}, headers=auth_header()).get_json()["task_id"]
+    conversation_id = _conversation_of(engine, task_id)
     functions = {name: _function_client(name) for name in FUNCTIONS}
     wrong: list[Any] = []
     for route in ROUTES:
         for via, each in (("gateway", client), (route.function, functions[route.function])):
-            response = _request(each, route, task_id, auth_header())
+            response = _request(each, route, task_id, auth_header(), conversation_id=conversation_id)
             if response.status_code in (404, 405) or response.status_code >= 500:
                 wrong.append((via, route.method, route.path, response.status_code, response.get_json()))
     assert wrong == []

@@ -149,3 +149,11 @@ def test_importing_the_client_does_not_import_google_genai() -> None:
     code = "import sys, common.ai; common.ai.GeminiClient; print('google.genai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_stand_in_quotes_context_not_instructions_and_fills_json_from_the_turns(gemini: Any) -> None:
+    system = "You answer about failed projects.\nBe brief.\n\n" + CONTEXT
+    answer = client(gemini).generate_text(system, [ChatTurn("user", "Why did my last project fail?")])
+    assert "Cloud Build quota exceeded" in answer and "You answer about failed projects" not in answer
+    result = client(gemini).generate_json("first line\nsecond line", Issues, system="never quoted")
+    assert {issue.title for issue in result.issues} <= {"first line", "second line"}

@@ -53,6 +53,7 @@ class GitHubStandIn(GitDataRoutes):
                 r("/orgs/<org>/installation", endpoint="get_installation", methods=["GET"]),
                 r("/app/installations/<int:iid>/access_tokens", endpoint="access_token", methods=["POST"]),
                 r("/repos/<owner>/<repo>", endpoint="get_repo", methods=["GET"]),
+                r("/repos/<owner>/<repo>", endpoint="update_repo", methods=["PATCH"]),
                 r("/repos/<owner>/<repo>/generate", endpoint="generate", methods=["POST"]),
                 r("/repos/<owner>/<repo>/git/ref/<path:ref>", endpoint="get_ref", methods=["GET"]),
                 r("/repos/<owner>/<repo>/git/refs/<path:ref>", endpoint="update_ref", methods=["PATCH"]),
@@ -129,6 +130,13 @@ class GitHubStandIn(GitDataRoutes):
         meta = self._repo(owner, repo)
         return meta["owner"], meta["name"], f"{meta['owner']}/{meta['name']}"
 
+    def _writable(self, owner: str, repo: str) -> tuple[str, str, str]:
+        """As GitHub: an archived repository refuses every write (issues, git data, settings) with 403."""
+        meta = self._repo(owner, repo)
+        if meta.get("archived"):
+            raise GitHubError(403, "Repository was archived so is read-only.")
+        return meta["owner"], meta["name"], f"{meta['owner']}/{meta['name']}"
+
     # --- organizations and the App -------------------------------------------------------
     def on_faults(self, request: Request) -> Response:
         if request.method == "DELETE":
@@ -166,6 +174,14 @@ class GitHubStandIn(GitDataRoutes):
 
     def on_get_repo(self, request: Request, owner: str, repo: str) -> Response:
         return reply(self._repo_body(self._repo(owner, repo)))
+
+    def on_update_repo(self, request: Request, owner: str, repo: str) -> Response:
+        # Only what Planter changes: archiving (GitHub cannot unarchive through the API either).
+        o, n, _ = self._writable(owner, repo)
+        body = self._body(request)
+        with self.state.lock:
+            meta = self.state.update_repo(o, n, **{k: body[k] for k in ("archived", "description") if k in body})
+        return reply(self._repo_body(meta))
 
     def on_generate(self, request: Request, owner: str, repo: str) -> Response:
         template = self._repo(owner, repo)
@@ -215,7 +231,7 @@ class GitHubStandIn(GitDataRoutes):
         return reply(found[(page - 1) * per_page : page * per_page])
 
     def on_create_issue(self, request: Request, owner: str, repo: str) -> Response:
-        _, _, full = self._full(owner, repo)
+        _, _, full = self._writable(owner, repo)
         body = self._body(request)
         title = body.get("title")
         if not isinstance(title, str) or not title.strip():

@@ -25,6 +25,9 @@ class GitDataRoutes:
     def _full(self, owner: str, repo: str) -> tuple[str, str, str]:
         raise NotImplementedError
 
+    def _writable(self, owner: str, repo: str) -> tuple[str, str, str]:
+        raise NotImplementedError
+
     def _body(self, request: Request) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -38,7 +41,7 @@ class GitDataRoutes:
         return reply(objects.git_ref(self.base_url, full, ref, sha))
 
     def on_update_ref(self, request: Request, owner: str, repo: str, ref: str) -> Response:
-        o, n, full = self._full(owner, repo)
+        o, n, full = self._writable(owner, repo)
         body = self._body(request)
         try:
             self.git.read_commit(o, n, str(body.get("sha")))
@@ -58,7 +61,7 @@ class GitDataRoutes:
         return reply(self._commit_body(*self._full(owner, repo), sha))
 
     def on_create_commit(self, request: Request, owner: str, repo: str) -> Response:
-        o, n, full = self._full(owner, repo)
+        o, n, full = self._writable(owner, repo)
         body = self._body(request)
         try:
             sha = self.git.commit(
@@ -91,7 +94,7 @@ class GitDataRoutes:
         return {"sha": sha, "url": f"{self.base_url}/repos/{full}/git/trees/{sha}", "tree": items, "truncated": False}
 
     def on_create_tree(self, request: Request, owner: str, repo: str) -> Response:
-        o, n, full = self._full(owner, repo)
+        o, n, full = self._writable(owner, repo)
         body = self._body(request)
         changes: list[tuple[str, str, str | None]] = []
         for item in body.get("tree", []):
@@ -123,7 +126,7 @@ class GitDataRoutes:
         )
 
     def on_create_blob(self, request: Request, owner: str, repo: str) -> Response:
-        o, n, full = self._full(owner, repo)
+        o, n, full = self._writable(owner, repo)
         body = self._body(request)
         raw = str(body.get("content", ""))
         data = base64.b64decode(raw) if body.get("encoding") == "base64" else raw.encode()

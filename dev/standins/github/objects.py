@@ -169,7 +169,7 @@ def repository(api: str, web: str, meta: dict[str, Any], open_issues: int) -> di
         "has_wiki": False,
         "has_pages": False,
         "has_discussions": False,
-        "archived": False,
+        "archived": bool(meta.get("archived")),
         "disabled": False,
         "visibility": "private" if meta["private"] else "public",
         "pushed_at": meta["created_at"],

@@ -52,6 +52,15 @@ class State:
             self.save()
             return record
 
+    def update_repo(self, owner: str, name: str, **changes: Any) -> dict[str, Any]:
+        with self.lock:
+            record: dict[str, Any] = self.data["repos"][f"{owner}/{name}".lower()]
+            if changes.get("archived") and not record.get("archived"):
+                changes["archived_at"] = now_iso()
+            record.update(changes)
+            self.save()
+            return record
+
     def issues(self, full: str) -> list[dict[str, Any]]:
         issues: list[dict[str, Any]] = self.data["issues"].setdefault(full.lower(), [])
         return issues
