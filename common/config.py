@@ -121,6 +121,13 @@ class Settings:
     # The request's `simulate` knobs: development only (refused at start-up elsewhere), and capped.
     allow_simulate: bool = True
     simulate_max_step_seconds: float = 60.0
+    # Google Cloud steps (issue 15): configured when parent, billing account and callback base are set.
+    gcp_parent: str = ""
+    gcp_billing_account: str = ""
+    gcp_region: str = "us-central1"
+    gcp_api_url: str = ""  # one base URL for every Google API (the local stand-in); "" → Google's hosts
+    gcp_build_check_seconds: float = 30.0
+    callback_base_url: str = ""  # Planter's API base as an outside worker (Cloud Build) reaches it
 
     @property
     def is_development(self) -> bool:
@@ -213,6 +220,12 @@ def load_settings() -> Settings:
         stream_token_ttl_seconds=_env_int("STREAM_TOKEN_TTL_SECONDS", 300),
         allow_simulate=_env_bool("ALLOW_SIMULATE", dev),
         simulate_max_step_seconds=_env_float("SIMULATE_MAX_STEP_SECONDS", 60.0),
+        gcp_parent=_env("GCP_PROJECT_PARENT"),
+        gcp_billing_account=_env("GCP_BILLING_ACCOUNT"),
+        gcp_region=_env("GCP_REGION", "us-central1"),
+        gcp_api_url=_env("GCP_API_URL"),
+        gcp_build_check_seconds=_env_float("GCP_BUILD_CHECK_SECONDS", 30.0),
+        callback_base_url=_env("PLANTER_CALLBACK_BASE_URL"),
     )
     _validate(settings)
     return settings

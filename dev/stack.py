@@ -71,6 +71,7 @@ class LocalStack:
     _ticker: threading.Thread | None = None
     gemini: Any = None  # dev.standins.gemini.GeminiStandIn once started
     github: Any = None  # dev.standins.github.server.Running once started
+    gcp: Any = None  # dev.standins.gcp.server.GcpStandIn once started
 
     @property
     def base_url(self) -> str:
@@ -98,6 +99,7 @@ class LocalStack:
             "PYTHONUNBUFFERED": "1",
             **({"GEMINI_BASE_URL": self.gemini.base_url} if self.gemini is not None else {}),
             **self.github_env(),
+            **self.gcp_env(),
             # One process serves every function here, and each open event stream holds a thread.
             "THREADS": os.environ.get("THREADS", "32"),
             **self.env_overrides,
@@ -310,11 +312,32 @@ class LocalStack:
             "PLANTER_STANDINS": standins,
         }
 
+    def start_gcp(self) -> None:
+        from dev.standins.gcp.server import GcpStandIn
+
+        self.gcp = GcpStandIn(free_port()).start()
+        self.log(f"Google Cloud stand-in on {self.gcp.base_url} (Resource Manager, Billing, Service Usage, Build, Run)")
+
+    def gcp_env(self) -> dict[str, str]:
+        """The Google Cloud steps pointed at the stand-in; its builds call back to this stack."""
+        if self.gcp is None:
+            return {}
+        standins = [self.github_env().get("PLANTER_STANDINS", ""), f"gcp={self.gcp.base_url}"]
+        return {
+            "GCP_API_URL": self.gcp.base_url,
+            "GCP_PROJECT_PARENT": "folders/000000000000",  # placeholders: the stand-in takes any
+            "GCP_BILLING_ACCOUNT": "billingAccounts/000000-000000-000000",
+            "GCP_BUILD_CHECK_SECONDS": os.environ.get("GCP_BUILD_CHECK_SECONDS", "5"),
+            "PLANTER_CALLBACK_BASE_URL": self.base_url,
+            "PLANTER_STANDINS": ",".join(s for s in standins if s),
+        }
+
     # --- all together -------------------------------------------------------------------------
     def start(self) -> None:
         self.start_postgres()
         self.start_gemini()
         self.start_github()
+        self.start_gcp()
         self.start_queue()
         self.start_functions()
         self.start_ticker()
@@ -335,6 +358,9 @@ class LocalStack:
         if self.github is not None:
             self.github.stop()
             self.github = None
+        if self.gcp is not None:
+            self.gcp.stop()
+            self.gcp = None
         if self.server is not None:
             self.server.cleanup()
             self.server = None

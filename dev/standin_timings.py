@@ -21,7 +21,7 @@ from typing import Any
 from common.ai import AISettings, GeminiClient
 from common.github.access import TokenAccess
 from common.pipeline import STEP_NAMES
-from common.providers import StepContext
+from common.providers import StepContext, StepOutcome
 from common.providers.live import LiveConfig, LiveProvider
 from dev.standins.gemini import GeminiStandIn
 from dev.standins.github.server import start
@@ -73,6 +73,7 @@ def main() -> None:
                 )
                 started = time.monotonic()
                 outcome = provider.run(ctx)
+                assert isinstance(outcome, StepOutcome)  # no Google Cloud configured here: nothing waits
                 steps[step].append(time.monotonic() - started)
                 facts.update(outcome.facts)
                 for call in access.calls[seen:]:

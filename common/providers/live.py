@@ -37,6 +37,7 @@ from common.providers.ai_plans import (
     ask,
     customization_schema,
 )
+from common.providers.live_gcp import GcpSteps, StepAnswer
 
 GCP_NOT_CONFIGURED = "Google Cloud is not configured for this deployment; the step was skipped"
 
@@ -54,16 +55,17 @@ class LiveProvider:
     config: LiveConfig
     github: GitHubAccess
     ai: Callable[[], JSONAnswerer]  # built on first use: google-genai is imported only by the AI steps
+    gcp: GcpSteps | None = None  # None: Google Cloud is not configured, its steps are skipped
 
-    def run(self, ctx: StepContext) -> StepOutcome:
-        handlers: dict[str, Callable[[StepContext], StepOutcome]] = {
+    def run(self, ctx: StepContext) -> StepAnswer:
+        handlers: dict[str, Callable[[StepContext], StepAnswer]] = {
             "creating_org": self.creating_org,
             "forking_template": self.forking_template,
             "customizing_project": self.customizing_project,
             "creating_gcp_project": self.google_cloud,
             "deploying": self.google_cloud,
             "creating_issues": self.creating_issues,
-            # The other task types (issue 16): until issue 15's Google Cloud steps land, skipped honestly.
+            # The other task types (issue 16); their Google Cloud steps are issue 15's (live_gcp.py).
             "building_release": self.google_cloud,
             "redeploying": self.google_cloud,
             "deleting_gcp_project": self.google_cloud,
@@ -98,8 +100,10 @@ class LiveProvider:
                 ) from error
             raise StepFailed(str(error)) from error
 
-    def check(self, ctx: StepContext) -> StepOutcome:
-        # No live step hands its work off yet (issue 15's deploying will): nothing can be waiting.
+    def check(self, ctx: StepContext) -> StepAnswer:
+        # Only the Google Cloud builds hand their work off (deploying, building_release).
+        if self.gcp is not None and ctx.step in ("deploying", "building_release"):
+            return self.gcp.check(ctx)
         raise StepRefused(f"{ctx.step} does not wait for outside work under the live provider")
 
     # --- helpers -----------------------------------------------------------------------------
@@ -272,8 +276,10 @@ class LiveProvider:
         owner, name = self._repo_of(ctx)
         return more_issues.archive_repository(self.github.client(owner), owner, name)
 
-    def google_cloud(self, ctx: StepContext) -> StepOutcome:
-        # Issue 15 builds these; until then a live deployment says plainly that nothing was made.
+    def google_cloud(self, ctx: StepContext) -> StepAnswer:
+        if self.gcp is not None:
+            return self.gcp.run(ctx)
+        # Without the GCP settings a live deployment says plainly that nothing was made.
         return StepOutcome(skipped=True, message=GCP_NOT_CONFIGURED, result={"skipped": GCP_NOT_CONFIGURED})
 
 

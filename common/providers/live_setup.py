@@ -6,9 +6,11 @@ import functools
 
 from common.ai import build_client
 from common.config import Settings
+from common.gcp.client import GcpClient, adc_token
 from common.github.access import AppAccess, GitHubAccess, TokenAccess
 from common.github.app_auth import AppAuth
 from common.providers.live import LiveConfig, LiveProvider
+from common.providers.live_gcp import GcpConfig, GcpSteps
 
 
 def build(settings: Settings) -> LiveProvider:
@@ -22,8 +24,24 @@ def build(settings: Settings) -> LiveProvider:
         planter_org=settings.github_org,
         templates=settings.github_templates,
         app_install_url=settings.github_app_install_url,
+        # All three: a build needs a public address to post its progress to (the API's, not STEP_URL's).
+        gcp_configured=bool(settings.gcp_parent and settings.gcp_billing_account and settings.callback_base_url),
     )
-    return LiveProvider(config=config, github=github, ai=lambda: client)
+    gcp = gcp_steps(settings) if config.gcp_configured else None
+    return LiveProvider(config=config, github=github, ai=lambda: client, gcp=gcp)
+
+
+def gcp_steps(settings: Settings) -> GcpSteps:
+    """The Google Cloud steps: anonymous against a stand-in (GCP_API_URL), the service account's ADC otherwise."""
+    config = GcpConfig(
+        parent=settings.gcp_parent,
+        billing_account=settings.gcp_billing_account,
+        region=settings.gcp_region,
+        callback_base_url=settings.callback_base_url,
+        check_after_seconds=settings.gcp_build_check_seconds,
+    )
+    token = (lambda: None) if settings.gcp_api_url else adc_token()
+    return GcpSteps(config=config, gcp=GcpClient(base_url=settings.gcp_api_url, token=token))
 
 
 @functools.cache

@@ -49,7 +49,11 @@ def report_outcome(task_id: uuid.UUID, update: ProgressCallback) -> Task:
             return apply_failure(conn, task_id, step, row, row["attempts"], update.error or "the outside work failed")
         facts = {k: v for k in URL_FACTS if (v := getattr(update, k)) is not None}
         usage = dict((row["handoff"] or {}).get("usage") or {})
-        return apply_success(conn, task_id, step, row, StepOutcome(facts=facts, usage=usage, message=update.message))
+        # What the provider noted it made when it handed off (build id, log URL...) is the step's result.
+        made = ((row["handoff"] or {}).get("state") or {}).get("made")
+        result = {**made, "service_url": facts.get("deployment_url")} if isinstance(made, dict) else None
+        found = StepOutcome(facts=facts, usage=usage, message=update.message, result=result)
+        return apply_success(conn, task_id, step, row, found)
 
     result = run_in_transaction(work)
     if result is not None:

@@ -3,6 +3,7 @@ SIGTERM stops every process it started (PostgreSQL included), leaving nothing be
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
@@ -136,7 +137,7 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     base = f"http://127.0.0.1:{dev_command.port}"
     health = requests.get(f"{base}/healthz", timeout=5).json()
     assert (health["status"], health["database"]) == ("ok", "ok")
-    assert set(health["standins"]) == {"github", "gemini"}  # the live provider's outside services, local
+    assert set(health["standins"]) == {"github", "gemini", "gcp"}  # the live provider's outside services, local
     gemini = re.search(r"Gemini stand-in on (\S+)$", "".join(dev_command.output), re.MULTILINE)
     assert gemini and health["standins"]["gemini"] == gemini[1], "the Gemini stand-in make dev printed"
     token = re.search(r"^(eyJ[\w.-]+)$", "".join(dev_command.output), re.MULTILINE)
@@ -159,6 +160,10 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
         assert time.monotonic() < deadline, task
         time.sleep(0.5)
     assert task["status"] == "completed", task
+    # Deployed through the Google Cloud stand-in: its build posted its own progress to this stack.
+    deployed = {s["name"]: s for s in task["steps"]}["deploying"]
+    assert deployed["status"] == "succeeded" and task["deployment_url"] == deployed["result"]["service_url"]
+    print("planted:", json.dumps({k: task[k] for k in ("gcp_project_id", "deployment_url", "repo_url")}))
     clone = dev_command.data_dir.parent / "clone"
     subprocess.run(["git", "clone", "--quiet", task["repo_url"], str(clone)], check=True, timeout=60)
     log = subprocess.run(["git", "log", "--format=%s"], cwd=clone, capture_output=True, text=True, check=True)
@@ -170,7 +175,9 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     assert more["result"]["issues_opened"] == 2, more
     gone = _run_task(base, printed, "teardown", project)
     assert gone["result"]["repository"] == "archived", gone
-    assert gone["steps"][0]["status"] == "skipped"  # no Google Cloud under make dev yet
+    # make dev configures the Google Cloud stand-in: the project the planting made is deleted.
+    assert gone["steps"][0]["status"] == "succeeded" and gone["result"]["gcp_project"] == "deleted", gone
+    assert gone["result"]["gcp_project_id"] == task["gcp_project_id"]
 
     # A crash of the functions (kill -9) is followed by a new process, as Cloud Functions would start.
     crashed = dev_command.functions_pid()

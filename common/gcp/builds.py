@@ -1,0 +1,107 @@
+"""The Cloud Build build that builds the planted repository and deploys it to Cloud Run.
+
+Builds are not idempotent: each is tagged with the task, and one tag names the step and attempt,
+so a redelivered attempt finds its build instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from common.gcp.client import GcpClient, GcpError
+
+RUNNING = frozenset({"PENDING", "QUEUED", "WORKING"})
+FAILED = frozenset({"FAILURE", "INTERNAL_ERROR", "TIMEOUT", "CANCELLED", "EXPIRED"})
+
+
+def task_tag(task_id: str) -> str:
+    return f"planter-task-{task_id}"
+
+
+def attempt_tag(task_id: str, step: str, attempt: int) -> str:
+    return f"planter-{step.replace('_', '-')}-{task_id}-a{attempt}"
+
+
+def service_name(repo: str) -> str:
+    """Cloud Run names: ≤ 49 of [a-z0-9-], starting with a letter."""
+    name = re.sub(r"[^a-z0-9-]+", "-", repo.lower()).strip("-")[:49].rstrip("-")
+    return name if name and name[0].isalpha() else f"app-{name}"[:49].rstrip("-")
+
+
+def build_config(
+    clone_url: str, service: str, region: str, callback_url: str, token: str, step: str, percent: int
+) -> dict[str, Any]:
+    """Clone, build, push and deploy; between them the build posts its progress to Planter (the
+    step's phase, a few percent above the step's own), and its last step posts the outcome with the
+    Cloud Run URL. A failing step ends a build with no outcome posted: the scheduled check finds it."""
+
+    def report(phase: str, offset: int) -> dict[str, Any]:
+        update = f'"update_id":"$BUILD_ID-{phase}","status":"$_STEP","progress_percent":{percent + offset}'
+        body = f'{{{update},"message":"Cloud Build: {phase}"}}'
+        return {
+            "id": f"progress-{phase}",
+            "name": "gcr.io/cloud-builders/curl",
+            "args": ["-sf", "-X", "POST", "$_CALLBACK_URL", "-H", "Authorization: Bearer $_CALLBACK_TOKEN",
+                     "-H", "Content-Type: application/json", "-d", body],
+        }  # fmt: skip
+
+    outcome = (
+        'URL=$(gcloud run services describe $_SERVICE --region $_REGION --format="value(status.url)") && '
+        'curl -sf -X POST "$_CALLBACK_URL" -H "Authorization: Bearer $_CALLBACK_TOKEN" '
+        '-H "Content-Type: application/json" -d "{\\"update_id\\":\\"$BUILD_ID-outcome\\",'
+        '\\"step\\":\\"$_STEP\\",\\"step_outcome\\":\\"succeeded\\",'
+        '\\"deployment_url\\":\\"$$URL\\",\\"message\\":\\"Deployed to $$URL\\"}"'
+    )
+    sdk = "gcr.io/google.com/cloudsdktool/cloud-sdk"
+    return {
+        "steps": [
+            {"id": "clone", "name": "gcr.io/cloud-builders/git", "args": ["clone", "--depth=1", clone_url, "."]},
+            report("building", 3),
+            {"id": "build", "name": "gcr.io/cloud-builders/docker", "args": ["build", "-t", "$_IMAGE", "."]},
+            report("pushing", 6),
+            {"id": "push", "name": "gcr.io/cloud-builders/docker", "args": ["push", "$_IMAGE"]},
+            report("deploying", 9),
+            {
+                "id": "deploy",
+                "name": sdk,
+                "entrypoint": "gcloud",
+                "args": ["run", "deploy", "$_SERVICE", "--image", "$_IMAGE", "--region", "$_REGION", "--quiet"],
+            },
+            {"id": "outcome", "name": sdk, "entrypoint": "bash", "args": ["-c", outcome]},
+        ],
+        "images": ["$_IMAGE"],
+        "substitutions": {
+            "_CALLBACK_URL": callback_url,
+            "_CALLBACK_TOKEN": token,
+            "_SERVICE": service,
+            "_REGION": region,
+            "_STEP": step,
+            "_IMAGE": f"{region}-docker.pkg.dev/$PROJECT_ID/planter/{service}:$BUILD_ID",
+        },
+        "options": {"substitutionOption": "ALLOW_LOOSE"},
+    }
+
+
+def find_build(gcp: GcpClient, project_id: str, tag: str) -> dict[str, Any] | None:
+    found = gcp.call("GET", "cloudbuild", f"v1/projects/{project_id}/builds", params={"filter": f'tags="{tag}"'})
+    builds: list[dict[str, Any]] = found.get("builds") or []
+    return builds[0] if builds else None
+
+
+def create_build(gcp: GcpClient, project_id: str, config: dict[str, Any], tags: list[str]) -> dict[str, Any]:
+    op = gcp.call("POST", "cloudbuild", f"v1/projects/{project_id}/builds", {**config, "tags": tags})
+    build: dict[str, Any] = (op.get("metadata") or {}).get("build") or {}
+    if not build.get("id"):
+        raise GcpError(502, "cloudbuild answered an operation without its build")
+    return build
+
+
+def get_build(gcp: GcpClient, project_id: str, build_id: str) -> dict[str, Any]:
+    build: dict[str, Any] = gcp.call("GET", "cloudbuild", f"v1/projects/{project_id}/builds/{build_id}")
+    return build
+
+
+def service_url(gcp: GcpClient, project_id: str, region: str, service: str) -> str:
+    found = gcp.call("GET", "run", f"v2/projects/{project_id}/locations/{region}/services/{service}")
+    return str(found.get("uri") or (found.get("urls") or [""])[0])

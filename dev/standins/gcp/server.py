@@ -1,0 +1,173 @@
+"""The Google Cloud stand-in's HTTP server: routes Google's REST paths to the state and the builds."""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import re
+import threading
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from dev.standins.faults import Faults
+from dev.standins.gcp import builds
+from dev.standins.gcp.state import GcpState, google_error
+
+_PROJECT = re.compile(r"^/v3/projects/(?P<id>[^/:]+)$")
+_OPERATION = re.compile(r"^/v[13]/(?P<name>operations/.+)$")
+_BILLING = re.compile(r"^/v1/projects/(?P<id>[^/]+)/billingInfo$")
+_ENABLE = re.compile(r"^/v1/projects/(?P<id>[^/]+)/services:batchEnable$")
+_BUILDS = re.compile(r"^/v1/projects/(?P<id>[^/]+)/builds$")
+_BUILD = re.compile(r"^/v1/projects/(?P<id>[^/]+)/builds/(?P<build>[^/:]+)$")
+_RUN_SERVICE = re.compile(r"^/v2/(?P<name>projects/[^/]+/locations/[^/]+/services/[^/]+)$")
+
+
+class GcpStandIn:
+    """Run on a thread of this process (make dev, tests) or alone (`python -m dev.standins.gcp.server`)."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.state = GcpState()
+        self.faults = Faults()
+        # Every exchange served (method, path, request body, status, answer): a test checks their shapes.
+        self.exchanges: list[tuple[str, str, Any, int, Any]] = []
+        self.server = http.server.ThreadingHTTPServer((host, port), _handler_for(self))
+        self.server.daemon_threads = True
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> GcpStandIn:
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="gcp-stand-in").start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        state = self.state
+        if method == "POST" and path == "/v3/projects":
+            return state.create_project(body)
+        if (m := _PROJECT.match(path)) and method in ("GET", "DELETE"):
+            return state.get_project(m["id"]) if method == "GET" else state.delete_project(m["id"])
+        if (m := _OPERATION.match(path)) and method == "GET":
+            with state.lock:
+                op = state.operations.get(m["name"])
+            return (200, op) if op else (404, google_error(404, f"operation {m['name']} not found"))
+        if (m := _BILLING.match(path)) and method == "PUT":
+            status, _ = state.get_project(m["id"])
+            if status != 200:
+                return 403, google_error(403, f"The caller does not have permission on project {m['id']}")
+            info = {
+                "name": f"projects/{m['id']}/billingInfo",
+                "projectId": m["id"],
+                "billingAccountName": str(body.get("billingAccountName") or ""),
+                "billingEnabled": bool(body.get("billingAccountName")),
+            }
+            with state.lock:
+                state.billing[m["id"]] = info
+            return 200, info
+        if (m := _ENABLE.match(path)) and method == "POST":
+            ids = [str(s) for s in body.get("serviceIds") or []]
+            if not ids or len(ids) > 20:
+                return 400, google_error(400, "serviceIds must name 1 to 20 services")
+            with state.lock:
+                state.enabled.setdefault(m["id"], set()).update(ids)
+                services = [{"name": f"projects/{m['id']}/services/{s}", "state": "ENABLED"} for s in ids]
+                response = {"@type": "type.googleapis.com/google.api.serviceusage.v1.BatchEnableServicesResponse"}
+                return 200, state.operation(
+                    f"operations/acf.{m['id']}.{len(state.operations)}", {**response, "services": services}
+                )
+        if (m := _BUILDS.match(path)) and method == "POST":
+            return builds.create_build(state, self.base_url, m["id"], body)
+        if (m := _BUILDS.match(path)) and method == "GET":
+            return 200, builds.list_builds(state, m["id"], (query.get("filter") or [""])[0])
+        if (m := _BUILD.match(path)) and method == "GET":
+            with state.lock:
+                build = state.builds.get(m["build"])
+                found = dict(build) if build and build["projectId"] == m["id"] else None
+            return (200, found) if found else (404, google_error(404, f"build {m['build']} not found"))
+        if (m := _RUN_SERVICE.match(path)) and method == "GET":
+            with state.lock:
+                service = state.services.get(m["name"])
+            return (200, service) if service else (404, google_error(404, f"service {m['name']} not found"))
+        return 404, google_error(404, f"the stand-in does not serve {method} {path}")
+
+    def add_fault(self, spec: dict[str, Any]) -> None:
+        """Cloud Build scripts (`lose_final_callback`, `fail_build`) or an HTTP fault (faults.py)."""
+        times = int(spec.get("times", 1))
+        with self.state.lock:
+            if spec.get("lose_final_callback"):
+                self.state.script.lose_final_callback += times
+                return
+            if spec.get("fail_build"):
+                self.state.script.fail += times
+                self.state.script.fail_message = str(spec.get("message") or self.state.script.fail_message)
+                return
+        if "foreign_project" in spec:  # an id someone else owns: GET → 403, create → 409
+            self.state.add_foreign(str(spec["foreign_project"]))
+            return
+        self.faults.add(spec)
+
+
+def _handler_for(standin: GcpStandIn) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: make dev prints its own lines
+            pass
+
+        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                return self._send(400, google_error(400, "the body is not JSON"))
+            if parts.path == "/_faults":
+                if self.command == "DELETE":
+                    standin.faults.clear()
+                    with standin.state.lock:
+                        standin.state.script.lose_final_callback = standin.state.script.fail = 0
+                else:
+                    standin.add_fault(body)
+                return self._send(200, {"ok": True})
+            if parts.path == "/healthz":
+                return self._send(200, {"ok": True})
+            fault = standin.faults.take(self.command, parts.path)
+            if fault is not None:
+                return self._send(fault[0], fault[2], fault[1])
+            status, answer = standin.route(self.command, parts.path, parse_qs(parts.query), body)
+            with standin.state.lock:
+                standin.exchanges.append((self.command, parts.path, body, status, answer))
+            return self._send(status, answer)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    standin = GcpStandIn(parser.parse_args().port)
+    print(standin.base_url, flush=True)
+    standin.server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
