@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -72,6 +73,7 @@ STORMS = 4  # duplicate storms over the run
 STORM_SENDERS, STORM_INTERVAL, STORM_SECONDS = 4, 0.05, 8.0
 FIRST_STEP_P99_LIMIT = 10.0  # seconds from a task's creation to its first step starting
 FIRST_STEP_WINDOW = 15.0  # seconds of creation time per window of the "throughout" figure
+WAITING_SQL = "SELECT task_id::text, name FROM task_steps WHERE status = 'waiting'"
 
 
 @dataclass
@@ -119,6 +121,7 @@ class Driver:
         self.engine = sa.create_engine(stack.database_url, poolclass=sa.NullPool)
         self.stop = threading.Event()
         self.running_at_kill: set[tuple[str, str, int]] = set()
+        self.waiting_at_kill: set[tuple[str, str]] = set()  # (task, step) waiting when the functions died
         self.session = requests.Session()
 
     # --- the workload ---------------------------------------------------------------------
@@ -163,7 +166,9 @@ class Driver:
             while in_flight < ACTIVE_LIMIT and index < self.wanted:
                 email = emails[index % len(emails)]
                 simulate, expected, failures = self.plan(index)
-                body = {"project_name": f"Fault run {index}", "project_description": "fault run", "simulate": simulate}
+                body: dict[str, Any] = {"project_name": f"Fault run {index}", "project_description": "fault run"}
+                if simulate:  # none: the live providers, against the stand-ins (dev/fault_run_live.py)
+                    body["simulate"] = simulate
                 try:
                     response = self.session.post(
                         f"{self.stack.base_url}/api/v1/projects",
@@ -179,7 +184,7 @@ class Driver:
                     continue
                 task_id = response.json()["task_id"]
                 self.pipelines.append(Pipeline(task_id, email, simulate, expected, failures))
-                if simulate["step_seconds"] > STEP_SECONDS:
+                if simulate.get("step_seconds", STEP_SECONDS) > STEP_SECONDS:
                     self.counters.count("long steps: pipelines whose steps are handed off and wait")
                 if failures:
                     kind = "step failures (exhausting)" if expected == "failed" else "step failures (transient)"
@@ -246,7 +251,7 @@ class Driver:
             candidates = self.active()
             if not candidates:
                 continue
-            long_ones = [p for p in candidates if p.simulate["step_seconds"] > STEP_SECONDS]
+            long_ones = [p for p in candidates if p.simulate.get("step_seconds", STEP_SECONDS) > STEP_SECONDS]
             target = self.random.choice(long_ones or candidates)
             rows = self.read(
                 "SELECT t.current_step, s.generation FROM tasks t"
@@ -312,12 +317,17 @@ class Driver:
             time.sleep(0.2)
 
     def kill_functions(self) -> None:
-        # Strike while a step is running, so that the kill interrupts work, not an idle process.
+        # Strike while a step is running, so that the kill interrupts work, not an idle process,
+        # and (for up to 30 s) while another waits for an outside worker or its scheduled check.
         running: list[Any] = []
+        waiting: list[Any] = []
         deadline = time.monotonic() + 30
         query = sa.text("SELECT task_id::text, name, attempts FROM task_steps WHERE status = 'running'")
         with self.engine.connect() as conn:
-            while not running and time.monotonic() < deadline:
+            while not (running and waiting) and time.monotonic() < deadline:
+                running = list(conn.execute(query).all())
+                waiting = list(conn.execute(sa.text(WAITING_SQL)).all())
+            if not running:  # no step ran within 30 s: a last try for the one the kill must cut short
                 running = list(conn.execute(query).all())
             start = time.time()
             self.stack.kill_functions()
@@ -329,6 +339,8 @@ class Driver:
         self.counters.fault_windows.append(("kill", start, time.time()))
         self.counters.count("functions process killed (SIGKILL) and restarted")
         self.counters.count("steps running at the kill", len(running))
+        self.counters.count("steps waiting at the kill", len(waiting))
+        self.waiting_at_kill.update((r[0], r[1]) for r in waiting)
 
     def restart_postgres(self) -> None:
         start = time.time()
@@ -379,15 +391,30 @@ def epoch(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def check(driver: Driver, log_path: pathlib.Path) -> dict[str, Any]:
-    """Compare what happened (database, log) with what the workload and its faults allow."""
+def simulated_metering(step: str, result: dict[str, Any]) -> tuple[int, int, int]:
+    """What the simulated provider meters for a succeeded step: (AI operations, projects, issues)."""
+    ai = pipeline.BY_NAME[step].ai_operations if step in ("customizing_project", "creating_issues") else 0
+    return ai, int(step == "forking_template"), 5 if step == "creating_issues" else 0
+
+
+def check(
+    driver: Driver,
+    log_path: pathlib.Path,
+    metered: Callable[[str, dict[str, Any]], tuple[int, int, int]] = simulated_metering,
+    step_only_phases: bool = False,
+) -> dict[str, Any]:
+    """Compare what happened (database, log) with what the workload and its faults allow.
+
+    ``metered``: what a succeeded step adds to its user's usage. ``step_only_phases``: count only the
+    progress rows the steps themselves record (an outside worker posts several of its own per phase)."""
     expected = {p.task_id: p for p in driver.pipelines}
     with driver.engine.connect() as conn:
         tasks = {
             str(r["id"]): dict(r) for r in conn.execute(sa.text("SELECT id, status, user_email FROM tasks")).mappings()
         }
         steps = [
-            dict(r) for r in conn.execute(sa.text("SELECT task_id, name, status, attempts FROM task_steps")).mappings()
+            dict(r)
+            for r in conn.execute(sa.text("SELECT task_id, name, status, attempts, result FROM task_steps")).mappings()
         ]
         # From a task's creation to its first step starting (tasks whose first step started).
         first_step_rows = [
@@ -402,7 +429,13 @@ def check(driver: Driver, log_path: pathlib.Path) -> dict[str, Any]:
             )
         ]
         phase_rows = (
-            conn.execute(sa.text("SELECT task_id, status, count(*) AS n FROM task_progress GROUP BY task_id, status"))
+            conn.execute(
+                sa.text(
+                    "SELECT task_id, status, count(*) AS n,"
+                    " count(*) FILTER (WHERE update_id LIKE 'step:%') AS n_step"
+                    " FROM task_progress GROUP BY task_id, status"
+                )
+            )
             .mappings()
             .all()
         )
@@ -456,7 +489,7 @@ def check(driver: Driver, log_path: pathlib.Path) -> dict[str, Any]:
             run_twice.add(key)
             reasons["provider succeeded more than once"] += 1
     for row in phase_rows:
-        if row["status"] in STEPS and row["n"] > 1:
+        if row["status"] in STEPS and row["n_step" if step_only_phases else "n"] > 1:
             run_twice.add((str(row["task_id"]), row["status"]))
             reasons["phase recorded more than once"] += 1
     for key, n in failed_attempts.items():
@@ -493,19 +526,24 @@ def check(driver: Driver, log_path: pathlib.Path) -> dict[str, Any]:
                 unexplained.append((*key, attempt))
 
     # Metering: what each user's succeeded steps should have added up to.
-    succeeded = {(str(r["task_id"]), r["name"]) for r in steps if r["status"] == "succeeded"}
     wanted: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
-    for task_id, task in tasks.items():
-        figures = wanted[task["user_email"]]
-        if (task_id, "customizing_project") in succeeded:
-            figures[0] += pipeline.BY_NAME["customizing_project"].ai_operations  # what the simulated provider meters
-        if (task_id, "creating_issues") in succeeded:
-            figures[0] += pipeline.BY_NAME["creating_issues"].ai_operations
-            figures[2] += 5
-        if (task_id, "forking_template") in succeeded:
-            figures[1] += 1
+    for task in tasks.values():
+        wanted[task["user_email"]]  # a user whose steps metered nothing is still compared
+    for r in steps:
+        if r["status"] == "succeeded" and str(r["task_id"]) in tasks:
+            figures = wanted[tasks[str(r["task_id"])]["user_email"]]
+            for i, n in enumerate(metered(r["name"], r["result"] or {})):
+                figures[i] += n
     metering_off = [e for e, f in wanted.items() if tuple(f) != usage.get(e, (0, 0, 0))]
     metering_off += [e for e in usage if e not in wanted]
+
+    # The steps that were waiting when the functions died: each must have ended (its task too, as expected).
+    step_status = {(str(r["task_id"]), r["name"]): r["status"] for r in steps}
+    waiting_unended = [
+        key
+        for key in sorted(driver.waiting_at_kill)
+        if step_status.get(key) in ("waiting", "running", "pending") or key[0] in not_terminal + wrong_outcome
+    ]
 
     statuses = collections.Counter(tasks[t]["status"] for t in expected if t in tasks)
     return {
@@ -522,10 +560,28 @@ def check(driver: Driver, log_path: pathlib.Path) -> dict[str, Any]:
         "attempts_unlogged": attempts_unlogged,
         "unexpected_errors": len(unexpected_errors),
         "statuses": dict(statuses),
+        "waiting_at_kill_ended": collections.Counter(step_status.get(k, "?") for k in driver.waiting_at_kill),
+        "waiting_at_kill_unended": waiting_unended,
         "first_step_seconds": sorted(first_step),
         "first_step_window_p99": window_p99,
         "attempts_total": sum(r["attempts"] for r in steps),
         "claims_logged": sum(claims.values()),
+    }
+
+
+def invariants_of(result: dict[str, Any]) -> dict[str, int]:
+    """The figures of ``check``'s result that must all be 0."""
+    return {
+        "tasks lost": len(result["missing"]) + len(result["without_history"]) + len(result["wrong_outcome"]),
+        "steps run more than once": len(result["run_twice"]) + len(result["metering_off"]),
+        "tasks not terminal after the recovery window": len(result["not_terminal"]),
+        "attempts cut short outside a fault": len(result["unexplained_interruptions"]),
+        "attempts not accounted for in the log": result["attempts_unlogged"],
+        "requests answered 500": result["unexpected_errors"],
+        "steps waiting at the kill that did not end": len(result["waiting_at_kill_unended"]),
+        f"p99 creation to first step >= {FIRST_STEP_P99_LIMIT:g} s": int(
+            percentile(result["first_step_seconds"], 99) >= FIRST_STEP_P99_LIMIT
+        ),
     }
 
 
@@ -536,11 +592,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--recovery-seconds", type=float, default=180, help="how long to wait for the tail")
     parser.add_argument("--keep", action="store_true", help="keep the stack's files even when all is well")
+    parser.add_argument(
+        "--live-pipelines", type=int, default=15, help="then a phase through the live providers (0: none)"
+    )
     args = parser.parse_args(argv)
-    for noisy in ("pgserver", "alembic"):
+    for noisy in ("pgserver", "alembic", "httpx"):  # httpx: the in-process stand-ins
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    status = run_simulated(args)
+    if args.live_pipelines > 0:
+        from dev import fault_run_live
 
+        live_ok = fault_run_live.run(args.live_pipelines, args.seed, args.recovery_seconds, args.keep)
+        status = status or (0 if live_ok else 1)
+    return status
+
+
+def run_simulated(args: argparse.Namespace) -> int:
+    """The first phase: ``args.pipelines`` pipelines through the simulated provider."""
     root = pathlib.Path(tempfile.mkdtemp(prefix="pf", dir="/tmp"))  # short: the unix socket path
     log_path = root / "functions.log"
     stack = LocalStack(
@@ -606,17 +675,7 @@ def main(argv: list[str] | None = None) -> int:
         result = check(driver, log_path)
         duration = time.monotonic() - began
 
-        invariants = {
-            "tasks lost": len(result["missing"]) + len(result["without_history"]) + len(result["wrong_outcome"]),
-            "steps run more than once": len(result["run_twice"]) + len(result["metering_off"]),
-            "tasks not terminal after the recovery window": len(result["not_terminal"]),
-            "attempts cut short outside a fault": len(result["unexplained_interruptions"]),
-            "attempts not accounted for in the log": result["attempts_unlogged"],
-            "requests answered 500": result["unexpected_errors"],
-            f"p99 creation to first step >= {FIRST_STEP_P99_LIMIT:g} s": int(
-                percentile(result["first_step_seconds"], 99) >= FIRST_STEP_P99_LIMIT
-            ),
-        }
+        invariants = invariants_of(result)
         print()
         print("=== fault run ===")
         print(f"pipelines started:                 {len(driver.pipelines)}")
@@ -640,6 +699,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attempts cut short outside faults: {invariants['attempts cut short outside a fault']}")
         print(f"attempts missing from the log:     {invariants['attempts not accounted for in the log']}")
         print(f"requests answered 500:             {invariants['requests answered 500']}")
+        print(
+            f"waiting at the kill, not ended:    {len(result['waiting_at_kill_unended'])}"
+            f"  (of {len(driver.waiting_at_kill)}; they ended {dict(result['waiting_at_kill_ended'])})"
+        )
         waits = result["first_step_seconds"]
         print(
             f"creation to first step start:      p50 {percentile(waits, 50):.2f} s, p99 {percentile(waits, 99):.2f} s,"

@@ -49,6 +49,8 @@ def create_build(state: GcpState, base_url: str, project_id: str, body: dict[str
             "logUrl": f"{base_url}/console/cloud-build/builds/{build_id}?project={project_id}",
         }
         state.builds[build_id] = build
+        if lose:
+            state.lost_final_callbacks.add(build_id)
         metadata = {"@type": "type.googleapis.com/google.devtools.cloudbuild.v1.BuildOperationMetadata", "build": build}
         op = state.operation(f"operations/build/{project_id}/{build_id}", None, metadata)
     threading.Thread(target=_run, args=(state, build_id, lose, fail), daemon=True, name=f"build-{build_id[:8]}").start()

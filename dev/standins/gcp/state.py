@@ -37,6 +37,7 @@ class GcpState:
     builds: dict[str, dict[str, Any]] = field(default_factory=dict)  # build id → Build
     services: dict[str, dict[str, Any]] = field(default_factory=dict)  # full service name → Service
     script: BuildScript = field(default_factory=BuildScript)
+    lost_final_callbacks: set[str] = field(default_factory=set)  # build ids: what a fault run checks against
     numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(100000000001))
 
     def operation(
