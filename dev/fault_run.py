@@ -129,7 +129,8 @@ class Driver:
         """The simulation knobs of pipeline ``index``, what it should end as, and its injected failures."""
         roll = self.plan_random.random()
         simulate: dict[str, Any] = {"step_seconds": STEP_SECONDS}
-        if self.plan_random.random() < LONG_SHARE:
+        # Pipeline 3 is always long: the kill (at a quarter of the run) then finds a waiting step.
+        if self.plan_random.random() < LONG_SHARE or index == 3:
             simulate["step_seconds"] = round(self.plan_random.uniform(*LONG_STEP_SECONDS), 2)
         if roll < 0.06:  # more failures than the step has attempts: the task must fail
             step = self.plan_random.choice(STEPS)
@@ -327,8 +328,10 @@ class Driver:
             while not (running and waiting) and time.monotonic() < deadline:
                 running = list(conn.execute(query).all())
                 waiting = list(conn.execute(sa.text(WAITING_SQL)).all())
-            if not running:  # no step ran within 30 s: a last try for the one the kill must cut short
+            deadline = time.monotonic() + 30
+            while not running and time.monotonic() < deadline:  # none together: strike while one runs
                 running = list(conn.execute(query).all())
+                waiting = list(conn.execute(sa.text(WAITING_SQL)).all())
             start = time.time()
             self.stack.kill_functions()
         # The kill may land between a claim's commit and its "step claimed" log line: these
@@ -720,6 +723,8 @@ def run_simulated(args: argparse.Namespace) -> int:
         if not result["interrupted_by"].get("kill"):
             # Not an invariant of Planter but of this run: a kill that cut nothing short proved nothing.
             failed["the kill interrupted no running step (run again)"] = 1
+        if not driver.waiting_at_kill:  # likewise: the kill must also strike while a step waits
+            failed["no step was waiting at the kill (run again)"] = 1
         for name in ("missing", "without_history", "wrong_outcome", "not_terminal", "run_twice", "metering_off"):
             if result[name]:
                 print(f"  {name}: {result[name][:10]}")
