@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from common.pipeline import STEPS
+
 HOTSPOTS = 3
+# What one planted project meters, from the steps' own declarations (the quota reserves the same).
+_PROJECT_AI_OPERATIONS = sum(step.ai_operations for step in STEPS)
 # A step is "slower than usual" when its median this week is this many times its usual median.
 SLOW_FACTOR = 1.5
 # ... and at least this many seconds longer: sub-second steps jitter by large factors.
@@ -110,7 +114,7 @@ def quota_forecast(row: dict[str, Any], at: datetime, period_start: date) -> lis
             confidence=round(min(0.95, 0.3 + elapsed_days / days_in_month), 2),
             recommendations=[
                 "Upgrade your tier before you run out." if forecast > limit else "You are within your quota.",
-                "Each project uses about 4 AI operations; each assistant reply uses 1.",
+                f"Each project uses about {_PROJECT_AI_OPERATIONS} AI operations; each assistant reply uses 1.",
             ],
         )
     ]
