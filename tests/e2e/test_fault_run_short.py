@@ -6,6 +6,7 @@ build callbacks, a kill while a deploying step waits). The full run stays in `ma
 
 from __future__ import annotations
 
+import ast
 import re
 
 import pytest
@@ -25,6 +26,12 @@ MUST_BE_ZERO = (
     "attempts missing from the log",
     "requests answered 500",
 )
+
+TOLERATED_IN_THE_SHORT_RUN = {
+    "the kill interrupted no running step (run again)",
+    "no step was waiting at the kill (run again)",
+    f"p99 creation to first step >= {fault_run.FIRST_STEP_P99_LIMIT:g} s",
+}
 
 
 def figure(report: str, label: str) -> int:
@@ -61,9 +68,11 @@ def test_a_short_fault_run_loses_nothing_runs_nothing_twice_and_answers_no_500(
         assert figure(live, label) == 0, live
     assert "RESULT (live phase): all invariants hold" in live, live
     # Besides the invariants above, the run fails itself when the kill happened to cut no step
-    # short (it then proved less, not something wrong): only that may remain.
+    # short (it then proved less, not something wrong), or when its p99 from creation to first step
+    # crossed the full run's limit: with 40 pipelines that p99 is the slowest task's wait, a timing
+    # on a shared machine that `make fault-run` judges on 200 — printed here, never asserted.
     if status != 0:
-        assert re.search(
-            r"FAILED \{'(the kill interrupted no running step|no step was waiting at the kill) \(run again\)': 1\}",
-            summary,
-        ), summary
+        failed = re.search(r"RESULT: FAILED (\{.*\})", summary)
+        assert failed, summary
+        keys = set(ast.literal_eval(failed.group(1)))
+        assert keys <= TOLERATED_IN_THE_SHORT_RUN, summary
