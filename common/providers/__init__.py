@@ -5,7 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from common.config import Settings
+    from common.runtime import Clock
 
 
 class StepFailed(Exception):
@@ -91,6 +95,20 @@ class StepProvider(Protocol):
 
 
 FACT_COLUMNS = ("org_url", "repo_url", "deployment_url", "gcp_project_id", "project_id")
+
+
+def build_provider(name: str, settings: Settings, clock: Clock) -> StepProvider:
+    """The provider called ``name`` (STEP_PROVIDER), built for these settings."""
+    if name == "simulated":
+        from common.providers.simulated import SimulatedProvider
+
+        return SimulatedProvider(clock=clock.time)
+    if name == "live":
+        # Imported here: the live provider's clients are loaded only by the function that runs steps.
+        from common.providers.live_setup import build
+
+        return build(settings)
+    raise ValueError(f"unknown STEP_PROVIDER {name!r}; the available ones are 'live' and 'simulated'")
 
 
 def get_provider(name: str) -> StepProvider:
