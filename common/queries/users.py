@@ -64,9 +64,14 @@ def plan_and_usage(conn: sa.Connection, user_id: uuid.UUID, period_start: date) 
     return dict(conn.execute(_PLAN, {**params, "free_limit": TIER_LIMITS[FREE_TIER]}).mappings().one())
 
 
+def usage_values(counts: dict[str, int]) -> list[int]:
+    """What a provider reported, as the counters in USAGE_COUNTERS' order (never negative)."""
+    return [max(0, int(counts.get(name, 0))) for name in USAGE_COUNTERS]
+
+
 def add_usage(conn: sa.Connection, user_id: uuid.UUID, period_start: date, counts: dict[str, int]) -> None:
     """Add to this period's usage counters."""
-    values = {name: max(0, int(counts.get(name, 0))) for name in USAGE_COUNTERS}
+    values = dict(zip(USAGE_COUNTERS, usage_values(counts), strict=True))
     if any(values.values()):
         conn.execute(_ADD_USAGE, {"user_id": user_id, "period_start": period_start, **values})
 

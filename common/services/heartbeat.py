@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from common.db import run_in_transaction
+from common.db import run_statement
 from common.log import get_logger
 from common.queries import steps as q
 
@@ -101,7 +101,7 @@ class Heartbeats:
     def _beat(self, run: _Run) -> None:
         run.next_beat = self.clock() + run.interval
         try:
-            beat = run_in_transaction(lambda conn: q.heartbeat(conn, run.task_id, run.step, run.claim_id, run.timeout))
+            beat = run_statement(lambda conn: q.heartbeat(conn, run.task_id, run.step, run.claim_id, run.timeout))
         except Exception:
             logger.warning("heartbeat failed", exc_info=True, extra=run.fields(self.clock()))
             return

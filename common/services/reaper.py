@@ -9,65 +9,50 @@ old; a waiting step whose check went missing stays waiting, and the new delivery
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from common import pipeline
 from common.config import get_settings
-from common.db import run_in_transaction
+from common.db import run_statement
 from common.log import get_logger
 from common.models import TickResult
 from common.queries import steps as q
 from common.queue import hand_over
-from common.services.step_records import fail_task
+from common.services.step_records import NO_ATTEMPTS_LEFT, failure_message, log_task_failed
 
 logger = get_logger("planter.reaper")
 BATCH = 500
 
 
 def tick() -> TickResult:
-    """Re-enqueue or fail every stalled step found (in batches), then enqueue after commit."""
-    grace = get_settings().redelivery_grace_seconds
+    """Re-enqueue or fail every stalled step found (one call locks and moves them), then enqueue."""
+    rows = run_statement(
+        lambda conn: q.reap(
+            conn,
+            get_settings().redelivery_grace_seconds,
+            BATCH,
+            fail_messages={step.name: failure_message(step) for step in pipeline.ALL_STEPS},
+            no_attempts_error=NO_ATTEMPTS_LEFT,
+            retry_error="the step stopped responding; retrying",
+        )
+    )
     to_enqueue: list[tuple[str, str, int, str]] = []
     failed = 0
-
-    def work(conn: sa.Connection) -> int:
-        nonlocal failed
-        to_enqueue.clear()  # a retried transaction starts over
-        failed = 0
-        rows = q.stalled(conn, grace, BATCH)
-        finished: set[object] = set()
-        for row in rows:
-            if row["task_id"] in finished:
-                continue  # failed by an earlier row of this tick
-            step = pipeline.BY_NAME[row["name"]]
-            died = bool(row["timed_out"])
-            fields = {
-                "task_id": str(row["task_id"]),
-                "step": step.name,
-                "status": row["status"],
-                "why": ("silent" if row["status"] == "running" else "outside work timed out")
-                if died
-                else "its delivery never arrived",
-                "waited_seconds": round(float(row["waited_seconds"] or 0), 1),
-            }
-            if died and row["attempts"] >= row["max_attempts"]:
-                fail_task(
-                    conn, row["task_id"], step, "the step stopped responding and has no attempts left", row["user_id"]
-                )
-                logger.warning("reaper fails step", extra={"fields": fields})
-                failed += 1
-                finished.add(row["task_id"])
-                continue
-            if row["status"] == "waiting" and not died:
-                generation = q.bump_generation(conn, row["task_id"], step.name)
-            else:
-                error = "the step stopped responding; retrying" if died else None
-                generation = q.retry_later(conn, row["task_id"], step.name, error, 0, bump=True)
-            logger.info("reaper re-sends step", extra={"fields": {**fields, "generation": generation}})
-            to_enqueue.append((str(row["task_id"]), step.name, generation, row["priority"]))
-        return len(rows)
-
-    run_in_transaction(work)
+    for row in rows:
+        fields = {
+            "task_id": str(row["task_id"]),
+            "step": row["name"],
+            "status": row["status"],
+            "why": ("silent" if row["status"] == "running" else "outside work timed out")
+            if row["timed_out"]
+            else "its delivery never arrived",
+            "waited_seconds": round(float(row["waited_seconds"] or 0), 1),
+        }
+        if row["action"] == "failed":
+            log_task_failed(row["task_id"], row["name"], NO_ATTEMPTS_LEFT)
+            logger.warning("reaper fails step", extra={"fields": fields})
+            failed += 1
+            continue
+        logger.info("reaper re-sends step", extra={"fields": {**fields, "generation": row["generation"]}})
+        to_enqueue.append((str(row["task_id"]), row["name"], row["generation"], row["priority"]))
     for task_id, step_name, generation, priority in to_enqueue:
         hand_over(task_id, step_name, generation, priority)
     if to_enqueue or failed:

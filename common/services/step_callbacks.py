@@ -18,7 +18,6 @@ from common.errors import Conflict, NotFound
 from common.models import ProgressCallback, Task
 from common.providers import StepOutcome
 from common.queries import steps as q
-from common.queries import waiting as wait_q
 from common.queries.tasks import TASK_COLUMNS
 from common.services.step_records import TERMINAL, StepResult, after_commit, apply_failure, apply_success
 from common.services.tasks import to_task
@@ -44,16 +43,16 @@ def report_outcome(task_id: uuid.UUID, update: ProgressCallback) -> Task:
             if noted == outcome:
                 return None  # the same outcome again: already applied
             raise Conflict(f"the step {step.name} is not waiting (it is {row['status']})")
-        wait_q.note_outcome(conn, task_id, step.name, outcome)
+        holder = q.Holder(task_id, step.name, None, "waiting", note=outcome)
         if outcome == "failed":
-            return apply_failure(conn, task_id, step, row, row["attempts"], update.error or "the outside work failed")
+            return apply_failure(conn, holder, step, row["attempts"], update.error or "the outside work failed")
         facts = {k: v for k in URL_FACTS if (v := getattr(update, k)) is not None}
         usage = dict((row["handoff"] or {}).get("usage") or {})
         # What the provider noted it made when it handed off (build id, log URL...) is the step's result.
         made = ((row["handoff"] or {}).get("state") or {}).get("made")
         result = {**made, "service_url": facts.get("deployment_url")} if isinstance(made, dict) else None
         found = StepOutcome(facts=facts, usage=usage, message=update.message, result=result)
-        return apply_success(conn, task_id, step, row, found)
+        return apply_success(conn, holder, step, found)
 
     result = run_in_transaction(work)
     if result is not None:

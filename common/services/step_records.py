@@ -1,5 +1,6 @@
-"""Recording what a step's delivery (or a worker's outcome callback) found, inside the caller's
-transaction with the task row locked, and what follows once it commits.
+"""Recording what a step's delivery (or a worker's outcome callback) found, as one call of a
+server-side function that locks the task row and checks the claim (queries.steps), and what
+follows once it commits.
 
 Every "not yet" is answered 2xx: the retry of a failed attempt and the next check of a waiting
 step are later deliveries that Planter schedules itself (Cloud Tasks schedule_time) under a name
@@ -9,10 +10,9 @@ Tasks back off the whole queue, slowing every other pipeline (see docs/DESIGN.md
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,9 +21,7 @@ from common import pipeline, task_types
 from common.log import get_logger
 from common.providers import FACT_COLUMNS, HandedOff, StepFailed, StepOutcome, StepRateLimited, StepRefused
 from common.queries import steps as q
-from common.queries import tasks as task_q
 from common.queries import users as user_q
-from common.queries import waiting as wait_q
 from common.queue import hand_over, schedule
 from common.timeutil import iso, utcnow
 
@@ -47,77 +45,102 @@ class StepResult:
         return body
 
 
-def fail_task(conn: sa.Connection, task_id: uuid.UUID, step: pipeline.StepDef, error: str, user_id: uuid.UUID) -> None:
-    message = f"Failed while {step.message[0].lower()}{step.message[1:]}"
-    percent = q.fail(conn, task_id, step.name, error, message)
-    task_q.insert_progress(conn, task_id, update_id="failed", status="failed", message=message, percent=percent)
-    logger.warning("task failed", extra={"fields": {"task_id": str(task_id), "step": step.name, "error": error}})
+NO_ATTEMPTS_LEFT = "the step stopped responding and has no attempts left"
 
 
-def apply_success(
-    conn: sa.Connection, task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, Any], outcome: StepOutcome
-) -> StepResult:
+def failure_message(step: pipeline.StepDef) -> str:
+    """The task's message when it fails at ``step``."""
+    return f"Failed while {step.message[0].lower()}{step.message[1:]}"
+
+
+def log_task_failed(task_id: uuid.UUID, step: str, error: str) -> None:
+    logger.warning("task failed", extra={"fields": {"task_id": str(task_id), "step": step, "error": error}})
+
+
+def _period() -> date:
+    return user_q.billing_period_start(utcnow().date())
+
+
+def needs_transaction(step: pipeline.StepDef, found: object) -> bool:
+    """Every record is one function call, atomic alone, except a last step's success: the task's
+    result is built here from its steps' results, then stored by a second call under the same lock."""
+    return isinstance(found, StepOutcome) and pipeline.next_step(step.name) is None
+
+
+def _lost() -> StepResult:
+    return StepResult("lost", "the step was taken over or finished meanwhile; nothing recorded")
+
+
+def apply_success(conn: sa.Connection, holder: q.Holder, step: pipeline.StepDef, outcome: StepOutcome) -> StepResult:
     """The step succeeded: store its result, meter its usage, advance or complete the task."""
     facts = {k: outcome.facts.get(k) for k in FACT_COLUMNS}
-    period = user_q.billing_period_start(utcnow().date())
-    result = {"facts": outcome.facts, "usage": outcome.usage, **(outcome.result or {})}
-    q.succeed(conn, task_id, step.name, json.dumps(result), "skipped" if outcome.skipped else "succeeded")
-    user_q.add_usage(conn, row["user_id"], period, outcome.usage)
-    if row["task_status"] in TERMINAL:
-        # A terminal task never changes again; what the step created stays in its result.
-        return StepResult("succeeded", f"the task was {row['task_status']} meanwhile; not advancing")
     following = pipeline.next_step(step.name)
-    if following is not None:
-        generation = q.advance(conn, task_id, following.name, facts, outcome.message)
-        return StepResult("succeeded", next=(following.name, generation), priority=row["priority"])
-    # The task's type says what it made, from the facts it started with and its steps' results.
-    task_type = task_types.TYPES[row["task_type"]]
-    started_with = {"facts": {k: row[k] for k in FACT_COLUMNS if row.get(k)}}
-    result = task_type.build_result({"task": started_with, **q.step_results(conn, task_id)})
-    done = q.complete(conn, task_id, facts, task_type.completed_message, result)
-    task_q.insert_progress(
+    found = q.record_success(
         conn,
-        task_id,
-        update_id="completed",
-        status="completed",
-        message=task_type.completed_message,
-        percent=pipeline.COMPLETED_PERCENT,
-        urls=done,
+        holder,
+        status="skipped" if outcome.skipped else "succeeded",
+        result={"facts": outcome.facts, "usage": outcome.usage, **(outcome.result or {})},
+        period=_period(),
+        usage=user_q.usage_values(outcome.usage),
+        next_step=following.name if following is not None else None,
+        facts=facts,
+        message=outcome.message,
     )
+    if found["verdict"] == "lost":
+        return _lost()
+    if found["verdict"] == "terminal":
+        # A terminal task never changes again; what the step created stays in its result.
+        return StepResult("succeeded", f"the task was {found['task_status']} meanwhile; not advancing")
+    if following is not None:
+        return StepResult("succeeded", next=(following.name, found["generation"]), priority=found["priority"])
+    # The task's type says what it made, from the facts it started with and its steps' results.
+    task_type = task_types.TYPES[found["task_type"]]
+    steps = {name: dict(result or {}) for name, result in (found["step_results"] or {}).items()}
+    result = task_type.build_result({"task": {"facts": found["started_facts"] or {}}, **steps})
+    q.complete(conn, holder.task_id, facts, task_type.completed_message, result, pipeline.COMPLETED_PERCENT)
     return StepResult("succeeded", "the task is completed")
 
 
 def apply_failure(
     conn: sa.Connection,
-    task_id: uuid.UUID,
+    holder: q.Holder,
     step: pipeline.StepDef,
-    row: dict[str, Any],
     attempt: int,
     error: str,
     cause: Exception | None = None,
 ) -> StepResult:
     """Attempt ``attempt`` failed: retried after its backoff (a scheduled copy), or the task fails.
 
-    ``cause`` (the provider's exception) refines that: a refusal fails the task at once, a rate
-    limit retries at the provider's time with the attempt given back, and what the attempt
-    consumed anyway (AI calls whose answers were unusable) is metered."""
-    if isinstance(cause, StepFailed) and cause.usage:
-        user_q.add_usage(conn, row["user_id"], user_q.billing_period_start(utcnow().date()), cause.usage)
-    if row["task_status"] in TERMINAL:
-        # Stopped (its heartbeat saw the task end) or failed anyway: the step is no longer wanted.
-        wait_q.stop(conn, task_id, step.name, error)
-        return StepResult("noop", f"the task was {row['task_status']} meanwhile; the step stops")
-    if isinstance(cause, StepRefused) or attempt >= row["max_attempts"]:
-        # A permanent refusal fails at once: retries could not help and would only delay the news.
-        fail_task(conn, task_id, step, error, row["user_id"])
+    ``cause`` (the provider's exception) refines that: a refusal fails the task at once (retries
+    could not help and would only delay the news), a rate limit retries at the provider's time
+    with the attempt given back (being throttled is not failing), and what the attempt consumed
+    anyway (AI calls whose answers were unusable) is metered. A task that ended meanwhile (its
+    heartbeat saw it cancelled) stops the step: it is no longer wanted."""
+    found = q.record_failure(
+        conn,
+        holder,
+        attempt=attempt,
+        error=error,
+        period=_period(),
+        usage=user_q.usage_values(cause.usage if isinstance(cause, StepFailed) else {}),
+        refused=isinstance(cause, StepRefused),
+        limited_after=cause.retry_after if isinstance(cause, StepRateLimited) else None,
+        backoff=pipeline.backoff(step, attempt),
+        fail_message=failure_message(step),
+    )
+    verdict = found["verdict"]
+    if verdict == "lost":
+        return _lost()
+    if verdict == "stopped":
+        return StepResult("noop", f"the task was {found['task_status']} meanwhile; the step stops")
+    if verdict == "failed":
+        log_task_failed(holder.task_id, step.name, error)
         return StepResult("failed", error)
-    if isinstance(cause, StepRateLimited):
-        # The provider's own time, and the attempt given back: being throttled is not failing.
-        generation, due = q.retry_at(conn, task_id, step.name, error, cause.retry_after, refund=True)
-        return StepResult("retry", f"rate limited: {error}", again=(generation, due, f"limited-{attempt}"))
-    generation, due = q.retry_at(conn, task_id, step.name, error, pipeline.backoff(step, attempt))
-    again = (generation, due, f"retry-{attempt}")
-    return StepResult("retry", f"attempt {attempt} failed: {error}", again=again, priority=row["priority"])
+    if verdict == "limited":
+        again = (found["generation"], found["due_at"], f"limited-{attempt}")
+        return StepResult("retry", f"rate limited: {error}", again=again)
+    again = (found["generation"], found["due_at"], f"retry-{attempt}")
+    return StepResult("retry", f"attempt {attempt} failed: {error}", again=again, priority=found["priority"])
 
 
 def _check_name(claim_id: uuid.UUID) -> str:
@@ -128,28 +151,22 @@ def _check_name(claim_id: uuid.UUID) -> str:
 
 
 def apply_handoff(
-    conn: sa.Connection,
-    task_id: uuid.UUID,
-    step: pipeline.StepDef,
-    handed: HandedOff,
-    *,
-    claim_id: uuid.UUID,
-    first: bool,
-    priority: str = "normal",
+    conn: sa.Connection, holder: q.Holder, step: pipeline.StepDef, handed: HandedOff, *, first: bool
 ) -> StepResult:
     """The work goes on outside: the step waits (first hand-off) or keeps waiting; a check is scheduled."""
-    if first:
-        timeout = handed.timeout_seconds if handed.timeout_seconds is not None else step.timeout_seconds
-        handoff = {"state": handed.state, "usage": handed.usage_on_success}
-        generation, due = wait_q.wait(
-            conn, task_id, step.name, check_after=handed.check_after, timeout=timeout, handoff=handoff
-        )
-        detail = "handed to an outside worker"
-    else:
-        handoff = {"state": handed.state}
-        generation, due = wait_q.check_again(conn, task_id, step.name, handed.check_after, handoff)
-        detail = "the outside work goes on"
-    return StepResult("waiting", detail, again=(generation, due, _check_name(claim_id)), priority=priority)
+    assert holder.claim_id is not None  # only a delivery hands off
+    timeout = handed.timeout_seconds if handed.timeout_seconds is not None else step.timeout_seconds
+    handoff = {"state": handed.state, "usage": handed.usage_on_success} if first else {"state": handed.state}
+    found = q.record_handoff(
+        conn, holder, first=first, check_after=handed.check_after, timeout=timeout, handoff=handoff
+    )
+    if found["verdict"] == "lost":
+        return _lost()
+    if found["verdict"] == "stopped":
+        return StepResult("noop", f"the task is {found['task_status']}; the waiting step stops")
+    detail = "handed to an outside worker" if first else "the outside work goes on"
+    again = (found["generation"], found["due_at"], _check_name(holder.claim_id))
+    return StepResult("waiting", detail, again=again, priority=found["priority"])
 
 
 def after_commit(task_id: uuid.UUID, step: str, result: StepResult) -> None:

@@ -17,27 +17,30 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import sqlalchemy as sa
 
 from common import auth, pipeline
 from common.config import get_settings
-from common.db import run_in_transaction
+from common.db import run_in_transaction, run_statement
 from common.log import get_logger
 from common.providers import FACT_COLUMNS, HandedOff, StepContext, StepOutcome, StepProvider, get_provider
 from common.queries import steps as q
-from common.queries import waiting as wait_q
 from common.services.heartbeat import heartbeats
 from common.services.step_records import (
-    TERMINAL,
+    NO_ATTEMPTS_LEFT,
     StepResult,
     after_commit,
     apply_failure,
     apply_handoff,
     apply_success,
-    fail_task,
+    failure_message,
     log_outcome,
+    log_task_failed,
+    needs_transaction,
 )
 from common.timeutil import iso, utcnow
 
@@ -46,7 +49,7 @@ MAX_ERROR_LENGTH = 1000
 # How long a check in flight holds a waiting step before another check may start.
 CHECK_HOLD_SECONDS = 30.0
 
-__all__ = ["StepResult", "fail_task", "run_step"]
+__all__ = ["StepResult", "run_step"]
 
 
 @dataclass(frozen=True)
@@ -74,70 +77,66 @@ def _context(task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, object],
     )
 
 
+# Why a delivery's claim found nothing to do, by the claim's verdict (queries.steps.claim_step).
+_NOTHING_TO_DO: dict[str, Callable[[dict[str, Any]], str]] = {
+    "no_task": lambda row: "no such task",
+    "stopped": lambda row: f"the task is {row['task_status']}; the waiting step stops",
+    "terminal": lambda row: f"the task is {row['task_status']}",
+    "finished": lambda row: f"the step already {row['status']}",
+    "earlier_unfinished": lambda row: "an earlier step has not finished; its success hands this one over",
+    "running": lambda row: f"the step is running in another delivery (lease {row['lease_left']:.0f} s)",
+    "backing_off": lambda row: f"the step is backing off until {iso(row['due_at'])}; a retry is scheduled",
+    "check_not_due": lambda row: f"the step waits for outside work; next check at {iso(row['due_at'])}",
+}
+
+
 def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
-    timeout = pipeline.timeout(step, get_settings().step_timeout_seconds)
-
-    def work(conn: sa.Connection) -> Claim | StepResult:
-        row = q.lock_step(conn, task_id, step.name)
-        if row is None:
-            return StepResult("noop", "no such task")
-        if row["task_status"] in TERMINAL:
-            if row["status"] == "waiting":
-                wait_q.stop(conn, task_id, step.name, f"the task was {row['task_status']} while the step waited")
-                return StepResult("noop", f"the task is {row['task_status']}; the waiting step stops")
-            return StepResult("noop", f"the task is {row['task_status']}")
-        if row["status"] in ("succeeded", "failed", "skipped"):
-            return StepResult("noop", f"the step already {row['status']}")
-        if row["earlier_unfinished"]:
-            return StepResult("noop", "an earlier step has not finished; its success hands this one over")
-        if row["status"] == "running" and row["leased"]:
-            return StepResult("noop", f"the step is running in another delivery (lease {row['lease_left']:.0f} s)")
-        if row["status"] == "pending" and row["backing_off"]:
-            return StepResult("noop", f"the step is backing off until {iso(row['due_at'])}; a retry is scheduled")
-        if row["status"] == "waiting" and row["leased"]:
-            if row["backing_off"]:
-                return StepResult("noop", f"the step waits for outside work; next check at {iso(row['due_at'])}")
-            claim_id = uuid.uuid4()
-            wait_q.claim_check(conn, task_id, step.name, claim_id, CHECK_HOLD_SECONDS)
-            context = _context(task_id, step, row, row["attempts"])
-            return Claim(claim_id, row["attempts"], context, row["user_id"], checking=True)
-        # Pending and due, or a run (or outside work) that outlived its lease: a new attempt.
-        if row["attempts"] >= row["max_attempts"]:
-            # The last attempt's run died without recording anything: the attempts are spent.
-            fail_task(conn, task_id, step, "the step stopped responding and has no attempts left", row["user_id"])
-            return StepResult("failed", "attempts exhausted")
-        claim_id = uuid.uuid4()
-        attempt = q.claim(conn, task_id, step.name, claim_id, timeout, step.message, step.progress_percent)
-        return Claim(claim_id, attempt, _context(task_id, step, row, attempt), row["user_id"], checking=False)
-
-    return run_in_transaction(work)
+    """One call: a new attempt (pending and due, or a run or outside work that outlived its lease),
+    a check of a waiting step, the task failed (the last attempt's run died without recording
+    anything), or a no-op saying why."""
+    claim_id = uuid.uuid4()
+    row = run_statement(
+        lambda conn: q.claim_step(
+            conn,
+            task_id,
+            step.name,
+            claim_id,
+            timeout=pipeline.timeout(step, get_settings().step_timeout_seconds),
+            message=step.message,
+            percent=step.progress_percent,
+            hold=CHECK_HOLD_SECONDS,
+            fail_error=NO_ATTEMPTS_LEFT,
+            fail_message=failure_message(step),
+        )
+    )
+    verdict = row["verdict"]
+    if verdict in ("claimed", "check"):
+        context = _context(task_id, step, row, row["attempt"])
+        return Claim(claim_id, row["attempt"], context, row["user_id"], checking=verdict == "check")
+    if verdict == "exhausted":
+        log_task_failed(task_id, step.name, NO_ATTEMPTS_LEFT)
+        return StepResult("failed", "attempts exhausted")
+    return StepResult("noop", _NOTHING_TO_DO[verdict](row))
 
 
 def _record(
     task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, found: StepOutcome | HandedOff | Exception
 ) -> StepResult:
     """Record what the provider said, if the claim still holds."""
+    holder = q.Holder(task_id, step.name, claim.claim_id, "waiting" if claim.checking else "running")
+    if claim.checking and not isinstance(found, HandedOff):
+        # A worker reporting the same outcome later gets a no-op 200, not a 409.
+        holder = replace(holder, note="failed" if isinstance(found, Exception) else "succeeded")
 
     def work(conn: sa.Connection) -> StepResult:
-        row = q.lock_step(conn, task_id, step.name)
-        wanted = "waiting" if claim.checking else "running"
-        if row is None or row["status"] != wanted or row["claim_id"] != claim.claim_id:
-            return StepResult("lost", "the step was taken over or finished meanwhile; nothing recorded")
         if isinstance(found, HandedOff):
-            if row["task_status"] in TERMINAL:
-                wait_q.stop(conn, task_id, step.name, f"the task was {row['task_status']} while the step waited")
-                return StepResult("noop", f"the task is {row['task_status']}; the waiting step stops")
-            return apply_handoff(
-                conn, task_id, step, found, claim_id=claim.claim_id, first=not claim.checking, priority=row["priority"]
-            )
-        if claim.checking:  # a worker reporting the same outcome later gets a no-op 200, not a 409
-            wait_q.note_outcome(conn, task_id, step.name, "failed" if isinstance(found, Exception) else "succeeded")
+            return apply_handoff(conn, holder, step, found, first=not claim.checking)
         if isinstance(found, Exception):
             error = str(found)[:MAX_ERROR_LENGTH] or type(found).__name__
-            return apply_failure(conn, task_id, step, row, claim.attempt, error, found)
-        return apply_success(conn, task_id, step, row, found)
+            return apply_failure(conn, holder, step, claim.attempt, error, found)
+        return apply_success(conn, holder, step, found)
 
-    return run_in_transaction(work)
+    return run_in_transaction(work) if needs_transaction(step, found) else run_statement(work)
 
 
 def _log_attempt(claim: Claim, step: str, outcome: str, provider_ok: bool | None, started: float) -> None:
