@@ -229,6 +229,36 @@ def _retrying(opener: Callable[[sa.Engine], Any], work: Callable[[sa.Connection]
     raise AssertionError("unreachable")
 
 
+def prepared(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run ``sql`` (``:name`` parameters) as a named prepared statement of this connection; its rows.
+
+    pg8000 sends an ordinary parameterised statement unnamed, as three exchanges (Parse, Describe,
+    Bind/Execute, each with its Sync), and PostgreSQL plans it afresh every time. A statement
+    prepared once per connection (pg8000's own ``prepare``, remembered in the pool entry's ``info``,
+    which the pool clears when it replaces the connection) is one exchange, and its plan is cached.
+    For the few hot statements of the engine and the callbacks; the SQL must be a constant.
+    """
+    fairy = conn.connection
+    statements: dict[str, Any] = fairy.info.setdefault("prepared_statements", {})
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        statement = statements.get(sql)
+        if statement is None:
+            statement = statements[sql] = fairy.dbapi_connection.prepare(sql)  # type: ignore[union-attr]
+        rows = statement.run(**params)
+    except dbapi.Error as error:
+        # What SQLAlchemy would have done for its own statement: a disconnect invalidates the
+        # connection (so the retry gets a fresh one) and every driver error becomes a DBAPIError.
+        gone = conn.dialect.is_disconnect(error, fairy.dbapi_connection, None) or _is_session_ending(
+            _driver_error_fields(error).get("C", "")
+        )
+        if gone:
+            conn.invalidate(error)
+        raise sa_exc.DBAPIError.instance(sql, params, error, dbapi.Error, connection_invalidated=gone) from error
+    names = [column["name"] for column in statement.row_desc or ()]
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
 def run_in_transaction(work: Callable[[sa.Connection], T], *, engine: sa.Engine | None = None) -> T:
     """Run ``work`` in one transaction and commit; retry once if the connection was dead.
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from common.db import prepared
 from common.pipeline import PHASES
 from common.queries.tasks import PROGRESS_FACTS, TASK_COLUMNS
 
@@ -16,17 +17,16 @@ from common.queries.tasks import PROGRESS_FACTS, TASK_COLUMNS
 # with greatest, never lowered). It answers the task after the update, or as it stands when nothing
 # was stored (the stored row carries the raised figure too, so the history never goes down either);
 # no row means no task, and a terminal status is the locked one (409), since only a live task is
-# updated and an update never makes it terminal. Its statements are planned once per session.
-_RECORD = sa.text(
-    f"""
+# updated and an update never makes it terminal. Prepared (common.db.prepared): one exchange,
+# and neither this statement nor the function's are planned again.
+_RECORD = f"""
     SELECT t.status AS locked_status, {TASK_COLUMNS}
     FROM planter_record_progress(:task_id, :phases, :status, :percent, :update_id, :message,
                                  {", ".join(f":{fact}" for fact in PROGRESS_FACTS)}) t
     """
-)
 
 
 def record(conn: sa.Connection, task_id: uuid.UUID, update: dict[str, Any]) -> dict[str, Any] | None:
     """Apply a worker's update; the task row with ``locked_status``, or None when there is no task."""
-    row = conn.execute(_RECORD, {"task_id": task_id, "phases": list(PHASES), **update}).mappings().first()
-    return dict(row) if row else None
+    rows = prepared(conn, _RECORD, {"task_id": task_id, "phases": list(PHASES), **update})
+    return rows[0] if rows else None

@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from common.db import prepared
 from common.pipeline import PHASES
 
 # A delivery scheduled for due_at may arrive a little early (the queue's clock is not the
@@ -53,37 +54,37 @@ class Holder:
         }
 
 
-_LOCK_STEP = sa.text("SELECT * FROM planter_lock_step(:task_id, :step, :early)")
+_LOCK_STEP = "SELECT * FROM planter_lock_step(:task_id, :step, :early)"
 
-_CLAIM_STEP = sa.text(
+_CLAIM_STEP = (
     "SELECT * FROM planter_claim_step(:task_id, :step, :claim_id, :timeout, :message, :percent, :phases, :early,"
     " :hold, :fail_error, :fail_message)"
 )
 
 _HOLDER = ":task_id, :step, :claim_id, :wanted, :note, :early"
 
-_RECORD_SUCCESS = sa.text(
+_RECORD_SUCCESS = (
     f"SELECT * FROM planter_record_success({_HOLDER}, :status, :result, :period, :usage, :next_step, :facts, :message)"
 )
 
-_COMPLETE_TASK = sa.text("SELECT planter_complete_task(:task_id, :facts, :message, :result, :percent)")
+_COMPLETE_TASK = "SELECT planter_complete_task(:task_id, :facts, :message, :result, :percent)"
 
-_RECORD_FAILURE = sa.text(
+_RECORD_FAILURE = (
     f"SELECT * FROM planter_record_failure({_HOLDER}, :attempt, :error, :period, :usage, :refused, :limited_after,"
     " :backoff, :fail_message)"
 )
 
-_RECORD_HANDOFF = sa.text(f"SELECT * FROM planter_record_handoff({_HOLDER}, :first, :check_after, :timeout, :handoff)")
+_RECORD_HANDOFF = f"SELECT * FROM planter_record_handoff({_HOLDER}, :first, :check_after, :timeout, :handoff)"
 
-_HEARTBEAT = sa.text("SELECT planter_heartbeat(:task_id, :step, :claim_id, :timeout)")
+_HEARTBEAT = "SELECT planter_heartbeat(:task_id, :step, :claim_id, :timeout) AS beat"
 
-_REAP = sa.text("SELECT * FROM planter_reap(:grace, :limit, :fail_messages, :no_attempts_error, :retry_error)")
+_REAP = "SELECT * FROM planter_reap(:grace, :limit, :fail_messages, :no_attempts_error, :retry_error)"
 
 
 def lock_step(conn: sa.Connection, task_id: uuid.UUID, step: str) -> dict[str, Any] | None:
     """Lock the task and read the step's state (for the caller's transaction); None when absent."""
-    row = conn.execute(_LOCK_STEP, {"task_id": task_id, "step": step, "early": EARLY_SECONDS}).mappings().first()
-    return dict(row) if row else None
+    rows = prepared(conn, _LOCK_STEP, {"task_id": task_id, "step": step, "early": EARLY_SECONDS})
+    return rows[0] if rows else None
 
 
 def claim_step(
@@ -114,7 +115,8 @@ def claim_step(
         "fail_error": fail_error,
         "fail_message": fail_message,
     }
-    return dict(conn.execute(_CLAIM_STEP, params).mappings().one())
+    (row,) = prepared(conn, _CLAIM_STEP, params)
+    return row
 
 
 def record_success(
@@ -141,7 +143,8 @@ def record_success(
         "facts": json.dumps(facts),
         "message": message,
     }
-    return dict(conn.execute(_RECORD_SUCCESS, params).mappings().one())
+    (row,) = prepared(conn, _RECORD_SUCCESS, params)
+    return row
 
 
 def complete(
@@ -155,7 +158,7 @@ def complete(
         "result": json.dumps(result),
         "percent": percent,
     }
-    conn.execute(_COMPLETE_TASK, params)
+    prepared(conn, _COMPLETE_TASK, params)
 
 
 def record_failure(
@@ -183,7 +186,8 @@ def record_failure(
         "backoff": backoff,
         "fail_message": fail_message,
     }
-    return dict(conn.execute(_RECORD_FAILURE, params).mappings().one())
+    (row,) = prepared(conn, _RECORD_FAILURE, params)
+    return row
 
 
 def record_handoff(
@@ -203,14 +207,16 @@ def record_handoff(
         "timeout": timeout,
         "handoff": json.dumps(handoff),
     }
-    return dict(conn.execute(_RECORD_HANDOFF, params).mappings().one())
+    (row,) = prepared(conn, _RECORD_HANDOFF, params)
+    return row
 
 
 def heartbeat(conn: sa.Connection, task_id: uuid.UUID, step: str, claim_id: uuid.UUID, timeout: float) -> str:
     """Extend the lease: "ok"; "ended" when the task ended (cancelled); "lost" when the lease expired
     or the claim went to another run. An expired lease is never revived."""
     params = {"task_id": task_id, "step": step, "claim_id": claim_id, "timeout": timeout}
-    beat: str = conn.execute(_HEARTBEAT, params).scalar_one()
+    (row,) = prepared(conn, _HEARTBEAT, params)
+    beat: str = row["beat"]
     return beat
 
 
@@ -232,4 +238,4 @@ def reap(
         "no_attempts_error": no_attempts_error,
         "retry_error": retry_error,
     }
-    return [dict(r) for r in conn.execute(_REAP, params).mappings()]
+    return prepared(conn, _REAP, params)

@@ -17,19 +17,19 @@ import sqlalchemy as sa
 
 from common import db
 from common.config import Settings
-from common.queries import progress
+from common.services import step_callbacks
 
 REQUIREMENTS = pathlib.Path(__file__).resolve().parents[2] / "requirements.txt"
 
 # Statements whose quoting the rewrite must respect: literals, quoted identifiers, E'' strings,
-# dollar quotes, comments, casts and %% escapes, plus the longest statement Planter sends.
+# dollar quotes, comments, casts and %% escapes, plus a statement with the task's whole select list.
 CORPUS = [
     "SELECT %s",
     "SELECT '%%s is not a placeholder', %s",
     "SELECT \"odd%%name\" FROM t WHERE a = %s AND b = E'it''s %%' -- %s in a comment\n AND c = %s",
     "SELECT $$ %%s inside a dollar quote $$, %s::int, CAST(%s AS text)",
     "SELECT 100 %% 7, %s",
-    str(progress._RECORD.compile(dialect=sa.create_engine("postgresql+pg8000://").dialect)),
+    str(step_callbacks._READ_TASK.compile(dialect=sa.create_engine("postgresql+pg8000://").dialect)),
 ]
 
 
