@@ -233,29 +233,41 @@ def prepared(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[dict
     """Run ``sql`` (``:name`` parameters) as a named prepared statement of this connection; its rows.
 
     pg8000 sends an ordinary parameterised statement unnamed, as three exchanges (Parse, Describe,
-    Bind/Execute, each with its Sync), and PostgreSQL plans it afresh every time. A statement
-    prepared once per connection (pg8000's own ``prepare``, remembered in the pool entry's ``info``,
-    which the pool clears when it replaces the connection) is one exchange, and its plan is cached.
-    For the few hot statements of the engine and the callbacks; the SQL must be a constant.
+    Bind/Execute, each with its Sync), and PostgreSQL plans it afresh every time. Prepared once per
+    connection, it is one exchange (Bind/Execute/Sync) and its plan is cached. The statement is
+    remembered in the pool entry's ``info``, which the pool clears when it replaces the connection.
+    Built on pg8000's core connection (prepare_statement / execute_named), which both its DB-API
+    connection (what the Cloud SQL connector returns) and its legacy one (a URL) are. Only for an
+    autocommit connection, whose transactions are explicit (BEGIN/COMMIT): pg8000 would not
+    begin one for us here. For the engine's hot statements; the SQL must be a constant.
     """
+    from pg8000.converters import make_params
+    from pg8000.native import to_statement
+
     fairy = conn.connection
+    driver: Any = fairy.dbapi_connection
+    if not getattr(driver, "autocommit", False):  # another engine (migrations): the ordinary path
+        return [dict(row) for row in conn.execute(sa.text(sql), params).mappings()]
     statements: dict[str, Any] = fairy.info.setdefault("prepared_statements", {})
     dbapi = conn.dialect.loaded_dbapi
     try:
-        statement = statements.get(sql)
-        if statement is None:
-            statement = statements[sql] = fairy.dbapi_connection.prepare(sql)  # type: ignore[union-attr]
-        rows = statement.run(**params)
+        if sql not in statements:
+            text, arguments = to_statement(sql)
+            name, columns, decoders = driver.prepare_statement(text, ())
+            statements[sql] = (name, columns, decoders, arguments)
+        name, columns, decoders, arguments = statements[sql]
+        values = make_params(driver.py_types, arguments(params))
+        rows = driver.execute_named(name, values, columns, decoders, sql).rows or []
     except dbapi.Error as error:
-        # What SQLAlchemy would have done for its own statement: a disconnect invalidates the
-        # connection (so the retry gets a fresh one) and every driver error becomes a DBAPIError.
-        gone = conn.dialect.is_disconnect(error, fairy.dbapi_connection, None) or _is_session_ending(
+        # What SQLAlchemy does for its own statements: a disconnect invalidates the connection (the
+        # retry gets a fresh one) and a driver error becomes a DBAPIError.
+        gone = conn.dialect.is_disconnect(error, driver, None) or _is_session_ending(
             _driver_error_fields(error).get("C", "")
         )
         if gone:
             conn.invalidate(error)
         raise sa_exc.DBAPIError.instance(sql, params, error, dbapi.Error, connection_invalidated=gone) from error
-    names = [column["name"] for column in statement.row_desc or ()]
+    names = [column["name"] for column in columns or ()]
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 

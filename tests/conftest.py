@@ -160,3 +160,17 @@ def gemini(gemini_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("GEMINI_BASE_URL", gemini_server.base_url)
     config.get_settings.cache_clear()
     return gemini_server
+
+
+@pytest.fixture
+def wire(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The application's database reached through a proxy that counts round trips (tests/wire.py)."""
+    from tests.wire import Wire
+
+    path = pathlib.Path(tempfile.mkdtemp(prefix="w", dir="/tmp")) / "s"  # a unix socket path must stay short
+    counted = Wire(database_url, str(path))
+    apply_env(monkeypatch, DATABASE_URL=counted.url)
+    yield counted
+    db.reset_engine()
+    counted.close()
+    shutil.rmtree(path.parent, ignore_errors=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from common.db import prepared
 from common.pipeline import TYPE_STEPS
 from common.queries.tasks import TERMINAL_SQL, iso_sql
 
@@ -230,6 +231,8 @@ _METRICS_TEXT = sa.text(_METRICS.replace("t.user_id = :user_id", f"t.user_id = :
 
 
 # --- statements and their execution ------------------------------------------------------------
+# Each read is a named prepared statement of its connection (common.db.prepared): one exchange
+# instead of three, and PostgreSQL keeps its plan.
 def active_tasks_statement(user_id: uuid.UUID, tz: str, at: datetime | None = None) -> Statement:
     return _ACTIVE_TASKS_TEXT, {"user_id": user_id, "tz": tz, "at": at, "list_limit": ACTIVE_LIST_LIMIT}
 
@@ -277,7 +280,7 @@ def time_series_statement(
 def active_tasks(conn: sa.Connection, user_id: uuid.UUID, tz: str, at: datetime | None = None) -> dict[str, Any]:
     """The user's active tasks (newest first, with completion estimates) and today's totals."""
     sql, params = active_tasks_statement(user_id, tz, at)
-    row = dict(conn.execute(sql, params).mappings().one())
+    (row,) = prepared(conn, sql.text, params)
     if isinstance(row["active_tasks"], str):
         row["active_tasks"] = json.loads(row["active_tasks"])
     return row
@@ -286,7 +289,8 @@ def active_tasks(conn: sa.Connection, user_id: uuid.UUID, tz: str, at: datetime 
 def metrics(conn: sa.Connection, user_id: uuid.UUID, tz: str, **kwargs: Any) -> dict[str, Any]:
     """Counts and averages behind the health and cost figures, with the plan and this period's usage."""
     sql, params = metrics_statement(user_id, tz, **kwargs)
-    return dict(conn.execute(sql, params).mappings().one())
+    (row,) = prepared(conn, sql.text, params)
+    return row
 
 
 def time_series(
@@ -304,4 +308,4 @@ def time_series(
     sql, params = time_series_statement(
         user_id, tz, metric=metric, period=period, days=days, at=at, task_type=task_type
     )
-    return [dict(r) for r in conn.execute(sql, params).mappings()]
+    return prepared(conn, sql.text, params)

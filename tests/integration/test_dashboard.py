@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -471,25 +470,14 @@ def test_dashboard_needs_a_token(client: Any) -> None:
 
 
 # --- how the figures are computed ------------------------------------------------------------------
-@pytest.fixture
-def statements(engine: sa.Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    sa.event.remove(engine, "before_cursor_execute", record)
-
-
-def test_each_endpoint_is_one_statement(client: Any, auth_header: Any, engine: sa.Engine, statements: Any) -> None:
-    get(client, auth_header, ACTIVE_PATH)  # the caller's user row is created and cached
+def test_each_endpoint_is_one_round_trip(client: Any, auth_header: Any, wire: Any) -> None:
+    # One statement, sent prepared (common.db.prepared): counted on the wire (tests/wire.py).
     series_params: dict[str, Any] = {"metric": "success_rate", "period": "hourly", "days": 90}
     for path, params in ((ACTIVE_PATH, {}), (METRICS_PATH, {}), (SERIES_PATH, series_params)):
-        statements.clear()
-        get(client, auth_header, path, tz="Asia/Kolkata", **params)
-        assert len(statements) == 1, statements
+        get(client, auth_header, path, tz="Asia/Kolkata", **params)  # the user row, the prepared statement
+        with wire.counting() as trips:
+            get(client, auth_header, path, tz="Asia/Kolkata", **params)
+        assert trips == [1], path
 
 
 def _all_statements(user: User) -> list[tuple[str, dq.Statement]]:

@@ -4,6 +4,7 @@ task's run told to stop, a long run reported."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from common import pipeline
 from common.services.heartbeat import Heartbeats
-from tests.integration.test_steps import create, execute, step_rows
+from tests.integration.test_steps import create, deliver, execute, step_rows
 
 
 def running(engine: sa.Engine, task_id: str, claim_id: uuid.UUID, lease_seconds: int) -> None:
@@ -68,3 +70,22 @@ def test_one_thread_keeps_every_running_claim_alive_and_stops_a_cancelled_one(
     ended = {t: step_rows(engine, t)["creating_org"]["lease_expires_at"] for t in tasks}
     time.sleep(1.0)
     assert {t: step_rows(engine, t)["creating_org"]["lease_expires_at"] for t in tasks} == ended
+
+
+def test_running_steps_starts_no_thread_of_its_own(client: Any, auth_header: Any) -> None:
+    # Every thread started while a pipeline runs is noted from inside it (threading.setprofile is
+    # installed in each new thread); the process's heartbeat thread may start once, nothing else.
+    started: list[str] = []
+
+    def note(frame: Any, event: str, arg: Any) -> None:
+        started.append(threading.current_thread().name)
+        sys.setprofile(None)
+
+    task = create(client, auth_header(), name="No Threads")
+    threading.setprofile(note)
+    try:
+        for step in pipeline.STEPS:
+            assert deliver(client, task["task_id"], step.name).get_json()["outcome"] == "succeeded"
+    finally:
+        threading.setprofile(None)
+    assert started in ([], ["heartbeat"]), started
