@@ -1,9 +1,10 @@
 """Running one pipeline step, safely under at-least-once delivery.
 
 The task row lock is the mutex: a delivery claims the step (status running, a fresh claim id,
-a lease kept alive by a heartbeat) in one short transaction, runs the provider outside any
-transaction, then records the outcome in a second one only if its claim still holds. Effects
-(progress rows, usage) are written only in the recording transaction, so they happen once per step.
+a lease kept alive by a heartbeat) in one call of a server-side function, runs the provider
+outside any transaction, then records the outcome in a second call only if its claim still
+holds (queries.steps). Effects (progress rows, usage) are written only by the recording call,
+so they happen once per step.
 
 No delivery holds the queue: a provider either finishes quickly or hands the work off (the step
 is then `waiting`, and a scheduled delivery of the same step checks on it). A delivery that finds
