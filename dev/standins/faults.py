@@ -51,7 +51,7 @@ class Faults:
                 body=spec.get("body"),
             )
         except (AttributeError, KeyError, TypeError, ValueError, re.error) as error:
-            raise BadFault(f"bad fault: {error!r}") from error
+            raise BadFault(repr(error)) from error
         self.append(fault)
         return fault
 

@@ -75,7 +75,7 @@ class JsonApiStandIn(ServedOnThread):
         try:
             self.add_fault(request.body)
         except (AttributeError, TypeError, ValueError) as error:  # BadFault, or a scripted fault's own
-            return Reply(400, google_error(400, str(error)))
+            return Reply(400, google_error(400, f"bad fault: {error}"))
         return Reply(201, {"fault": request.body})
 
     def answer(self, request: Request) -> Reply:
