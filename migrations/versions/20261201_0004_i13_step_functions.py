@@ -37,8 +37,8 @@ CREATE TYPE planter_step AS (
 )
 """
 
-# Two statements on purpose (see queries.steps): the step is read by a statement that starts after
-# the task lock is granted, so it sees what the previous holder committed.
+# Two statements on purpose (queries.steps, docs/DESIGN.md): the step is read by a statement that
+# starts after the task lock is granted, so it sees what the previous holder committed.
 _LOCK_STEP = """
 CREATE FUNCTION planter_lock_step(p_task uuid, p_step text, p_early double precision)
 RETURNS SETOF planter_step LANGUAGE plpgsql AS $$
@@ -338,7 +338,9 @@ BEGIN
 END $$
 """
 
-# A lease that has expired is not revived, nor that of a step whose task ended (queries.steps).
+# A lease that has expired is not revived: from then on the reaper or a redelivery may take the
+# step over (they decide under the task lock, which a heartbeat does not take). Nor is the lease of
+# a step whose task ended (cancelled): the run learns at its next beat that its work is not wanted.
 _HEARTBEAT = f"""
 CREATE FUNCTION planter_heartbeat(p_task uuid, p_step text, p_claim uuid, p_timeout double precision)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -354,7 +356,11 @@ BEGIN
 END $$
 """
 
-# See queries.steps for why a step stalls and why the wait doubles with each generation.
+# A running or waiting step stalls when its lease expired (the run went silent, or the outside work
+# outlived its timeout). A pending step, or a waiting step's check, is presumed lost once it has
+# been due for the grace period, doubled for each time the reaper already sent it again
+# (generation), up to 64 times: a step only waiting in a busy queue gets a few copies, not one
+# more every grace period, which would crowd the queue further (docs/DESIGN.md, "The reaper").
 _STALLED = """
     ((s.status IN ('running', 'waiting') AND s.lease_expires_at < now())
      OR (s.status IN ('pending', 'waiting')
