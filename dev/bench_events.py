@@ -105,7 +105,7 @@ def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
     stop = threading.Event()
     try:
         stack.start()
-        os.environ.update({k: v for k, v in stack.env().items() if k in ("JWT_SECRET", "STEP_SIGNING_SECRET")})
+        # The stack serves with this process's secrets (or the development ones): the same settings.
         settings = load_settings()
         tasks, tokens = [], {}
         for i in range(args.tasks):
