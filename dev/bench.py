@@ -61,6 +61,7 @@ from dev.token import user_token
 
 WORK_DIR = ROOT / ".local" / "bench"
 CONNECTIONS = 16
+TRACED_TASKS = 20  # the peer's drain whose libpq trace counts its round trips and statements
 PROGRESS_BODY = json.dumps({"message": "bench progress", "progress_percent": 50}).encode()
 
 
@@ -149,15 +150,31 @@ def hot_paths(token: str, progress_tasks: list[str], read_tasks: list[str]) -> l
         for t in progress_tasks
     ]
     return [
-        HotPath("progress", "progress callback (POST /api/v1/tasks/{id}/progress)", "POST",
-                [f"/api/v1/tasks/{t}/progress" for t in progress_tasks], callbacks, PROGRESS_BODY),
-        HotPath("get_task", "GET /api/v1/tasks/{id}", "GET", [f"/api/v1/tasks/{t}" for t in read_tasks],
-                [bearer] * len(read_tasks)),
-        HotPath("active", "active tasks (GET /api/v1/dashboard/active-tasks)", "GET",
-                ["/api/v1/dashboard/active-tasks"], [bearer]),
+        HotPath(
+            "progress",
+            "progress callback (POST /api/v1/tasks/{id}/progress)",
+            "POST",
+            [f"/api/v1/tasks/{t}/progress" for t in progress_tasks],
+            callbacks,
+            PROGRESS_BODY,
+        ),
+        HotPath(
+            "get_task",
+            "GET /api/v1/tasks/{id}",
+            "GET",
+            [f"/api/v1/tasks/{t}" for t in read_tasks],
+            [bearer] * len(read_tasks),
+        ),
+        HotPath(
+            "active",
+            "active tasks (GET /api/v1/dashboard/active-tasks)",
+            "GET",
+            ["/api/v1/dashboard/active-tasks"],
+            [bearer],
+        ),
         HotPath("metrics", "metrics (GET /api/v1/dashboard/metrics)", "GET", ["/api/v1/dashboard/metrics"], [bearer]),
         HotPath("healthz", "reference: GET /healthz (router + SELECT 1)", "GET", ["/healthz"], [{}]),
-    ]  # fmt: skip
+    ]
 
 
 # --- HTTP load ---------------------------------------------------------------------------------------
@@ -195,7 +212,7 @@ def measure_load(stack: LocalStack, hello: tuple[int, int], paths: list[HotPath]
     """Interleaved rounds: hello, then every path, so that drift hits the ceiling and the paths alike."""
     assert stack.functions is not None and stack.server is not None
     pg_pid = int((pathlib.Path(stack.server.pgdata) / "postmaster.pid").read_text().split()[0])
-    plan = [("hello", *hello, None, [build_request("GET", "/")])]
+    plan: list[tuple[str, int, int, int | None, list[bytes]]] = [("hello", *hello, None, [build_request("GET", "/")])]
     plan += [(p.key, stack.port, stack.functions.pid, pg_pid, p.requests()) for p in paths]
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in plan}
     for rep in range(opts.reps):
@@ -248,7 +265,7 @@ def engine_rounds(stack: LocalStack, worker: users.User, opts: Options) -> dict[
     trace = WORK_DIR / "peer.trace"
     trace.unlink(missing_ok=True)
     peer.run(python, conninfo, 5, len(STEPS))  # its schema, and a warm page cache
-    peer.run(python, conninfo, 20, len(STEPS), trace)  # counted apart: libpq's trace slows it down
+    peer.run(python, conninfo, TRACED_TASKS, len(STEPS), trace)  # counted apart: libpq's trace slows it down
     peer_trips, peer_statements = peer.count_trace(trace)
     planter = inproc.bench_runtime(stack.database_url)
     inproc.create_tasks(planter, worker, 5, "engine warm-up")
@@ -258,13 +275,17 @@ def engine_rounds(stack: LocalStack, worker: users.User, opts: Options) -> dict[
         inproc.create_tasks(planter, worker, opts.engine_tasks, f"engine round {rep}")
         rounds["planter"].append(inproc.drain(planter))
         rounds["peer"].append(peer.run(python, conninfo, opts.engine_tasks, len(STEPS)))
-        log(f"engine round {rep + 1}/{opts.reps}: {rounds['planter'][-1]['steps'] / rounds['planter'][-1]['seconds']:.0f}"
-            f" steps/s, peer {rounds['peer'][-1]['steps'] / rounds['peer'][-1]['seconds']:.0f}")  # fmt: skip
+        us, them = rounds["planter"][-1], rounds["peer"][-1]
+        rates = us["steps"] / us["seconds"], them["steps"] / them["seconds"]
+        log(f"engine round {rep + 1}: {rates[0]:.0f} steps/s, peer {rates[1]:.0f}")
     planter.rt.db.engine.dispose()
-    steps_counted = rounds["peer"][0]["steps"] and 20 * len(STEPS)
-    rounds["peer_trips"], rounds["peer_statements"] = peer_trips / steps_counted, peer_statements / steps_counted
-    rounds["peer_version"] = rounds["peer"][0]["version"]
-    return rounds
+    # (the traced drain's worker start and stop are charged to its steps: a few statements in all)
+    traced_steps = TRACED_TASKS * len(STEPS)
+    return rounds | {
+        "peer_trips": peer_trips / traced_steps,
+        "peer_statements": peer_statements / traced_steps,
+        "peer_version": rounds["peer"][0]["version"],
+    }
 
 
 def real_enqueue(settings: Settings, sink: Sink) -> dict[str, Any]:
@@ -319,14 +340,21 @@ def cold_probes(token: str, worker_token: str, task: str, read_task: str, step_t
         Probe("minimal (ff + SQLAlchemy + pg8000, SELECT 1)", hello, "minimal", "GET", "/", {}),
         Probe("api_projects", main, "api_projects", "POST", "/api/v1/projects", worker, project),
         Probe("api_tasks", main, "api_tasks", "GET", f"/api/v1/tasks/{read_task}", bench),
-        Probe("progress_callback", main, "progress_callback", "POST", f"/api/v1/tasks/{task}/progress", callback,
-              PROGRESS_BODY.decode()),
+        Probe(
+            "progress_callback",
+            main,
+            "progress_callback",
+            "POST",
+            f"/api/v1/tasks/{task}/progress",
+            callback,
+            PROGRESS_BODY.decode(),
+        ),
         Probe("dashboard", main, "dashboard", "GET", "/api/v1/dashboard/active-tasks", bench),
         Probe("pipeline_step", main, "pipeline_step", "POST", "/internal/steps", signed, step),
         Probe("scheduler_tick", main, "scheduler_tick", "POST", "/internal/scheduler/tick", tick, "{}"),
         Probe("healthz", main, "healthz", "GET", "/healthz", {}),
         Probe("openapi", main, "openapi", "GET", "/openapi.json", {}),
-    ]  # fmt: skip
+    ]
 
 
 def start_to_first_answer(probe: Probe, env: dict[str, str]) -> dict[str, Any]:
@@ -390,8 +418,14 @@ def import_probes(probes: list[Probe], env: dict[str, str]) -> dict[str, Any]:
 def machine() -> dict[str, Any]:
     from importlib.metadata import version
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), "unknown")  # fmt: skip
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "unknown",
+    )
     packages = ("functions-framework", "gunicorn", "flask", "sqlalchemy", "pg8000", "pydantic", "pyjwt", "pgserver")
     return {
         "cpu": cpu,
@@ -431,13 +465,23 @@ def main() -> None:
         results["seed"] = {"tasks": seeded.total_tasks, "seconds": seeded.seconds, "step_rows": seeded.step_rows}
         with filler.begin() as conn:
             conn.execute(
-                sa.text("INSERT INTO subscriptions (user_id, tier, monthly_operations_limit) "
-                        "SELECT id, 'enterprise', -1 FROM users WHERE email = :e"), {"e": WORKER_EMAIL},
-            )  # fmt: skip
-            worker = users.User(conn.execute(sa.text("SELECT id FROM users WHERE email = :e"), {"e": WORKER_EMAIL}).scalar_one(), WORKER_EMAIL)  # fmt: skip
-            read_tasks = [str(r[0]) for r in conn.execute(
-                sa.text("SELECT id FROM tasks WHERE user_id = :u ORDER BY created_at DESC LIMIT 64"),
-                {"u": seeded.bench_user})]  # fmt: skip
+                sa.text(
+                    "INSERT INTO subscriptions (user_id, tier, monthly_operations_limit) "
+                    "SELECT id, 'enterprise', -1 FROM users WHERE email = :e"
+                ),
+                {"e": WORKER_EMAIL},
+            )
+            worker = users.User(
+                conn.execute(sa.text("SELECT id FROM users WHERE email = :e"), {"e": WORKER_EMAIL}).scalar_one(),
+                WORKER_EMAIL,
+            )
+            read_tasks = [
+                str(r[0])
+                for r in conn.execute(
+                    sa.text("SELECT id FROM tasks WHERE user_id = :u ORDER BY created_at DESC LIMIT 64"),
+                    {"u": seeded.bench_user},
+                )
+            ]
             results["postgres"] = conn.execute(sa.text("SHOW server_version")).scalar_one()
         progress_tasks = inproc.create_tasks(fixture, worker, 64, "callback target")
         cold_tasks = inproc.create_tasks(fixture, worker, opts.cold_runs, "cold start")
@@ -463,13 +507,23 @@ def main() -> None:
         stack.functions = None
 
         log("in-process: round trips, database ceiling, per-request work")
-        first_sight = HotPath("first_sight", "GET task, a user's first request on an instance (user upsert)", "GET",
-                              [paths[1].paths[0]], [{"Authorization": f"Bearer {user_token(f'first-{i}@planter.dev')}"} for i in range(3)])  # fmt: skip
+        first_sight = HotPath(
+            "first_sight",
+            "GET task, a user's first request on an instance (user upsert)",
+            "GET",
+            [paths[1].paths[0]],
+            [{"Authorization": f"Bearer {user_token(f'first-{i}@planter.dev')}"} for i in range(3)],
+        )
         results["round_trips"] = inproc.round_trips(fixture, [*paths, first_sight], stack.database_url)
         ceiling_seconds = max(2.0, opts.duration * 0.8)
         results["db_ceiling"] = inproc.database_ceiling(
-            stack.database_url, progress_tasks[:8], read_tasks[:8], users.User(seeded.bench_user, BENCH_EMAIL),
-            opts.reps, ceiling_seconds)  # fmt: skip
+            stack.database_url,
+            progress_tasks[:8],
+            read_tasks[:8],
+            users.User(seeded.bench_user, BENCH_EMAIL),
+            opts.reps,
+            ceiling_seconds,
+        )
         results["db_primitives"] = inproc.db_primitives(stack.database_url)
         results["cpu_items"] = inproc.cpu_items(
             fixture.rt, token, progress_tasks[0], issue_callback_token(progress_tasks[0]), read_tasks[0]
@@ -481,7 +535,10 @@ def main() -> None:
         fixture.rt.db.engine.dispose()
 
         log("cold starts")
-        probes = [cold_probes(token, worker_token, progress_tasks[0], read_tasks[0], t, env["STEP_SIGNING_SECRET"]) for t in cold_tasks]
+        probes = [
+            cold_probes(token, worker_token, progress_tasks[0], read_tasks[0], t, env["STEP_SIGNING_SECRET"])
+            for t in cold_tasks
+        ]
         results["cold_start"] = cold_starts(probes, env)
         results["imports"] = import_probes(probes[0], env)
     finally:

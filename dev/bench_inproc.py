@@ -91,7 +91,8 @@ class CountingSocket:
         self._tally = tally
 
     def makefile(self, mode: str) -> _CountingFile:
-        return _CountingFile(self._sock.makefile(mode), self._tally)
+        assert mode == "rwb"  # what pg8000 asks for
+        return _CountingFile(self._sock.makefile("rwb"), self._tally)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)

@@ -13,6 +13,7 @@ so that both sides measure PostgreSQL's CPU the same way (the backends' /proc/<p
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pathlib
@@ -101,7 +102,7 @@ def _drain(conninfo: str, tasks: int, steps: int, trace: str | None) -> dict[str
     app = procrastinate.App(connector=connector)
     started_at: list[float] = []
 
-    @app.task(name="step")
+    @app.task(name="step")  # type: ignore[untyped-decorator]
     async def step(task: int, position: int) -> None:
         started_at.append(time.perf_counter())
         if position + 1 < steps:  # hand over to the next step, as Planter's record does
@@ -120,7 +121,7 @@ def _drain(conninfo: str, tasks: int, steps: int, trace: str | None) -> dict[str
             return {
                 "steps": len(started_at),
                 "seconds": elapsed,
-                "step_ms": [1000 * (b - a) for a, b in zip(started_at, started_at[1:], strict=False)],
+                "step_ms": [1000 * (b - a) for a, b in itertools.pairwise(started_at)],
                 "python_cpu_s": time.process_time() - cpu,
                 # (a backend the pool opened during the drain counts whole: its CPU is all in the drain)
                 "pg_cpu_s": backend_cpu_seconds(backends) - pg_cpu,

@@ -99,15 +99,43 @@ def generated(results: dict[str, Any]) -> list[str]:
         ratios = [r["rps"] / h["rps"] for r, h in zip(runs, results["load"]["hello"], strict=True)]
         trips = results["round_trips"].get(key, {}).get("trips", 0)
         name = "**hello-world ceiling** (dev/bench_hello.py)" if key == "hello" else results["paths"][key]
-        rows.append([name, _f(m["rps"], 0), _f(m["p50_ms"]), _f(m["p99_ms"]), _f(m["rps"] / hello, 2),
-                     f"{min(ratios):.2f}-{max(ratios):.2f}", _f(m["server_cpu_ms"], 2), _f(m["pg_cpu_ms"], 2),
-                     str(trips), _f(m["connections_per_100"])])  # fmt: skip
-    out += _table(["path", "req/s", "p50 ms", "p99 ms", "÷ hello", "per round", "server CPU ms/req",
-                   "PostgreSQL CPU ms/req", "round trips", "new DB connections /100 req"], rows)  # fmt: skip
+        rows.append(
+            [
+                name,
+                _f(m["rps"], 0),
+                _f(m["p50_ms"]),
+                _f(m["p99_ms"]),
+                _f(m["rps"] / hello, 2),
+                f"{min(ratios):.2f}-{max(ratios):.2f}",
+                _f(m["server_cpu_ms"], 2),
+                _f(m["pg_cpu_ms"], 2),
+                str(trips),
+                _f(m["connections_per_100"]),
+            ]
+        )
+    out += _table(
+        [
+            "path",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "÷ hello",
+            "per round",
+            "server CPU ms/req",
+            "PostgreSQL CPU ms/req",
+            "round trips",
+            "new DB connections /100 req",
+        ],
+        rows,
+    )
     g = results["generator_check"]
-    out += ["", f"Generator check: the same generator against hello with WORKERS=2 drives **{_f(g['rps'], 0)} req/s** "
-            f"({g['rps'] / hello:.1f} times the ceiling) using {100 * g['client_cpu_share']:.0f} % of a core; during the "
-            f"ceiling runs it used {100 * load['hello']['client_cpu_share']:.0f} %.", ""]  # fmt: skip
+    out += [
+        "",
+        f"Generator check: the same generator against hello with WORKERS=2 drives **{_f(g['rps'], 0)} req/s** "
+        f"({g['rps'] / hello:.1f} times the ceiling) using {100 * g['client_cpu_share']:.0f} % of a core; during the "
+        f"ceiling runs it used {100 * load['hello']['client_cpu_share']:.0f} %.",
+        "",
+    ]
     out += _db_sections(results) + _engine_section(results) + _cold_sections(results) + _profile_section(results)
     return out
 
@@ -117,13 +145,31 @@ def _db_sections(results: dict[str, Any]) -> list[str]:
     rows = [[name, _f(median(v["runs"]), 0), _f(median(v["p50_ms"]), 2)] for name, v in ceiling["variants"].items()]
     out = ["### The database ceiling", "", f"Services in-process, {ceiling['threads']} threads, no HTTP.", ""]
     out += _table(["variant", "transactions/s", "p50 ms"], rows)
-    out += ["", *_table(["primitive (single thread, pg8000, unix socket)", "p50 ms"],
-                        [[k, _f(v, 3)] for k, v in results["db_primitives"].items()])]  # fmt: skip
-    out += ["", *_table(["per-request work outside the database", "µs"],
-                        [[k, _f(v, 0)] for k, v in results["cpu_items"].items()])]  # fmt: skip
+    out += [
+        "",
+        *_table(
+            ["primitive (single thread, pg8000, unix socket)", "p50 ms"],
+            [[k, _f(v, 3)] for k, v in results["db_primitives"].items()],
+        ),
+    ]
+    out += [
+        "",
+        *_table(
+            ["per-request work outside the database", "µs"], [[k, _f(v, 0)] for k, v in results["cpu_items"].items()]
+        ),
+    ]
     out += ["", "### Database round trips per request", ""]
-    rows = [[key, str(v["trips"]), v["statements"], str(v["status"]), _f(v.get("planning_ms"), 2),
-             _f(v.get("execution_ms"), 2)] for key, v in results["round_trips"].items()]  # fmt: skip
+    rows = [
+        [
+            key,
+            str(v["trips"]),
+            v["statements"],
+            str(v["status"]),
+            _f(v.get("planning_ms"), 2),
+            _f(v.get("execution_ms"), 2),
+        ]
+        for key, v in results["round_trips"].items()
+    ]
     return [*out, *_table(["request", "round trips", "statements", "status", "planning ms", "execution ms"], rows), ""]
 
 
@@ -144,14 +190,14 @@ def _engine_section(results: dict[str, Any]) -> list[str]:
                 ["round trips / statements", f"{e['planter'][0]['trips']:.1f} / {e['planter'][0]['statements']:.1f}"],
                 [
                     "hand-over through the real Cloud Tasks client to the local stand-in",
-                    f"{q['call_p50_ms']:.2f} ms (first call, with the client's import and channel: {q['first_call_ms']:.0f} ms)",
+                    f"{q['call_p50_ms']:.2f} ms (first call, client import and channel: {q['first_call_ms']:.0f} ms)",
                 ],
                 [
                     "queue delivery (stand-in → step URL)",
                     f"{_f(q['delivery_p50_ms'])} ms ({q['delivered']} of 20 delivered)",
                 ],
             ],
-        ),  # fmt: skip
+        ),
         "",
         f"Statements of a middle step: {e['planter'][0]['statements_middle_step']}.",
         "",
@@ -164,21 +210,53 @@ def _cold_sections(results: dict[str, Any]) -> list[str]:
     rows = []
     for label, runs in cold.items():
         first = median([r["first_answer_s"] for r in runs])
-        rows.append([label, f"{first:.2f} s", f"{first / base:.2f}", f"{median([r['listening_s'] for r in runs]):.2f} s",
-                     ", ".join(f"{r['first_answer_s']:.2f}" for r in runs), str(runs[0]["status"])])  # fmt: skip
+        rows.append(
+            [
+                label,
+                f"{first:.2f} s",
+                f"{first / base:.2f}",
+                f"{median([r['listening_s'] for r in runs]):.2f} s",
+                ", ".join(f"{r['first_answer_s']:.2f}" for r in runs),
+                str(runs[0]["status"]),
+            ]
+        )
     out = ["### Cold start: process start → first answer", ""]
     out += _table(["function", "first answer (median)", "÷ minimal", "listening after", "runs (s)", "status"], rows)
     imports = results["imports"]
-    rows = [[name, _f(v.get("import_s"), 2), _f(v.get("first_request_s"), 2), ", ".join(v.get("heavy_at_import", [])),
-             ", ".join(v.get("heavy_after_first_request", [])),
-             ", ".join(f"{p} {ms:.0f}" for p, ms in v["top_imports"])]
-            for name, v in imports.items() if not name.startswith("import ")]  # fmt: skip
-    out += ["", *_table(["function", "import main s", "first request s", "heavy at import", "added by first request",
-                         "top import self-time (ms)"], rows)]  # fmt: skip
+    rows = [
+        [
+            name,
+            _f(v.get("import_s"), 2),
+            _f(v.get("first_request_s"), 2),
+            ", ".join(v.get("heavy_at_import", [])),
+            ", ".join(v.get("heavy_after_first_request", [])),
+            ", ".join(f"{p} {ms:.0f}" for p, ms in v["top_imports"]),
+        ]
+        for name, v in imports.items()
+        if not name.startswith("import ")
+    ]
+    out += [
+        "",
+        *_table(
+            [
+                "function",
+                "import main s",
+                "first request s",
+                "heavy at import",
+                "added by first request",
+                "top import self-time (ms)",
+            ],
+            rows,
+        ),
+    ]
     main, minimal = imports["import main"], imports["import minimal"]
     top = ", ".join(f"{p} {ms:.0f}" for p, ms in main["top"])
-    out += ["", f"`-X importtime`: `import main` {_f(main['main_ms'], 0)} ms cumulative, {main['total_ms']:.0f} ms of "
-            f"imports in all, against {minimal['total_ms']:.0f} ms for the minimal function's; top packages (ms): {top}.", ""]  # fmt: skip
+    out += [
+        "",
+        f"`-X importtime`: `import main` {_f(main['main_ms'], 0)} ms cumulative, {main['total_ms']:.0f} ms of "
+        f"imports in all, against {minimal['total_ms']:.0f} ms for the minimal function's; top packages (ms): {top}.",
+        "",
+    ]
     return out
 
 
