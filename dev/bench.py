@@ -62,7 +62,9 @@ from dev.token import user_token
 WORK_DIR = ROOT / ".local" / "bench"
 CONNECTIONS = 16
 TRACED_TASKS = 20  # the peer's drain whose libpq trace counts its round trips and statements
-PROGRESS_BODY = json.dumps({"message": "bench progress", "progress_percent": 50}).encode()
+BODY = json.dumps({"message": "bench progress", "progress_percent": 50}).encode()  # a progress callback's
+JSON = {"Content-Type": "application/json"}
+ACTIVE = "/api/v1/dashboard/active-tasks"
 
 
 @dataclass
@@ -140,38 +142,19 @@ class HotPath:
     body: bytes = b""
 
     def requests(self) -> list[bytes]:
-        return [build_request(self.method, p, headers=h, body=self.body) for p, h in zip(self.paths, self.headers)]  # noqa: B905
+        pairs = zip(self.paths, self.headers, strict=True)
+        return [build_request(self.method, p, headers=h, body=self.body) for p, h in pairs]
 
 
 def hot_paths(token: str, progress_tasks: list[str], read_tasks: list[str]) -> list[HotPath]:
     bearer = {"Authorization": f"Bearer {token}"}
-    callbacks = [
-        {"Authorization": f"Bearer {issue_callback_token(t)}", "Content-Type": "application/json"}
-        for t in progress_tasks
-    ]
+    callbacks = [{"Authorization": f"Bearer {issue_callback_token(t)}", **JSON} for t in progress_tasks]
+    progress = [f"/api/v1/tasks/{t}/progress" for t in progress_tasks]
+    reads = [f"/api/v1/tasks/{t}" for t in read_tasks]
     return [
-        HotPath(
-            "progress",
-            "progress callback (POST /api/v1/tasks/{id}/progress)",
-            "POST",
-            [f"/api/v1/tasks/{t}/progress" for t in progress_tasks],
-            callbacks,
-            PROGRESS_BODY,
-        ),
-        HotPath(
-            "get_task",
-            "GET /api/v1/tasks/{id}",
-            "GET",
-            [f"/api/v1/tasks/{t}" for t in read_tasks],
-            [bearer] * len(read_tasks),
-        ),
-        HotPath(
-            "active",
-            "active tasks (GET /api/v1/dashboard/active-tasks)",
-            "GET",
-            ["/api/v1/dashboard/active-tasks"],
-            [bearer],
-        ),
+        HotPath("progress", "progress callback (POST /api/v1/tasks/{id}/progress)", "POST", progress, callbacks, BODY),
+        HotPath("get_task", "GET /api/v1/tasks/{id}", "GET", reads, [bearer] * len(reads)),
+        HotPath("active", "active tasks (GET /api/v1/dashboard/active-tasks)", "GET", [ACTIVE], [bearer]),
         HotPath("metrics", "metrics (GET /api/v1/dashboard/metrics)", "GET", ["/api/v1/dashboard/metrics"], [bearer]),
         HotPath("healthz", "reference: GET /healthz (router + SELECT 1)", "GET", ["/healthz"], [{}]),
     ]
@@ -326,13 +309,16 @@ class Probe:
     body: str = ""
 
 
-def cold_probes(token: str, worker_token: str, task: str, read_task: str, step_task: str, secret: str) -> list[Probe]:
-    worker = {"Authorization": f"Bearer {worker_token}", "Content-Type": "application/json"}
-    bench = {"Authorization": f"Bearer {token}"}
+def cold_probes(fx: Fixtures, step_task: str, secret: str) -> list[Probe]:
+    """Each deployed function's own route, authenticated, touching the database; and the baselines."""
+    task, read_task = fx.progress_tasks[0], fx.read_tasks[0]
+    worker = {"Authorization": f"Bearer {fx.worker_token}", **JSON}
+    bench = {"Authorization": f"Bearer {fx.token}"}
     step = queue.step_body(step_task, STEPS[0].name, 0).decode()
-    signed = {SIGNATURE_HEADER: sign_body(step.encode(), secret), "Content-Type": "application/json"}
-    tick = {SIGNATURE_HEADER: sign_body(b"{}", secret), "Content-Type": "application/json"}
-    callback = {"Authorization": f"Bearer {issue_callback_token(task)}", "Content-Type": "application/json"}
+    signed = {SIGNATURE_HEADER: sign_body(step.encode(), secret), **JSON}
+    tick = {SIGNATURE_HEADER: sign_body(b"{}", secret), **JSON}
+    callback = {"Authorization": f"Bearer {issue_callback_token(task)}", **JSON}
+    progress = f"/api/v1/tasks/{task}/progress"
     project = json.dumps({"project_name": f"cold start {uuid.uuid4().hex[:8]}"})
     hello, main = "dev/bench_hello.py", "main.py"
     return [
@@ -340,16 +326,8 @@ def cold_probes(token: str, worker_token: str, task: str, read_task: str, step_t
         Probe("minimal (ff + SQLAlchemy + pg8000, SELECT 1)", hello, "minimal", "GET", "/", {}),
         Probe("api_projects", main, "api_projects", "POST", "/api/v1/projects", worker, project),
         Probe("api_tasks", main, "api_tasks", "GET", f"/api/v1/tasks/{read_task}", bench),
-        Probe(
-            "progress_callback",
-            main,
-            "progress_callback",
-            "POST",
-            f"/api/v1/tasks/{task}/progress",
-            callback,
-            PROGRESS_BODY.decode(),
-        ),
-        Probe("dashboard", main, "dashboard", "GET", "/api/v1/dashboard/active-tasks", bench),
+        Probe("progress_callback", main, "progress_callback", "POST", progress, callback, BODY.decode()),
+        Probe("dashboard", main, "dashboard", "GET", ACTIVE, bench),
         Probe("pipeline_step", main, "pipeline_step", "POST", "/internal/steps", signed, step),
         Probe("scheduler_tick", main, "scheduler_tick", "POST", "/internal/scheduler/tick", tick, "{}"),
         Probe("healthz", main, "healthz", "GET", "/healthz", {}),
@@ -438,6 +416,86 @@ def machine() -> dict[str, Any]:
     }
 
 
+@dataclass
+class Fixtures:
+    reader: users.User  # the seeded user whose tasks are read
+    worker: users.User  # creates the bench's own tasks
+    token: str  # the reader's
+    worker_token: str
+    read_tasks: list[str]
+    progress_tasks: list[str]  # progress callbacks go to these, in turn
+    cold_tasks: list[str]  # one step delivery per cold start
+
+
+def prepare(stack: LocalStack, fixture: inproc.Bench, opts: Options, results: dict[str, Any]) -> Fixtures:
+    log(f"seeding {opts.rows:,} tasks")
+    engine = sa.create_engine(stack.database_url, poolclass=sa.pool.NullPool)
+    seeded = seed(engine, total_tasks=opts.rows)
+    results["seed"] = {"tasks": seeded.total_tasks, "seconds": seeded.seconds, "step_rows": seeded.step_rows}
+    newest = sa.text("SELECT id FROM tasks WHERE user_id = :u ORDER BY created_at DESC LIMIT 64")
+    with engine.connect() as conn:
+        read_tasks = [str(r[0]) for r in conn.execute(newest, {"u": seeded.bench_user})]
+        results["postgres"] = conn.execute(sa.text("SHOW server_version")).scalar_one()
+    engine.dispose()
+    worker = users.User(seeded.worker_user, WORKER_EMAIL)
+    return Fixtures(
+        reader=users.User(seeded.bench_user, BENCH_EMAIL),
+        worker=worker,
+        token=user_token(BENCH_EMAIL),
+        worker_token=user_token(WORKER_EMAIL),
+        read_tasks=read_tasks,
+        progress_tasks=inproc.create_tasks(fixture, worker, 64, "callback target"),
+        cold_tasks=inproc.create_tasks(fixture, worker, opts.cold_runs, "cold start"),
+    )
+
+
+def measure_http(stack: LocalStack, env: dict[str, str], paths: list[HotPath], opts: Options) -> dict[str, Any]:
+    """The load rounds, the generator check and the profiles, against the served functions."""
+    stack.start_functions()
+    assert stack.functions is not None
+    port = free_port()
+    hello = start_function(ROOT / "dev" / "bench_hello.py", "hello", port, env)
+    try:
+        wait_answering(port)
+        log(f"stack up; {opts.reps} interleaved rounds of load")
+        found = {"load": measure_load(stack, (port, hello.pid), paths, opts), "paths": {p.key: p.name for p in paths}}
+        found["generator_check"] = generator_check(env, opts)
+        log("profiles")
+        targets = [("hello", port, hello.pid, [build_request("GET", "/")])]
+        targets += [(p.key, stack.port, stack.functions.pid, p.requests()) for p in paths]
+        return found | {"profiles": profiles(targets, opts)}
+    finally:
+        stop_process(hello)
+        stop_process(stack.functions)
+        stack.functions = None
+
+
+def measure_in_process(
+    stack: LocalStack, fixture: inproc.Bench, fx: Fixtures, paths: list[HotPath], opts: Options
+) -> dict[str, Any]:
+    log("in-process: round trips, database ceiling, per-request work")
+    url = stack.database_url
+    first_sight = HotPath(
+        "first_sight",
+        "GET task, a user's first request on an instance (user upsert)",
+        "GET",
+        [paths[1].paths[0]],
+        [{"Authorization": f"Bearer {user_token(f'first-{i}@planter.dev')}"} for i in range(3)],
+    )
+    seconds = max(2.0, opts.duration * 0.8)
+    callback = issue_callback_token(fx.progress_tasks[0])
+    found = {
+        "round_trips": inproc.round_trips(fixture, [*paths, first_sight], url),
+        "db_ceiling": inproc.database_ceiling(
+            url, fx.progress_tasks[:8], fx.read_tasks[:8], fx.reader, opts.reps, seconds
+        ),
+        "db_primitives": inproc.db_primitives(url),
+        "cpu_items": inproc.cpu_items(fixture.rt, fx.token, fx.progress_tasks[0], callback, fx.read_tasks[0]),
+    }
+    log("the engine beside procrastinate")
+    return found | {"engine": engine_rounds(stack, fx.worker, opts)}
+
+
 def main() -> None:
     opts = parse_args()
     started = time.monotonic()
@@ -453,96 +511,24 @@ def main() -> None:
     sink = Sink()
     overrides = settings | {"STEP_URL": sink.url, "STEP_TIMEOUT_SECONDS": "30"}
     stack = LocalStack(data_dir=data_dir, port=free_port(), quiet=True, env_overrides=overrides)
-    hello: subprocess.Popen[bytes] | None = None
     try:
         stack.start_postgres()
         stack.start_queue()
         env = stack.env()
         fixture = inproc.bench_runtime(stack.database_url)
-        log(f"seeding {opts.rows:,} tasks")
-        filler = sa.create_engine(stack.database_url, poolclass=sa.pool.NullPool)
-        seeded = seed(filler, total_tasks=opts.rows)
-        results["seed"] = {"tasks": seeded.total_tasks, "seconds": seeded.seconds, "step_rows": seeded.step_rows}
-        with filler.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO subscriptions (user_id, tier, monthly_operations_limit) "
-                    "SELECT id, 'enterprise', -1 FROM users WHERE email = :e"
-                ),
-                {"e": WORKER_EMAIL},
-            )
-            worker = users.User(
-                conn.execute(sa.text("SELECT id FROM users WHERE email = :e"), {"e": WORKER_EMAIL}).scalar_one(),
-                WORKER_EMAIL,
-            )
-            read_tasks = [
-                str(r[0])
-                for r in conn.execute(
-                    sa.text("SELECT id FROM tasks WHERE user_id = :u ORDER BY created_at DESC LIMIT 64"),
-                    {"u": seeded.bench_user},
-                )
-            ]
-            results["postgres"] = conn.execute(sa.text("SHOW server_version")).scalar_one()
-        progress_tasks = inproc.create_tasks(fixture, worker, 64, "callback target")
-        cold_tasks = inproc.create_tasks(fixture, worker, opts.cold_runs, "cold start")
-        token, worker_token = user_token(BENCH_EMAIL), user_token(WORKER_EMAIL)
-        paths = hot_paths(token, progress_tasks, read_tasks)
-
-        stack.start_functions()
-        hello_port = free_port()
-        hello = start_function(ROOT / "dev" / "bench_hello.py", "hello", hello_port, env)
-        wait_answering(hello_port)
-        assert stack.functions is not None
-        log(f"stack up; settings {settings}; {opts.reps} interleaved rounds of load")
-        results["load"] = measure_load(stack, (hello_port, hello.pid), paths, opts)
-        results["paths"] = {p.key: p.name for p in paths}
-        results["generator_check"] = generator_check(env, opts)
-        log("profiles")
-        targets = [("hello", hello_port, hello.pid, [build_request("GET", "/")])]
-        results["profiles"] = profiles(
-            targets + [(p.key, stack.port, stack.functions.pid, p.requests()) for p in paths], opts
-        )
-        stop_process(hello)
-        stop_process(stack.functions)
-        stack.functions = None
-
-        log("in-process: round trips, database ceiling, per-request work")
-        first_sight = HotPath(
-            "first_sight",
-            "GET task, a user's first request on an instance (user upsert)",
-            "GET",
-            [paths[1].paths[0]],
-            [{"Authorization": f"Bearer {user_token(f'first-{i}@planter.dev')}"} for i in range(3)],
-        )
-        results["round_trips"] = inproc.round_trips(fixture, [*paths, first_sight], stack.database_url)
-        ceiling_seconds = max(2.0, opts.duration * 0.8)
-        results["db_ceiling"] = inproc.database_ceiling(
-            stack.database_url,
-            progress_tasks[:8],
-            read_tasks[:8],
-            users.User(seeded.bench_user, BENCH_EMAIL),
-            opts.reps,
-            ceiling_seconds,
-        )
-        results["db_primitives"] = inproc.db_primitives(stack.database_url)
-        results["cpu_items"] = inproc.cpu_items(
-            fixture.rt, token, progress_tasks[0], issue_callback_token(progress_tasks[0]), read_tasks[0]
-        )
-        log("the engine beside procrastinate")
-        results["engine"] = engine_rounds(stack, worker, opts)
+        fx = prepare(stack, fixture, opts, results)
+        paths = hot_paths(fx.token, fx.progress_tasks, fx.read_tasks)
+        results |= measure_http(stack, env, paths, opts)
+        results |= measure_in_process(stack, fixture, fx, paths, opts)
+        fixture.rt.db.engine.dispose()
         queue_settings = Settings(tasks_endpoint=env["CLOUD_TASKS_ENDPOINT"], step_url=sink.url)
         results["enqueue"] = real_enqueue(queue_settings, sink)
-        fixture.rt.db.engine.dispose()
-
         log("cold starts")
-        probes = [
-            cold_probes(token, worker_token, progress_tasks[0], read_tasks[0], t, env["STEP_SIGNING_SECRET"])
-            for t in cold_tasks
-        ]
+        secret = env["STEP_SIGNING_SECRET"]
+        probes = [cold_probes(fx, t, secret) for t in fx.cold_tasks]
         results["cold_start"] = cold_starts(probes, env)
         results["imports"] = import_probes(probes[0], env)
     finally:
-        stop_process(hello)
         stack.stop()
         sink.server.shutdown()
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -21,8 +21,13 @@ def _f(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+def table(header: str, rows: list[list[str]]) -> list[str]:
+    """A markdown table; ``header`` names the columns separated by "|"."""
+    return [
+        "| " + header.replace("|", " | ") + " |",
+        "|" + "---|" * (header.count("|") + 1),
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
 
 
 def _medians(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -71,7 +76,7 @@ def issue13_table(results: dict[str, Any]) -> list[str]:
     rows.append(
         ["PostgreSQL CPU per progress callback (ms)", _f(cpu, 2), "", "", "≤ 0.5", "yes" if cpu <= 0.5 else "no"]
     )
-    return _table(["figure", "Planter", f"procrastinate {e['peer_version']}", "ratio", "target", "met?"], rows)
+    return table(f"figure|Planter|procrastinate {e['peer_version']}|ratio|target|met?", rows)
 
 
 def generated(results: dict[str, Any]) -> list[str]:
@@ -113,19 +118,9 @@ def generated(results: dict[str, Any]) -> list[str]:
                 _f(m["connections_per_100"]),
             ]
         )
-    out += _table(
-        [
-            "path",
-            "req/s",
-            "p50 ms",
-            "p99 ms",
-            "÷ hello",
-            "per round",
-            "server CPU ms/req",
-            "PostgreSQL CPU ms/req",
-            "round trips",
-            "new DB connections /100 req",
-        ],
+    out += table(
+        "path|req/s|p50 ms|p99 ms|÷ hello|per round|server CPU ms/req|PostgreSQL CPU ms/req|round trips"
+        "|new DB connections /100 req",
         rows,
     )
     g = results["generator_check"]
@@ -144,19 +139,17 @@ def _db_sections(results: dict[str, Any]) -> list[str]:
     ceiling = results["db_ceiling"]
     rows = [[name, _f(median(v["runs"]), 0), _f(median(v["p50_ms"]), 2)] for name, v in ceiling["variants"].items()]
     out = ["### The database ceiling", "", f"Services in-process, {ceiling['threads']} threads, no HTTP.", ""]
-    out += _table(["variant", "transactions/s", "p50 ms"], rows)
+    out += table("variant|transactions/s|p50 ms", rows)
     out += [
         "",
-        *_table(
-            ["primitive (single thread, pg8000, unix socket)", "p50 ms"],
+        *table(
+            "primitive (single thread, pg8000, unix socket)|p50 ms",
             [[k, _f(v, 3)] for k, v in results["db_primitives"].items()],
         ),
     ]
     out += [
         "",
-        *_table(
-            ["per-request work outside the database", "µs"], [[k, _f(v, 0)] for k, v in results["cpu_items"].items()]
-        ),
+        *table("per-request work outside the database|µs", [[k, _f(v, 0)] for k, v in results["cpu_items"].items()]),
     ]
     out += ["", "### Database round trips per request", ""]
     rows = [
@@ -170,7 +163,7 @@ def _db_sections(results: dict[str, Any]) -> list[str]:
         ]
         for key, v in results["round_trips"].items()
     ]
-    return [*out, *_table(["request", "round trips", "statements", "status", "planning ms", "execution ms"], rows), ""]
+    return [*out, *table("request|round trips|statements|status|planning ms|execution ms", rows), ""]
 
 
 def _engine_section(results: dict[str, Any]) -> list[str]:
@@ -179,8 +172,8 @@ def _engine_section(results: dict[str, Any]) -> list[str]:
     return [
         "### Pipeline overhead per step",
         "",
-        *_table(
-            ["per step", "Planter"],
+        *table(
+            "per step|Planter",
             [
                 [
                     "engine time p50 (claim + heartbeat + record + hand-over; simulated provider at 0 s)",
@@ -221,7 +214,7 @@ def _cold_sections(results: dict[str, Any]) -> list[str]:
             ]
         )
     out = ["### Cold start: process start → first answer", ""]
-    out += _table(["function", "first answer (median)", "÷ minimal", "listening after", "runs (s)", "status"], rows)
+    out += table("function|first answer (median)|÷ minimal|listening after|runs (s)|status", rows)
     imports = results["imports"]
     rows = [
         [
@@ -237,15 +230,8 @@ def _cold_sections(results: dict[str, Any]) -> list[str]:
     ]
     out += [
         "",
-        *_table(
-            [
-                "function",
-                "import main s",
-                "first request s",
-                "heavy at import",
-                "added by first request",
-                "top import self-time (ms)",
-            ],
+        *table(
+            "function|import main s|first request s|heavy at import|added by first request|top import self-time (ms)",
             rows,
         ),
     ]
@@ -275,7 +261,7 @@ def _profile_section(results: dict[str, Any]) -> list[str]:
     return [
         "### Where the server's time goes (py-spy --gil, share of samples)",
         "",
-        *_table(["owner", *found], rows),
+        *table("|".join(["owner", *found]), rows),
         "",
     ]
 
