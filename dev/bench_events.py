@@ -80,7 +80,10 @@ class Watcher(threading.Thread):
 
 def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
     root = pathlib.Path(tempfile.mkdtemp(prefix="pv", dir="/tmp"))
+    # The simulated provider, allowed steps as long as the run: every watched task's first step
+    # waits (handed off) past the end, so the tasks stay active and quiet but for the bench's writes.
     env = {"THREADS": str(args.watchers + 8), "EVENTS_POLL_SECONDS": str(args.poll)}
+    env |= {"STEP_PROVIDER": "simulated", "SIMULATE_MAX_STEP_SECONDS": "600"}
     stack = LocalStack(data_dir=root / "pg", port=free_port(), tick_seconds=3600, env_overrides=env, quiet=True)
     stop = threading.Event()
     try:
@@ -90,8 +93,6 @@ def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
         tasks, tokens = [], {}
         for i in range(args.tasks):
             token = user_token(f"bench-events-{i}@planter.dev")  # one user per task: no quota in the way
-            # The first task's first step sleeps for the whole run and holds the emulator's one
-            # dispatch: every task stays active and quiet but for the benchmark's own writes.
             body = json.dumps({"project_name": f"Watch {i}", "simulate": {"step_seconds": 600}}).encode()
             conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
             conn.request(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import socket
 import threading
@@ -307,7 +308,7 @@ def database_ceiling(
     for _ in range(reps):
         for name, rt, work in variants:
             work(rt, 0)  # connect outside the measured loop
-            rate, latencies = _threads_loop(lambda i, rt=rt, work=work: work(rt, i), threads, seconds)  # type: ignore[misc]
+            rate, latencies = _threads_loop(functools.partial(work, rt), threads, seconds)
             results[name]["runs"].append(rate)
             results[name]["p50_ms"].append(percentile(latencies, 50) * 1000)
     shipped.db.engine.dispose()
@@ -345,9 +346,14 @@ def db_primitives(url: str) -> dict[str, float]:
         ("the same with connect_args ssl_context=False (no SSL context built, no SSLRequest)", {"ssl_context": False}),
     ):
         fresh = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT", connect_args=args)
-        found[label] = p50(lambda fresh=fresh: fresh.connect().close(), 60)  # type: ignore[misc]
+        found[label] = p50(functools.partial(_connect_and_query, fresh), 60)
         fresh.dispose()
     return found
+
+
+def _connect_and_query(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
 
 
 def cpu_items(rt: Runtime, user_token: str, task_id: str, callback_token: str, read_task: str) -> dict[str, float]:
