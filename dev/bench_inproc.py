@@ -43,8 +43,8 @@ def call(rt: Runtime, service: Callable[..., T], *args: Any, **kwargs: Any) -> T
     """Every call of a Planter service in this process goes through here.
 
     Until main's services take the runtime as their first parameter (issue 11), they find the
-    engine and the enqueuer through process-wide hooks, which this points at ``rt``'s. Once they
-    take it, this body is ``return service(rt, *args)`` (and run_step's provider argument goes).
+    engine and the enqueuer through process-wide hooks, which this points at ``rt``'s (this
+    process only). Once they take it, this body is ``return service(rt, *args, **kwargs)``.
     """
     db._engine = rt.db.engine
     queue.set_enqueuer(rt.enqueuer)
