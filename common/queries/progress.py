@@ -8,8 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from common.db import prepared
-from common.pipeline import PHASES
-from common.queries.tasks import PROGRESS_FACTS, TASK_COLUMNS
+from common.queries.tasks import PHASE_ORDER_PARAM, PROGRESS_FACTS, TASK_COLUMNS
 
 # One statement, so one round trip and no BEGIN/COMMIT: planter_record_progress (migration
 # 0004_i13) locks the task row, leaves a terminal task alone, moves the phase forward only, stores
@@ -28,5 +27,5 @@ _RECORD = f"""
 
 def record(conn: sa.Connection, task_id: uuid.UUID, update: dict[str, Any]) -> dict[str, Any] | None:
     """Apply a worker's update; the task row with ``locked_status``, or None when there is no task."""
-    rows = prepared(conn, _RECORD, {"task_id": task_id, "phases": list(PHASES), **update})
+    rows = prepared(conn, _RECORD, {"task_id": task_id, "phases": PHASE_ORDER_PARAM, **update})
     return rows[0] if rows else None

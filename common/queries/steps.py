@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from common.db import prepared
-from common.pipeline import PHASES
+from common.queries.tasks import PHASE_ORDER_PARAM
 
 # A delivery scheduled for due_at may arrive a little early (the queue's clock is not the
 # database's): within this margin it counts as due rather than as a no-op waiting for a copy.
@@ -109,7 +109,7 @@ def claim_step(
         "timeout": timeout,
         "message": message,
         "percent": percent,
-        "phases": list(PHASES),
+        "phases": PHASE_ORDER_PARAM,
         "early": EARLY_SECONDS,
         "hold": hold,
         "fail_error": fail_error,

@@ -16,6 +16,9 @@ from common.pipeline import ALL_STEPS, PHASES, STEPS, StepDef
 TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
 # The active phases in pipeline order: array_position() on it compares two phases.
 PHASE_ORDER_SQL = "ARRAY[" + ", ".join(f"'{phase}'" for phase in PHASES) + "]"
+# The same order as a text[] parameter of the step functions, written once: pg8000 escapes a
+# Python list character by character on every call (about 0.04 ms of a step's 0.6 ms of Python).
+PHASE_ORDER_PARAM = "{" + ",".join(f'"{phase}"' for phase in PHASES) + "}"
 # What a progress row can carry besides its phase, percent and message (the task keeps the latest).
 PROGRESS_FACTS = ("org_url", "repo_url", "deployment_url", "gcp_project_id")
 PROGRESS_FACTS_SQL = ", ".join(PROGRESS_FACTS)
