@@ -3,13 +3,15 @@
 The build's `curl` steps are run for real (their substitutions filled in): Planter's build posts its
 progress that way. Other steps are interpreted by their `id`: `build` fails when the stand-in was told
 to fail the next build, `deploy` creates the Cloud Run service, `outcome` posts the step's outcome with
-the service's URL — unless the stand-in was told to lose it.
+the service's URL — unless the stand-in was told to lose it. A held build stays QUEUED (as one waiting
+for Cloud Build's capacity does) until the faults are cleared.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -37,8 +39,11 @@ def create_build(state: GcpState, base_url: str, project_id: str, body: dict[str
         build_id = str(uuid.uuid4())
         lose = state.script.lose_final_callback > 0
         fail = state.script.fail > 0
+        hold = state.script.hold > 0
         state.script.lose_final_callback -= 1 if lose else 0
         state.script.fail -= 1 if fail else 0
+        state.script.hold -= 1 if hold else 0
+        go = state.held_builds_go if hold else None
         build = {
             "id": build_id,
             "projectId": project_id,
@@ -54,7 +59,9 @@ def create_build(state: GcpState, base_url: str, project_id: str, body: dict[str
             state.lost_final_callbacks.add(build_id)
         metadata = {"@type": "type.googleapis.com/google.devtools.cloudbuild.v1.BuildOperationMetadata", "build": build}
         op = state.operation(f"operations/build/{project_id}/{build_id}", None, metadata)
-    threading.Thread(target=_run, args=(state, build_id, lose, fail), daemon=True, name=f"build-{build_id[:8]}").start()
+    threading.Thread(
+        target=_run, args=(state, build_id, lose, fail, go), daemon=True, name=f"build-{build_id[:8]}"
+    ).start()
     return 200, op
 
 
@@ -80,9 +87,11 @@ def _run_curl(args: list[str], subs: dict[str, str]) -> None:
     _post(url, token, body)
 
 
-def _run(state: GcpState, build_id: str, lose_final: bool, fail: bool) -> None:
+def _run(state: GcpState, build_id: str, lose_final: bool, fail: bool, go: threading.Event | None) -> None:
     """Steps in order: `curl` steps are posted for real; `deploy` makes the Cloud Run service;
     `outcome` (a shell script in a real build) posts the outcome with the service's URL."""
+    if go is not None:
+        go.wait()  # a held build: QUEUED until the faults are cleared
     with state.lock:
         build = state.builds[build_id]
         build["status"], build["startTime"] = "WORKING", _now()
@@ -126,11 +135,21 @@ def _finish_operation(state: GcpState, build: dict[str, Any]) -> None:
         op["done"], op["response"] = True, {"@type": "type.googleapis.com/google.devtools.cloudbuild.v1.Build", **build}
 
 
-def list_builds(state: GcpState, project_id: str, filter_: str) -> dict[str, Any]:
-    """`filter=tags="X"` (the only filter Planter uses); newest first like Cloud Build."""
-    tag = filter_.partition("=")[2].strip().strip('"') if filter_.startswith("tags") else None
+# Cloud Build's list filter on tags, as gcloud sends `--filter=tags:T`: `tags="T"`, true when one of
+# the build's tags is T. The stand-in serves only this form (Planter's one filter), and answers any
+# other filter 400 INVALID_ARGUMENT, as Cloud Build answers one it cannot parse, rather than ignore it.
+_TAG_FILTER = re.compile(r'^tags\s*=\s*"(?P<tag>[^"]*)"$')
+
+
+def list_builds(state: GcpState, project_id: str, filter_: str) -> tuple[int, dict[str, Any]]:
+    """All the project's builds, or those a `tags="T"` filter selects; newest first like Cloud Build."""
+    match = _TAG_FILTER.match(filter_.strip())
+    if filter_.strip() and match is None:
+        return 400, google_error(400, f'the stand-in\'s Cloud Build filters only on tags="T", not {filter_!r}')
     with state.lock:
         found = [
-            dict(b) for b in state.builds.values() if b["projectId"] == project_id and (tag is None or tag in b["tags"])
+            dict(b)
+            for b in reversed(state.builds.values())  # created in order: reversed is newest first
+            if b["projectId"] == project_id and (match is None or match["tag"] in b["tags"])
         ]
-    return {"builds": sorted(found, key=lambda b: b["createTime"], reverse=True)}
+    return 200, {"builds": found}
