@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import googleapiclient
+import httpx
 import pytest
 
 from common.gcp.client import GcpClient
@@ -134,3 +135,31 @@ def test_every_exchange_of_the_google_steps_matches_googles_discovery_documents(
         "cloudbuild.projects.builds.get",
         "run.projects.locations.services.get",
     }, called
+
+
+def test_the_build_list_honours_cloud_builds_tags_filter_and_refuses_filters_it_does_not_serve() -> None:
+    standin = GcpStandIn(free_port()).start()
+    try:
+        with httpx.Client(base_url=standin.base_url) as http:
+            assert http.post("/v3/projects", json={"projectId": "filter-app"}).status_code == 200
+            step = {"id": "noop", "name": "gcr.io/cloud-builders/git", "args": ["version"]}
+            made = [
+                http.post("/v1/projects/filter-app/builds", json={"steps": [step], "tags": tags}).json()
+                for tags in (["planter-deploying-t", "planter-deploying-t-a1"], ["other"], ["planter-deploying-t"])
+            ]
+            ids = [op["metadata"]["build"]["id"] for op in made]
+
+            def listed(params: dict[str, str]) -> list[str]:
+                answer = http.get("/v1/projects/filter-app/builds", params=params)
+                assert answer.status_code == 200, answer.text
+                return [b["id"] for b in answer.json()["builds"]]
+
+            assert listed({"filter": 'tags="planter-deploying-t"'}) == [ids[2], ids[0]]  # newest first
+            assert listed({"filter": 'tags="planter-deploying-t-a1"'}) == [ids[0]]
+            assert listed({"filter": 'tags="planter"'}) == []  # a whole tag, not a prefix
+            assert listed({}) == ids[::-1]
+            for unserved in ('tag="other"', "tags=other", 'tags="a" OR tags="b"', 'status="SUCCESS"'):
+                refused = http.get("/v1/projects/filter-app/builds", params={"filter": unserved})
+                assert refused.status_code == 400 and refused.json()["error"]["status"] == "INVALID_ARGUMENT"
+    finally:
+        standin.stop()
