@@ -163,3 +163,29 @@ def test_the_build_list_honours_cloud_builds_tags_filter_and_refuses_filters_it_
                 assert refused.status_code == 400 and refused.json()["error"]["status"] == "INVALID_ARGUMENT"
     finally:
         standin.stop()
+
+
+def test_a_posting_step_that_fails_fails_the_build_unless_it_allows_failure() -> None:
+    standin = GcpStandIn(free_port()).start()
+    try:
+        with httpx.Client(base_url=standin.base_url) as http:
+            assert http.post("/v3/projects", json={"projectId": "post-app"}).status_code == 200
+            nowhere = f"http://127.0.0.1:{free_port()}/progress"  # nothing listens: curl -f fails
+            post = {"id": "progress", "name": "gcr.io/cloud-builders/curl", "args": ["-sf", nowhere, "-d", "{}"]}
+
+            def ended(allow_failure: bool) -> dict[str, Any]:
+                made = http.post(
+                    "/v1/projects/post-app/builds", json={"steps": [{**post, "allowFailure": allow_failure}]}
+                )
+                url = f"/v1/projects/post-app/builds/{made.json()['metadata']['build']['id']}"
+                deadline = time.monotonic() + 10
+                while (build := http.get(url).json())["status"] in ("QUEUED", "WORKING"):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                return dict(build)
+
+            failed = ended(allow_failure=False)
+            assert failed["status"] == "FAILURE" and '"progress"' in failed["statusDetail"]
+            assert ended(allow_failure=True)["status"] == "SUCCESS"
+    finally:
+        standin.stop()
