@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from common.ai import build_client
 from common.config import Settings
 from common.gcp.client import GcpClient, adc_token
@@ -42,9 +40,3 @@ def gcp_steps(settings: Settings) -> GcpSteps:
     )
     token = (lambda: None) if settings.gcp_api_url else adc_token()
     return GcpSteps(config=config, gcp=GcpClient(base_url=settings.gcp_api_url, token=token))
-
-
-@functools.cache
-def live_provider(settings: Settings) -> LiveProvider:
-    """One provider per settings (frozen, so hashable): its token cache lives as long as the process."""
-    return build(settings)
