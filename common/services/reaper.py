@@ -9,24 +9,27 @@ old; a waiting step whose check went missing stays waiting, and the new delivery
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
 
 from common import pipeline
-from common.config import get_settings
-from common.db import run_in_transaction
 from common.log import get_logger
 from common.models import TickResult
 from common.queries import steps as q
 from common.queue import hand_over
 from common.services.step_records import fail_task
 
+if TYPE_CHECKING:
+    from common.runtime import Runtime
+
 logger = get_logger("planter.reaper")
 BATCH = 500
 
 
-def tick() -> TickResult:
+def tick(rt: Runtime) -> TickResult:
     """Re-enqueue or fail every stalled step found (in batches), then enqueue after commit."""
-    grace = get_settings().redelivery_grace_seconds
+    grace = rt.settings.redelivery_grace_seconds
     to_enqueue: list[tuple[str, str, int, str]] = []
     failed = 0
 
@@ -67,9 +70,9 @@ def tick() -> TickResult:
             to_enqueue.append((str(row["task_id"]), step.name, generation, row["priority"]))
         return len(rows)
 
-    run_in_transaction(work)
+    rt.db.transaction(work)
     for task_id, step_name, generation, priority in to_enqueue:
-        hand_over(task_id, step_name, generation, priority)
+        hand_over(rt.enqueuer, task_id, step_name, generation, priority)
     if to_enqueue or failed:
         logger.info("reaper tick", extra={"fields": {"reenqueued": len(to_enqueue), "failed": failed}})
     return TickResult(reenqueued=len(to_enqueue), failed=failed)

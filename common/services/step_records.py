@@ -13,7 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -25,7 +25,10 @@ from common.queries import tasks as task_q
 from common.queries import users as user_q
 from common.queries import waiting as wait_q
 from common.queue import hand_over, schedule
-from common.timeutil import iso, utcnow
+from common.timeutil import iso
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 logger = get_logger("planter.steps")
 TERMINAL = ("completed", "failed", "cancelled")
@@ -55,11 +58,16 @@ def fail_task(conn: sa.Connection, task_id: uuid.UUID, step: pipeline.StepDef, e
 
 
 def apply_success(
-    conn: sa.Connection, task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, Any], outcome: StepOutcome
+    rt: Runtime,
+    conn: sa.Connection,
+    task_id: uuid.UUID,
+    step: pipeline.StepDef,
+    row: dict[str, Any],
+    outcome: StepOutcome,
 ) -> StepResult:
     """The step succeeded: store its result, meter its usage, advance or complete the task."""
     facts = {k: outcome.facts.get(k) for k in FACT_COLUMNS}
-    period = user_q.billing_period_start(utcnow().date())
+    period = user_q.billing_period_start(rt.clock.now().date())
     result = {"facts": outcome.facts, "usage": outcome.usage, **(outcome.result or {})}
     q.succeed(conn, task_id, step.name, json.dumps(result), "skipped" if outcome.skipped else "succeeded")
     user_q.add_usage(conn, row["user_id"], period, outcome.usage)
@@ -88,6 +96,7 @@ def apply_success(
 
 
 def apply_failure(
+    rt: Runtime,
     conn: sa.Connection,
     task_id: uuid.UUID,
     step: pipeline.StepDef,
@@ -102,7 +111,7 @@ def apply_failure(
     limit retries at the provider's time with the attempt given back, and what the attempt
     consumed anyway (AI calls whose answers were unusable) is metered."""
     if isinstance(cause, StepFailed) and cause.usage:
-        user_q.add_usage(conn, row["user_id"], user_q.billing_period_start(utcnow().date()), cause.usage)
+        user_q.add_usage(conn, row["user_id"], user_q.billing_period_start(rt.clock.now().date()), cause.usage)
     if row["task_status"] in TERMINAL:
         # Stopped (its heartbeat saw the task end) or failed anyway: the step is no longer wanted.
         wait_q.stop(conn, task_id, step.name, error)
@@ -152,13 +161,13 @@ def apply_handoff(
     return StepResult("waiting", detail, again=(generation, due, _check_name(claim_id)), priority=priority)
 
 
-def after_commit(task_id: uuid.UUID, step: str, result: StepResult) -> None:
+def after_commit(rt: Runtime, task_id: uuid.UUID, step: str, result: StepResult) -> None:
     """Hand over the next step or schedule this one's later delivery; then say what happened."""
     if result.next is not None:
-        hand_over(str(task_id), *result.next, result.priority)
+        hand_over(rt.enqueuer, str(task_id), *result.next, result.priority)
     if result.again is not None:
         generation, at, suffix = result.again
-        schedule(str(task_id), step, generation, at, suffix, result.priority)
+        schedule(rt.enqueuer, str(task_id), step, generation, at, suffix, result.priority)
     log_outcome(task_id, step, result)
 
 

@@ -18,17 +18,15 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from common import auth, pipeline
-from common.config import get_settings
-from common.db import run_in_transaction
 from common.log import get_logger
-from common.providers import FACT_COLUMNS, HandedOff, StepContext, StepOutcome, StepProvider, get_provider
+from common.providers import FACT_COLUMNS, HandedOff, StepContext, StepOutcome, StepProvider
 from common.queries import steps as q
 from common.queries import waiting as wait_q
-from common.services.heartbeat import heartbeats
 from common.services.step_records import (
     TERMINAL,
     StepResult,
@@ -39,7 +37,10 @@ from common.services.step_records import (
     fail_task,
     log_outcome,
 )
-from common.timeutil import iso, utcnow
+from common.timeutil import iso
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 logger = get_logger("planter.steps")
 MAX_ERROR_LENGTH = 1000
@@ -58,7 +59,9 @@ class Claim:
     checking: bool  # a scheduled check of a waiting step, not a new attempt
 
 
-def _context(task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, object], attempt: int) -> StepContext:
+def _context(
+    rt: Runtime, task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, object], attempt: int
+) -> StepContext:
     handoff = row.get("handoff") or {}
     return StepContext(
         task_id=str(task_id),
@@ -69,13 +72,13 @@ def _context(task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, object],
         mode=str(row["mode"]),
         payload=row["payload"] or {},  # type: ignore[arg-type]
         facts={k: row[k] for k in FACT_COLUMNS if row.get(k)},
-        callback_token=lambda: auth.issue_callback_token(str(task_id)),
+        callback_token=lambda: auth.issue_callback_token(str(task_id), rt.settings, rt.clock.time()),
         handoff=dict(handoff.get("state") or {}) if isinstance(handoff, dict) else {},
     )
 
 
-def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
-    timeout = pipeline.timeout(step, get_settings().step_timeout_seconds)
+def _claim(rt: Runtime, task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
+    timeout = pipeline.timeout(step, rt.settings.step_timeout_seconds)
 
     def work(conn: sa.Connection) -> Claim | StepResult:
         row = q.lock_step(conn, task_id, step.name)
@@ -99,7 +102,7 @@ def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
                 return StepResult("noop", f"the step waits for outside work; next check at {iso(row['due_at'])}")
             claim_id = uuid.uuid4()
             wait_q.claim_check(conn, task_id, step.name, claim_id, CHECK_HOLD_SECONDS)
-            context = _context(task_id, step, row, row["attempts"])
+            context = _context(rt, task_id, step, row, row["attempts"])
             return Claim(claim_id, row["attempts"], context, row["user_id"], checking=True)
         # Pending and due, or a run (or outside work) that outlived its lease: a new attempt.
         if row["attempts"] >= row["max_attempts"]:
@@ -108,13 +111,13 @@ def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
             return StepResult("failed", "attempts exhausted")
         claim_id = uuid.uuid4()
         attempt = q.claim(conn, task_id, step.name, claim_id, timeout, step.message, step.progress_percent)
-        return Claim(claim_id, attempt, _context(task_id, step, row, attempt), row["user_id"], checking=False)
+        return Claim(claim_id, attempt, _context(rt, task_id, step, row, attempt), row["user_id"], checking=False)
 
-    return run_in_transaction(work)
+    return rt.db.transaction(work)
 
 
 def _record(
-    task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, found: StepOutcome | HandedOff | Exception
+    rt: Runtime, task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, found: StepOutcome | HandedOff | Exception
 ) -> StepResult:
     """Record what the provider said, if the claim still holds."""
 
@@ -134,10 +137,10 @@ def _record(
             wait_q.note_outcome(conn, task_id, step.name, "failed" if isinstance(found, Exception) else "succeeded")
         if isinstance(found, Exception):
             error = str(found)[:MAX_ERROR_LENGTH] or type(found).__name__
-            return apply_failure(conn, task_id, step, row, claim.attempt, error, found)
-        return apply_success(conn, task_id, step, row, found)
+            return apply_failure(rt, conn, task_id, step, row, claim.attempt, error, found)
+        return apply_success(rt, conn, task_id, step, row, found)
 
-    return run_in_transaction(work)
+    return rt.db.transaction(work)
 
 
 def _log_attempt(claim: Claim, step: str, outcome: str, provider_ok: bool | None, started: float) -> None:
@@ -155,24 +158,24 @@ def _log_attempt(claim: Claim, step: str, outcome: str, provider_ok: bool | None
     logger.info("step attempt", extra={"fields": fields})
 
 
-def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None = None) -> StepResult:
+def run_step(rt: Runtime, task_id: uuid.UUID, step_name: str, provider: StepProvider | None = None) -> StepResult:
     """Run one delivery of one step: claim, work (or check on outside work), record, hand over."""
     step = pipeline.BY_NAME[step_name]
-    claimed = _claim(task_id, step)
+    claimed = _claim(rt, task_id, step)
     if isinstance(claimed, StepResult):
         log_outcome(task_id, step_name, claimed)
         return claimed
-    fields = {"task_id": str(task_id), "step": step_name, "attempt": claimed.attempt, "claimed_at": iso(utcnow())}
+    fields = {"task_id": str(task_id), "step": step_name, "attempt": claimed.attempt, "claimed_at": iso(rt.clock.now())}
     logger.info("step check claimed" if claimed.checking else "step claimed", extra={"fields": fields})
     started = time.monotonic()
-    provider = provider or get_provider(get_settings().step_provider)
-    timeout = pipeline.timeout(step, get_settings().step_timeout_seconds)
+    provider = provider or rt.providers.get()
+    timeout = pipeline.timeout(step, rt.settings.step_timeout_seconds)
     found: StepOutcome | HandedOff | Exception
     # A check needs no heartbeat: it holds the waiting step through its due time (claim_check).
     beating = (
         contextlib.nullcontext()
         if claimed.checking
-        else heartbeats.keep(
+        else rt.heartbeats.keep(
             task_id,
             step_name,
             claimed.claim_id,
@@ -189,9 +192,9 @@ def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None =
             "step attempt failed", exc_info=True, extra={"fields": {"task_id": str(task_id), "step": step_name}}
         )
         found = error
-    result = _record(task_id, step, claimed, found)
+    result = _record(rt, task_id, step, claimed, found)
     if not (isinstance(found, HandedOff) and claimed.checking):  # a check that found "not yet" ends nothing
         provider_ok = None if isinstance(found, HandedOff) else not isinstance(found, Exception)
         _log_attempt(claimed, step_name, result.outcome, provider_ok, started)
-    after_commit(task_id, step_name, result)
+    after_commit(rt, task_id, step_name, result)
     return result
