@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from common.config import get_settings
 from common.http import Call, EventStream, Reply
 from common.models_live import StreamTokenOut
 from common.services import events
@@ -11,17 +10,17 @@ from common.stream_tokens import issue_stream_token
 
 def task_events(call: Call) -> Reply:
     after = events.parse_last_event_id(call.request.headers.get("Last-Event-ID"))
-    timings = events.StreamTimings.from_settings(get_settings())
-    return Reply(EventStream(events.task_stream(call.uuid_param("task_id"), call.user, after, timings)))
+    timings = events.StreamTimings.from_settings(call.rt.settings)
+    return Reply(EventStream(events.task_stream(call.rt, call.uuid_param("task_id"), call.user, after, timings)))
 
 
 def user_events(call: Call) -> Reply:
     since = events.parse_user_cursor(call.request.headers.get("Last-Event-ID"))
-    timings = events.StreamTimings.from_settings(get_settings())
-    return Reply(EventStream(events.user_stream(call.user, since, timings)))
+    timings = events.StreamTimings.from_settings(call.rt.settings)
+    return Reply(EventStream(events.user_stream(call.rt, call.user, since, timings)))
 
 
 def create_stream_token(call: Call) -> Reply:
-    issued = issue_stream_token(call.user.id, call.user.email, get_settings())
+    issued = issue_stream_token(call.user.id, call.user.email, call.rt.settings, call.rt.clock.time())
     expires_at = issued.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return Reply(StreamTokenOut(token=issued.token, expires_at=expires_at), 201)

@@ -13,5 +13,5 @@ from common.services import steps
 def run_step(call: Call) -> Reply:
     body = call.json(StepRequest)
     log.bind(task_id=body.task_id, step=body.step)
-    result = steps.run_step(uuid.UUID(body.task_id), body.step)
+    result = steps.run_step(call.rt, uuid.UUID(body.task_id), body.step)
     return Reply(result.body(body.task_id, body.step))

@@ -8,7 +8,7 @@ from common.services import tasks
 
 
 def get_task(call: Call) -> Reply:
-    row = tasks.get_task(call.uuid_param("task_id"), call.user)
+    row = tasks.get_task(call.rt, call.uuid_param("task_id"), call.user)
     tag = tasks.etag(row)
     headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
     if if_none_match(call.request, tag):
@@ -17,13 +17,14 @@ def get_task(call: Call) -> Reply:
 
 
 def get_progress(call: Call) -> Reply:
-    return Reply(tasks.get_progress(call.uuid_param("task_id"), call.user))
+    return Reply(tasks.get_progress(call.rt, call.uuid_param("task_id"), call.user))
 
 
 def list_tasks(call: Call) -> Reply:
     query = call.query(TaskListQuery)
     return Reply(
         tasks.list_tasks(
+            call.rt,
             call.user,
             status=query.status,
             limit=query.limit,
@@ -35,4 +36,4 @@ def list_tasks(call: Call) -> Reply:
 
 
 def cancel_task(call: Call) -> Reply:
-    return Reply(tasks.cancel_task(call.uuid_param("task_id"), call.user))
+    return Reply(tasks.cancel_task(call.rt, call.uuid_param("task_id"), call.user))
