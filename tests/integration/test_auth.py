@@ -30,7 +30,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from common import auth
 from dev.gateway import create_app
 from functions.routes import ROUTES
-from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, apply_env, make_token
+from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, apply_env, callback_token, make_token
 
 LIST = "/api/v1/tasks"
 ISSUER = "https://issuer.example.test/"
@@ -171,7 +171,7 @@ def test_small_clock_skew_is_tolerated(client: Any) -> None:
 
 def test_callback_token_cannot_act_as_a_user(client: Any, auth_header: Any, enqueued: Any) -> None:
     task_id = client.post("/api/v1/projects", json={"project_name": "cb"}, headers=auth_header()).get_json()["task_id"]
-    callback = auth.issue_callback_token(task_id)
+    callback = callback_token(task_id)
     for method, path in (
         ("GET", LIST),
         ("GET", f"/api/v1/tasks/{task_id}"),

@@ -16,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from common.auth import issue_callback_token
 from common.gcp.client import GcpClient
 from common.providers import HandedOff, StepContext, StepOutcome
 from common.providers.live import LiveProvider
@@ -25,7 +24,7 @@ from common.services import steps
 from dev.stack import free_port
 from dev.standins.gcp.server import GcpStandIn
 from dev.standins.github.server import Running, start
-from tests.conftest import RecordingEnqueuer
+from tests.conftest import RecordingEnqueuer, callback_token
 from tests.integration.test_steps import progress_rows
 from tests.live_support import create, live_provider, make_due, step_row
 
@@ -155,7 +154,7 @@ def test_a_lost_final_callback_is_found_by_the_scheduled_check(
     row = step_row(engine, task_id, "deploying")
     assert row["result"]["service_url"].endswith(".run.app") and row["result"]["build_id"]
     # The late outcome of the same success (a retried callback) is a no-op; a different one conflicts.
-    token = {"Authorization": f"Bearer {issue_callback_token(task_id)}"}
+    token = {"Authorization": f"Bearer {callback_token(task_id)}"}
     same = {"message": "late", "step": "deploying", "step_outcome": "succeeded"}
     assert client.post(f"/api/v1/tasks/{task_id}/progress", json=same, headers=token).status_code == 200
     other = {**same, "step_outcome": "failed", "error": "late failure"}
@@ -205,12 +204,12 @@ def test_callback_tokens_of_another_task_or_expired_are_refused_and_an_outcome_f
     other = create(client, auth_header(), "Other Task")["task_id"]
     body = {"message": "done", "step": "deploying", "step_outcome": "succeeded"}
     url = f"/api/v1/tasks/{task_id}/progress"
-    wrong = {"Authorization": f"Bearer {issue_callback_token(other)}"}
+    wrong = {"Authorization": f"Bearer {callback_token(other)}"}
     assert client.post(url, json=body, headers=wrong).status_code == 401
-    expired = {"Authorization": f"Bearer {issue_callback_token(task_id, ttl_seconds=-60)}"}
+    expired = {"Authorization": f"Bearer {callback_token(task_id, ttl_seconds=-60)}"}
     assert client.post(url, json=body, headers=expired).status_code == 401
     # deploying has not started: it is not waiting.
-    right = {"Authorization": f"Bearer {issue_callback_token(task_id)}"}
+    right = {"Authorization": f"Bearer {callback_token(task_id)}"}
     answer = client.post(url, json=body, headers=right)
     assert answer.status_code == 409, answer.get_json()
     assert answer.headers["Content-Type"].startswith("application/problem+json")
@@ -230,7 +229,7 @@ def test_the_outcome_callback_and_the_check_arriving_together_have_one_effect(
     assert run(task_id, "deploying", provider).outcome == "waiting"
     wait_build_done(gcp)
     make_due(engine, task_id, "deploying")
-    token = {"Authorization": f"Bearer {issue_callback_token(task_id)}"}
+    token = {"Authorization": f"Bearer {callback_token(task_id)}"}
     body = {"message": "late outcome", "step": "deploying", "step_outcome": "succeeded"}
     answers: list[Any] = []
     go = threading.Barrier(2)
@@ -282,5 +281,5 @@ def test_a_release_build_redeploy_and_teardown_reuse_what_the_project_task_made(
 
 def _step_ctx(task_id: str, step: str, facts: dict[str, Any], handoff: dict[str, Any] | None = None) -> StepContext:
     return StepContext(
-        task_id, step, 1, "Second Release", "", "saas", {}, facts, lambda: issue_callback_token(task_id), handoff or {}
+        task_id, step, 1, "Second Release", "", "saas", {}, facts, lambda: callback_token(task_id), handoff or {}
     )

@@ -17,7 +17,7 @@ from common.http import Route
 from dev.gateway import create_app
 from functions.entry import Entry
 from functions.routes import FUNCTIONS, ROUTES
-from tests.conftest import TEST_STEP_SECRET, apply_env
+from tests.conftest import TEST_STEP_SECRET, apply_env, callback_token
 from tests.contract import STEP_FIELDS, TASK_FIELDS
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -215,7 +215,7 @@ def _request(
     if route.auth == "user":
         headers = user
     elif route.auth == "callback":
-        headers = {"Authorization": f"Bearer {auth.issue_callback_token(task_id)}"}
+        headers = {"Authorization": f"Bearer {callback_token(task_id)}"}
     elif route.auth == "internal":
         # Signed, but with an empty object: the request reaches the function and is refused there.
         headers = {auth.SIGNATURE_HEADER: auth.sign_body(b"{}", TEST_STEP_SECRET)}
