@@ -97,7 +97,8 @@ class TokenVerifier:
         self._jwks: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
 
-    def _jwks_client(self) -> jwt.PyJWKClient:
+    def jwks_client(self) -> jwt.PyJWKClient:
+        """The instance's JWKS client, made on first use."""
         # One client per instance: it caches the key set and refetches once for an unknown kid. No
         # per-kid cache (cache_keys): it never expires, so a key the provider revoked would stay valid.
         with self._lock:
@@ -110,9 +111,13 @@ class TokenVerifier:
         found, identity = self._verified.get(("user", token))
         if found:
             return identity  # type: ignore[no-any-return]
-        identity, expires_at = _verify_user_token(token, self.settings, self._jwks_client)
+        identity, expires_at = _verify_user_token(token, self.settings, self.jwks_client)
         self._verified.put(("user", token), expires_at, identity)
         return identity
+
+    def remembers(self, token: str) -> bool:
+        """Whether a user token is still remembered as verified (answered without PyJWT)."""
+        return bool(self._verified.get(("user", token))[0])
 
     def callback(self, token: str, task_id: str) -> None:
         """Accept only a callback token bound to ``task_id``; anything else is 401."""
