@@ -68,7 +68,7 @@ def template_db(pg_server: Any) -> str:
     return name
 
 
-def test_settings(**overrides: str) -> Settings:
+def suite_settings(**overrides: str) -> Settings:
     """The suite's settings, read from a dict (never from the process environment)."""
     return load_settings({**_BASE_ENV, **overrides})
 
@@ -82,7 +82,7 @@ def database_url(pg_server: Any, template_db: str) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return test_settings(DATABASE_URL=database_url)
+    return suite_settings(DATABASE_URL=database_url)
 
 
 @pytest.fixture
@@ -189,7 +189,7 @@ def auth_header() -> Callable[..., dict[str, str]]:
 
 def callback_token(task_id: str, ttl_seconds: int | None = None) -> str:
     """A progress-callback token for ``task_id`` under the suite's settings."""
-    return issue_callback_token(task_id, test_settings(), time.time(), ttl_seconds)
+    return issue_callback_token(task_id, suite_settings(), time.time(), ttl_seconds)
 
 
 def new_id() -> str:
