@@ -20,6 +20,7 @@ from common.gcp.client import GcpClient
 from common.providers import HandedOff, StepContext, StepOutcome
 from common.providers.live import LiveProvider
 from common.providers.live_gcp import GcpConfig, GcpSteps
+from common.runtime import Runtime
 from common.services import steps
 from dev.stack import free_port
 from dev.standins.gcp.server import GcpStandIn
@@ -76,8 +77,8 @@ def provider(github_server: Running, gemini: Any, gcp: GcpStandIn, planter_url: 
     return dataclasses.replace(live_provider(github_server.base_url, gemini.base_url), gcp=steps_)
 
 
-def run(task_id: str, name: str, provider: LiveProvider) -> steps.StepResult:
-    return steps.run_step(uuid.UUID(task_id), name, provider)
+def run(runtime: Runtime, task_id: str, name: str, provider: LiveProvider) -> steps.StepResult:
+    return steps.run_step(runtime, uuid.UUID(task_id), name, provider)
 
 
 def wait_for(engine: sa.Engine, task_id: str, step: str, status: str, seconds: float = 15) -> dict[str, Any]:
@@ -99,30 +100,30 @@ def wait_build_done(gcp: GcpStandIn, seconds: float = 10) -> None:
     raise AssertionError("the stand-in's builds did not finish")
 
 
-def to_gcp_project(client: Any, headers: dict[str, str], provider: LiveProvider, name: str) -> str:
+def to_gcp_project(runtime: Runtime, client: Any, headers: dict[str, str], provider: LiveProvider, name: str) -> str:
     task = create(client, headers, name)
     task_id: str = task["task_id"]
     for step in (*BEFORE_GCP, "creating_gcp_project"):
-        assert run(task_id, step, provider).outcome == "succeeded", step
+        assert run(runtime, task_id, step, provider).outcome == "succeeded", step
     return task_id
 
 
 def test_the_whole_pipeline_deploys_with_the_builds_own_progress_in_the_history(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Garden Planner")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Garden Planner")
     project = step_row(engine, task_id, "creating_gcp_project")["result"]
     assert project["gcp_project_id"] == "garden-planner" and project["parent"] == PARENT
     assert gcp.state.projects["garden-planner"]["labels"] == {"planter-task": task_id}
     assert gcp.state.billing["garden-planner"]["billingAccountName"] == BILLING
     assert "run.googleapis.com" in gcp.state.enabled["garden-planner"]
 
-    assert run(task_id, "deploying", provider).outcome == "waiting"
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
     row = wait_for(engine, task_id, "deploying", "succeeded")
     assert row["status"] == "succeeded", row
     assert row["result"]["build_id"] and row["result"]["log_url"].startswith(gcp.base_url)
     assert row["result"]["service_url"].endswith(".run.app")
-    assert run(task_id, "creating_issues", provider).outcome == "succeeded"
+    assert run(runtime, task_id, "creating_issues", provider).outcome == "succeeded"
 
     done = client.get(f"/api/v1/tasks/{task_id}", headers=auth_header()).get_json()
     assert done["status"] == "completed"
@@ -142,15 +143,15 @@ def test_the_whole_pipeline_deploys_with_the_builds_own_progress_in_the_history(
 
 
 def test_a_lost_final_callback_is_found_by_the_scheduled_check(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Lost Callback")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Lost Callback")
     httpx.post(f"{gcp.base_url}/_faults", json={"lose_final_callback": True, "times": 1})
-    assert run(task_id, "deploying", provider).outcome == "waiting"
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
     wait_build_done(gcp)
     assert step_row(engine, task_id, "deploying")["status"] == "waiting"  # no outcome came
     make_due(engine, task_id, "deploying")
-    assert run(task_id, "deploying", provider).outcome == "succeeded"
+    assert run(runtime, task_id, "deploying", provider).outcome == "succeeded"
     row = step_row(engine, task_id, "deploying")
     assert row["result"]["service_url"].endswith(".run.app") and row["result"]["build_id"]
     # The late outcome of the same success (a retried callback) is a no-op; a different one conflicts.
@@ -162,10 +163,10 @@ def test_a_lost_final_callback_is_found_by_the_scheduled_check(
 
 
 def test_a_taken_project_id_that_is_not_ours_gives_another_id(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
     httpx.post(f"{gcp.base_url}/_faults", json={"foreign_project": "taken-name"})
-    task_id = to_gcp_project(client, auth_header(), provider, "Taken Name")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Taken Name")
     made = step_row(engine, task_id, "creating_gcp_project")["result"]
     assert made["gcp_project_id"] == f"taken-name-{task_id.replace('-', '')[:8]}"
     assert made["adopted"] is False
@@ -180,15 +181,15 @@ def _ctx(task_id: str, name: str) -> StepContext:
 
 
 def test_a_failing_build_is_retried_then_fails_the_task_with_its_error_and_log(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Broken Build")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Broken Build")
     httpx.post(f"{gcp.base_url}/_faults", json={"fail_build": True, "times": 3, "message": "docker build failed"})
     for attempt in range(1, 4):
-        assert run(task_id, "deploying", provider).outcome == "waiting"
+        assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
         wait_build_done(gcp)
         make_due(engine, task_id, "deploying")
-        outcome = run(task_id, "deploying", provider).outcome  # the check finds the failure
+        outcome = run(runtime, task_id, "deploying", provider).outcome  # the check finds the failure
         assert outcome == ("retry" if attempt < 3 else "failed"), (attempt, outcome)
         make_due(engine, task_id, "deploying")
     task = client.get(f"/api/v1/tasks/{task_id}", headers=auth_header()).get_json()
@@ -198,9 +199,14 @@ def test_a_failing_build_is_retried_then_fails_the_task_with_its_error_and_log(
 
 
 def test_callback_tokens_of_another_task_or_expired_are_refused_and_an_outcome_for_a_step_not_waiting_conflicts(
-    client: Any, auth_header: Any, provider: LiveProvider, engine: sa.Engine, enqueued: RecordingEnqueuer
+    client: Any,
+    auth_header: Any,
+    provider: LiveProvider,
+    engine: sa.Engine,
+    enqueued: RecordingEnqueuer,
+    runtime: Runtime,
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Token Check")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Token Check")
     other = create(client, auth_header(), "Other Task")["task_id"]
     body = {"message": "done", "step": "deploying", "step_outcome": "succeeded"}
     url = f"/api/v1/tasks/{task_id}/progress"
@@ -223,10 +229,11 @@ def test_the_outcome_callback_and_the_check_arriving_together_have_one_effect(
     engine: sa.Engine,
     enqueued: RecordingEnqueuer,
     planter_url: str,
+    runtime: Runtime,
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Both At Once")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Both At Once")
     httpx.post(f"{gcp.base_url}/_faults", json={"lose_final_callback": True, "times": 1})
-    assert run(task_id, "deploying", provider).outcome == "waiting"
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
     wait_build_done(gcp)
     make_due(engine, task_id, "deploying")
     token = {"Authorization": f"Bearer {callback_token(task_id)}"}
@@ -236,7 +243,7 @@ def test_the_outcome_callback_and_the_check_arriving_together_have_one_effect(
 
     def check() -> None:
         go.wait()
-        answers.append(run(task_id, "deploying", provider).outcome)
+        answers.append(run(runtime, task_id, "deploying", provider).outcome)
 
     def callback() -> None:
         go.wait()
@@ -258,10 +265,10 @@ def test_the_outcome_callback_and_the_check_arriving_together_have_one_effect(
 
 
 def test_a_release_build_redeploy_and_teardown_reuse_what_the_project_task_made(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Second Release")
-    assert run(task_id, "deploying", provider).outcome == "waiting"
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Second Release")
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
     first = wait_for(engine, task_id, "deploying", "succeeded")["result"]
     assert provider.gcp is not None
     facts = {"gcp_project_id": first["gcp_project_id"], "repo_url": f"http://127.0.0.1:9/o/{first['service']}"}
