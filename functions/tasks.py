@@ -8,12 +8,11 @@ from common.services import tasks
 
 
 def get_task(call: Call) -> Reply:
-    row = tasks.get_task(call.rt, call.uuid_param("task_id"), call.user)
-    tag = tasks.etag(row)
-    headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
-    if if_none_match(call.request, tag):
+    found = tasks.get_task(call.rt, call.uuid_param("task_id"), call.user)
+    headers = {"ETag": found.etag, "Cache-Control": "private, no-cache"}
+    if if_none_match(call.request, found.etag):
         return Reply(None, 304, headers)
-    return Reply(tasks.to_task(row), 200, headers)
+    return Reply(found.task, 200, headers)
 
 
 def get_progress(call: Call) -> Reply:

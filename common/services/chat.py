@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from common.ai import AIClient
-from common.errors import NotFound, ValidationFailed
+from common.errors import IdempotencyKeyReused, NotFound
 from common.models_assistant import ChatMessage, ChatReply, ChatRequest, Conversation, ConversationList, MessageList
 from common.queries import chat as q
 from common.queries import idempotency as idempotency_q
@@ -82,10 +82,7 @@ def _store_question(
         earlier = q.message_by_key(conn, user.id, key)
         if earlier is not None:
             if earlier["fingerprint"] != fingerprint:
-                raise ValidationFailed(
-                    "this Idempotency-Key was used with a different body",
-                    errors={"Idempotency-Key": "reused with another body"},
-                )
+                raise IdempotencyKeyReused()
             reply = q.reply_to(conn, earlier["id"])
             if reply is None:
                 check_quota(rt, conn, user)

@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from common import pipeline
 from common.db import server_error_fields
-from common.errors import ValidationFailed
+from common.errors import UnknownTimeZone
 from common.models import (
     ActiveTask,
     ActiveTasks,
@@ -60,14 +60,13 @@ _NOT_ZONES = {"localtime", "posixrules", "Factory"}
 
 
 def check_zone(tz: str) -> str:
-    """The IANA zone name, or a 422 naming the ``tz`` parameter."""
-    problem = ValidationFailed("the query has invalid parameters", errors={"tz": f"unknown time zone {tz[:64]!r}"})
+    """The IANA zone name, or UnknownTimeZone."""
     if not _ZONE_NAME.match(tz) or tz in _NOT_ZONES:
-        raise problem
+        raise UnknownTimeZone(tz)
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise problem from None
+        raise UnknownTimeZone(tz) from None
     return tz
 
 
@@ -77,12 +76,12 @@ def _unknown_zone(error: sa_exc.DBAPIError) -> bool:
     return fields.get("C") == "22023" and "time zone" in fields.get("M", "")
 
 
-def _read(rt: Runtime, work: Any) -> Any:
+def _read(rt: Runtime, zone: str, work: Any) -> Any:
     try:
         return rt.db.statement(work)
     except sa_exc.DBAPIError as error:
         if _unknown_zone(error):
-            raise ValidationFailed("the query has invalid parameters", errors={"tz": "unknown time zone"}) from None
+            raise UnknownTimeZone(zone) from None
         raise
 
 
@@ -113,7 +112,7 @@ def health_score(h: HealthInputs) -> int:
 def active_tasks(rt: Runtime, user: User, tz: str, *, at: datetime | None = None) -> ActiveTasks:
     """The caller's active tasks with completion estimates, and today's totals in ``tz``."""
     zone = check_zone(tz)
-    row = _read(rt, lambda conn: q.active_tasks(conn, user.id, zone, at))
+    row = _read(rt, zone, lambda conn: q.active_tasks(conn, user.id, zone, at))
     return ActiveTasks(
         active_tasks=[ActiveTask(**{**t, "task_id": str(t["task_id"])}) for t in row["active_tasks"]],
         total_active=row["total_active"],
@@ -141,7 +140,7 @@ def metrics(rt: Runtime, user: User, tz: str, *, at: datetime | None = None, tas
             task_type=task_type,
         )
 
-    row = _read(rt, work)
+    row = _read(rt, zone, work)
     inputs = HealthInputs(
         completed_30d=row["completed_30d"],
         failed_30d=row["failed_30d"],
@@ -192,6 +191,7 @@ def time_series(rt: Runtime, user: User, query: TimeSeriesQuery, *, at: datetime
     zone = check_zone(query.tz)
     rows = _read(
         rt,
+        zone,
         lambda conn: q.time_series(
             conn, user.id, zone, metric=query.metric, period=query.period, days=query.days, at=at, task_type=query.type
         ),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from common import log
 from common.config import Settings
-from common.errors import BadRequest, NotFound, PlanterError
+from common.errors import NotFound, PlanterError
 from common.queries import events as q
 from common.services import dashboard, tasks
 from common.services.users import User
@@ -61,19 +61,6 @@ def sse(event: str, data: Any, event_id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def parse_last_event_id(raw: str | None) -> int:
-    """The position a task stream resumes after (0: from the start); 400 when it is not one."""
-    if raw is None or not raw.strip():
-        return 0
-    try:
-        position = int(raw.strip())
-    except ValueError:
-        raise BadRequest("Last-Event-ID must be a position in the task's history") from None
-    if position < 0:
-        raise BadRequest("Last-Event-ID must not be negative")
-    return position
-
-
 def _history(rt: Runtime, task_id: uuid.UUID, user: User, after: int) -> dict[str, Any]:
     found = rt.db.statement(lambda conn: q.history_after(conn, task_id, user.id, after))
     if found is None:
@@ -99,7 +86,7 @@ def _task_events(
             yield sse("progress", {"task_id": str(task_id), **entry}, str(position))
             last_sent = timings.clock()
         if snapshot["terminal"]:
-            task = tasks.to_task(tasks.get_task(rt, task_id, user))
+            task = tasks.get_task(rt, task_id, user).task
             yield sse("end", task.model_dump(mode="json"))
             return
         now = timings.clock()
@@ -122,18 +109,6 @@ def _cursor(moment: datetime) -> str:
     return moment.isoformat()
 
 
-def parse_user_cursor(raw: str | None) -> datetime | None:
-    if raw is None or not raw.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise BadRequest("Last-Event-ID is not a cursor of this stream") from None
-    if moment.tzinfo is None:
-        raise BadRequest("Last-Event-ID is not a cursor of this stream")
-    return moment
-
-
 def user_stream(rt: Runtime, user: User, since: datetime | None, timings: StreamTimings) -> Iterator[str]:
     """The user's ``task`` events: on a fresh stream first their active tasks as they stand, then
     every change (an active task as the dashboard shows it, a finished one as the whole task)."""
@@ -150,7 +125,7 @@ def _task_event_data(rt: Runtime, user: User, changed: list[dict[str, Any]]) -> 
         task_id = str(change["id"])
         if change["terminal"] or task_id not in active:
             # Finished (or finished between the two reads): the whole task, which no longer changes.
-            out.append(tasks.to_task(tasks.get_task(rt, change["id"], user)).model_dump(mode="json"))
+            out.append(tasks.get_task(rt, change["id"], user).task.model_dump(mode="json"))
         else:
             out.append(active[task_id])
     return out

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from common.errors import QuotaExceeded, ValidationFailed
+from common.errors import IdempotencyKeyReused, QuotaExceeded, ValidationFailed
 from common.models import CreateProject, Task
 from common.pipeline import INITIAL_MESSAGE, STEPS
 from common.queries import idempotency as idempotency_q
@@ -47,10 +47,7 @@ def _replay(conn: sa.Connection, user: User, key: str, fingerprint: str) -> uuid
         idempotency_q.forget_key(conn, user.id, key)
         return None
     if row.fingerprint != fingerprint:
-        raise ValidationFailed(
-            "this Idempotency-Key was used with a different body",
-            errors={"Idempotency-Key": "reused with another body"},
-        )
+        raise IdempotencyKeyReused()
     task_id: uuid.UUID = row.task_id
     return task_id
 

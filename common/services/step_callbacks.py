@@ -18,15 +18,14 @@ from common.errors import Conflict, NotFound
 from common.models import ProgressCallback, Task
 from common.providers import StepOutcome
 from common.queries import steps as q
+from common.queries import tasks as task_q
 from common.queries import waiting as wait_q
-from common.queries.tasks import TASK_COLUMNS
 from common.services.step_records import TERMINAL, StepResult, after_commit, apply_failure, apply_success
 from common.services.tasks import to_task
 
 if TYPE_CHECKING:
     from common.runtime import Runtime
 
-_READ_TASK = sa.text(f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = :task_id")
 URL_FACTS = ("org_url", "repo_url", "deployment_url", "gcp_project_id")
 
 
@@ -63,7 +62,7 @@ def report_outcome(rt: Runtime, task_id: uuid.UUID, update: ProgressCallback) ->
     result = rt.db.transaction(work)
     if result is not None:
         after_commit(rt, task_id, step.name, result)
-    task = rt.db.statement(lambda conn: conn.execute(_READ_TASK, {"task_id": task_id}).mappings().first())
+    task = rt.db.statement(lambda conn: task_q.task_by_id(conn, task_id))
     if task is None:
         raise NotFound("no task with that id")
-    return to_task(dict(task))
+    return to_task(task)

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +67,16 @@ def _payload(row: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def etag(row: dict[str, Any]) -> str:
-    """A strong ETag: the task id and its version, which every change bumps."""
+@dataclass(frozen=True)
+class TaskVersion:
+    """A task as read, and its version tag (a strong ETag: the task id and its version, which
+    every change bumps)."""
+
+    task: Task
+    etag: str
+
+
+def _etag(row: dict[str, Any]) -> str:
     return f'"{row["id"]}-{row["version"]}"'
 
 
@@ -78,9 +87,10 @@ def read_task(conn: sa.Connection, task_id: uuid.UUID, user: User) -> dict[str, 
     return row
 
 
-def get_task(rt: Runtime, task_id: uuid.UUID, user: User) -> dict[str, Any]:
-    """The user's task row (404 for unknown ids and other users' tasks alike)."""
-    return rt.db.statement(lambda conn: read_task(conn, task_id, user))
+def get_task(rt: Runtime, task_id: uuid.UUID, user: User) -> TaskVersion:
+    """The user's task (404 for unknown ids and other users' tasks alike)."""
+    row = rt.db.statement(lambda conn: read_task(conn, task_id, user))
+    return TaskVersion(task=to_task(row), etag=_etag(row))
 
 
 def get_progress(rt: Runtime, task_id: uuid.UUID, user: User) -> ProgressList:
