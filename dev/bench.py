@@ -56,6 +56,7 @@ from common.pipeline import STEPS
 from common.providers import HandedOff, StepContext, StepOutcome
 from common.providers.simulated import SimulatedProvider
 from common.queue import step_body
+from common.runtime import Database, ProviderRegistry, Runtime, SystemClock
 from common.services import users
 from dev import bench_candidates as cand
 from dev import bench_profile as prof
@@ -290,16 +291,15 @@ def prepare(engine: sa.Engine, seeded: Seeded, opts: Options) -> Fixtures:
             )
         ]
     worker = users.User(id=worker_id, email=WORKER_EMAIL)
-    queue.set_enqueuer(Recorder())
+    rt = bench_runtime(Recorder())
 
     def create(name: str) -> str:
-        return create_project(worker, CreateProject(project_name=name), None).task.task_id
+        return create_project(rt, worker, CreateProject(project_name=name), None).task.task_id
 
     progress_tasks = [create(f"callback target {i}") for i in range(64)]
     pipeline_tasks = [create(f"pipeline {i}") for i in range(2 * opts.pipeline_tasks)]
     cold_tasks = [create(f"cold start {i}") for i in range(opts.cold_runs + 1)]
-    queue.set_enqueuer(None)
-    settings = config.get_settings()
+    settings = rt.settings
     return Fixtures(
         bench_user=users.User(id=seeded.bench_user, email=BENCH_EMAIL),
         worker_user=worker,
@@ -310,7 +310,20 @@ def prepare(engine: sa.Engine, seeded: Seeded, opts: Options) -> Fixtures:
         read_tasks=read_tasks,
         pipeline_tasks=pipeline_tasks,
         cold_tasks=cold_tasks,
-        callback_tokens={t: issue_callback_token(t) for t in progress_tasks},
+        callback_tokens={t: issue_callback_token(t, settings, time.time()) for t in progress_tasks},
+    )
+
+
+def bench_runtime(enqueuer: queue.Enqueuer) -> Runtime:
+    """A runtime of this process's environment (the stack's), steps handed to ``enqueuer``."""
+    settings = config.load_settings()
+    clock = SystemClock()
+    return Runtime(
+        settings=settings,
+        db=Database(db.create_engine(settings)),
+        enqueuer=enqueuer,
+        providers=ProviderRegistry.of(SimulatedProvider(clock=clock.time)),
+        clock=clock,
     )
 
 
@@ -515,18 +528,20 @@ def database_ceiling(fx: Fixtures, opts: Options) -> dict[str, Any]:
     update = ProgressCallback(message="bench progress", progress_percent=50)
     write_tasks = [uuid.UUID(t) for t in fx.progress_tasks]
     read_tasks = [uuid.UUID(t) for t in fx.read_tasks]
-    settings = dataclasses.replace(config.get_settings(), db_pool_size=DB_THREADS, db_max_overflow=0)
+    settings = dataclasses.replace(config.load_settings(), db_pool_size=DB_THREADS, db_max_overflow=0)
     no_flush = db.create_engine(settings)
+    shipped = bench_runtime(Recorder())
+    current = [shipped]
 
     @sa.event.listens_for(no_flush, "do_connect")
     def _no_flush(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
         cparams["startup_params"] = {"synchronous_commit": "off"}
 
     def write(i: int) -> None:
-        post_progress(write_tasks[i], update)
+        post_progress(current[0], write_tasks[i], update)
 
     def read(i: int) -> None:
-        get_task(read_tasks[i], fx.bench_user)
+        get_task(current[0], read_tasks[i], fx.bench_user)
 
     # (label, work, engine to use instead of the process engine, pg8000's own placeholder rewrite?)
     variants: list[tuple[str, Callable[[int], None], sa.Engine | None, bool]] = [
@@ -543,16 +558,15 @@ def database_ceiling(fx: Fixtures, opts: Options) -> dict[str, Any]:
     seconds = max(2.0, opts.duration * 0.8)
     for _ in range(opts.reps):
         for name, work, engine, uncached in variants:
-            saved = db._engine
             if engine is not None:
-                db._engine = engine
+                current[0] = dataclasses.replace(shipped, db=Database(engine))
             if uncached:
                 cand.uncached_paramstyle()
             try:
                 work(0)  # connect outside the measured loop
                 rate, latencies = _threads_loop(work, DB_THREADS, seconds)
             finally:
-                db._engine = saved
+                current[0] = shipped
                 cand.undo()
             results[name]["runs"].append(rate)
             results[name]["p50_ms"].append(percentile(latencies, 50) * 1000)
@@ -591,7 +605,8 @@ def count_round_trips(fx: Fixtures, paths: list[HotPath], url: str, *, first_sig
     """Round trips and statements of one warm request per hot path, through the gateway in-process."""
     from dev.gateway import create_app
 
-    client = create_app().test_client()
+    rt = bench_runtime(Recorder())
+    client = create_app(rt).test_client()
     counter = RoundTripCounter()
     counter.install()
     found: dict[str, Any] = {}
@@ -617,7 +632,7 @@ def count_round_trips(fx: Fixtures, paths: list[HotPath], url: str, *, first_sig
             found[path.key] |= explain(url, counts.captured)
         if first_sight:
             # A user's first request on an instance also upserts the user row.
-            users.forget_users()
+            client = create_app(dataclasses.replace(rt)).test_client()  # a fresh instance: no user known
             read = paths[1]
             with counter.measure() as counts:
                 client.open(read.paths[0], method="GET", headers=read.headers[0])
@@ -632,8 +647,7 @@ def count_round_trips(fx: Fixtures, paths: list[HotPath], url: str, *, first_sig
 
 def cpu_items(fx: Fixtures) -> dict[str, float]:
     """Microseconds per call of the per-request work outside the database, single thread, in-process."""
-    from common import auth
-    from common.services.tasks import get_task, to_task
+    from common.services.tasks import read_task, to_task
 
     def per_call(fn: Callable[[], Any], n: int = 1000) -> float:
         fn()
@@ -643,13 +657,14 @@ def cpu_items(fx: Fixtures) -> dict[str, float]:
         return (time.perf_counter() - started) / n * 1e6
 
     task_id = fx.progress_tasks[0]
-    row = get_task(uuid.UUID(fx.read_tasks[0]), fx.bench_user)
+    rt = bench_runtime(Recorder())
+    row = rt.db.statement(lambda conn: read_task(conn, uuid.UUID(fx.read_tasks[0]), fx.bench_user))
     task = to_task(row)
     body = PROGRESS_BODY
     return {
-        "verify a user token (PyJWT, HS256)": per_call(lambda: auth.verify_user_token(fx.bench_token)),
+        "verify a user token (PyJWT, HS256)": per_call(lambda: rt.tokens.user(fx.bench_token)),
         "verify a callback token (PyJWT, HS256)": per_call(
-            lambda: auth.verify_callback_token(fx.callback_tokens[task_id], task_id)
+            lambda: rt.tokens.callback(fx.callback_tokens[task_id], task_id)
         ),
         "parse + validate the progress body (json + pydantic)": per_call(
             lambda: ProgressCallback.model_validate(json.loads(body))
@@ -764,8 +779,7 @@ def pipeline_overhead(tasks: list[str], sink: Sink | None) -> tuple[dict[str, An
     """Steps of half the tasks as shipped and of the other half with the candidates, task by task in turn."""
     from common.services import steps as step_service
 
-    recorder = Recorder()
-    queue.set_enqueuer(recorder)
+    rt = bench_runtime(Recorder())
     counter = RoundTripCounter()
     counter.install()
     provider = TimedProvider()
@@ -783,7 +797,7 @@ def pipeline_overhead(tasks: list[str], sink: Sink | None) -> tuple[dict[str, An
                         counter.measure() as counts,
                     ):
                         started = time.perf_counter()
-                        result = step_service.run_step(uuid.UUID(task), step.name, provider)
+                        result = step_service.run_step(rt, uuid.UUID(task), step.name, provider)
                         total = time.perf_counter() - started
                     rows[candidate].append(
                         {
@@ -804,7 +818,6 @@ def pipeline_overhead(tasks: list[str], sink: Sink | None) -> tuple[dict[str, An
                     cand.undo()
     finally:
         counter.uninstall()
-        queue.set_enqueuer(None)
     shipped = _pipeline_summary(rows[False])
     shipped["enqueue"] = real_enqueue(sink) if sink is not None else None
     return shipped, _pipeline_summary(rows[True])
@@ -828,7 +841,7 @@ def _pipeline_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def real_enqueue(sink: Sink) -> dict[str, Any]:
     """The Cloud Tasks client against the local stand-in: first call, then warm calls, and delivery."""
-    enqueuer = queue.CloudTasksEnqueuer(config.get_settings())
+    enqueuer = queue.CloudTasksEnqueuer(config.load_settings())
     base = str(uuid.uuid4())
     started = time.perf_counter()
     enqueuer.enqueue_step(base, "creating_org", 0)
@@ -1137,9 +1150,6 @@ def main() -> None:
             os.environ[key] = env[key]
         os.environ["CLOUD_TASKS_ENDPOINT"] = env["CLOUD_TASKS_ENDPOINT"]
         os.environ["DB_POOL_SIZE"], os.environ["DB_MAX_OVERFLOW"] = str(DB_THREADS), "0"
-        config.get_settings.cache_clear()
-        db.reset_engine()
-        users.forget_users()
         with engine_for(stack.database_url) as engine:
             log(f"seeding {opts.rows:,} tasks")
             seeded = seed(engine, total_tasks=opts.rows)
@@ -1198,8 +1208,6 @@ def main() -> None:
     finally:
         for _, process in servers.values():
             stop_process(process)
-        queue.set_enqueuer(None)
-        db.reset_engine()
         stack.stop()
         sink.close()
         shutil.rmtree(data_dir, ignore_errors=True)
