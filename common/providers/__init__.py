@@ -107,5 +107,5 @@ def build_provider(name: str, settings: Settings, clock: Clock) -> StepProvider:
         # Imported here: the live provider's clients are loaded only by the function that runs steps.
         from common.providers.live_setup import build
 
-        return build(settings)
+        return build(settings, clock.time)
     raise ValueError(f"unknown STEP_PROVIDER {name!r}; the available ones are 'live' and 'simulated'")

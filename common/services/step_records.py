@@ -43,12 +43,6 @@ class StepResult:
     again: tuple[int, datetime, str] | None = field(default=None, repr=False)
     priority: str = "normal"  # the task's: its deliveries go to that priority's queue
 
-    def body(self, task_id: str, step: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"task_id": task_id, "step": step, "outcome": self.outcome, "detail": self.detail}
-        if self.again is not None:
-            body["next_delivery_at"] = iso(self.again[1])
-        return body
-
 
 def fail_task(conn: sa.Connection, task_id: uuid.UUID, step: pipeline.StepDef, error: str, user_id: uuid.UUID) -> None:
     message = f"Failed while {step.message[0].lower()}{step.message[1:]}"
