@@ -93,19 +93,19 @@ def engine(settings: Settings) -> Iterator[sa.Engine]:
 
 
 class ManualClock:
-    """A clock a test moves by hand (verified-token expiry, billing periods...)."""
+    """The wall clock, until a test moves it by hand (verified-token expiry, billing periods...)."""
 
-    def __init__(self, at: float | None = None) -> None:
-        self.at = time.time() if at is None else at
+    def __init__(self) -> None:
+        self.offset = 0.0
 
     def time(self) -> float:
-        return self.at
+        return time.time() + self.offset
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.at, UTC)
+        return datetime.fromtimestamp(self.time(), UTC)
 
     def advance(self, seconds: float) -> None:
-        self.at += seconds
+        self.offset += seconds
 
 
 class RecordingEnqueuer:
