@@ -212,6 +212,17 @@ class Driver:
         except requests.RequestException:
             self.counters.answered(0)
 
+    def current_step(self, task_id: str) -> tuple[str, int] | None:
+        """The task's current step and its generation: what a copy of its delivery carries."""
+        rows = self.read(
+            "SELECT t.current_step, s.generation FROM tasks t"
+            " JOIN task_steps s ON s.task_id = t.id AND s.name = t.current_step WHERE t.id = :t",
+            t=task_id,
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        return str(rows[0][0]), int(rows[0][1])
+
     def duplicate_forever(self) -> None:
         while not self.stop.wait(0.15):
             self.duplicate_once()
@@ -221,14 +232,10 @@ class Driver:
         if not candidates:
             return
         target = self.random.choice(candidates)
-        rows = self.read(
-            "SELECT t.current_step, s.generation FROM tasks t"
-            " JOIN task_steps s ON s.task_id = t.id AND s.name = t.current_step WHERE t.id = :t",
-            t=target.task_id,
-        )
-        if not rows or rows[0][0] is None:
+        current = self.current_step(target.task_id)
+        if current is None:
             return
-        step, generation = rows[0]
+        step, generation = current
         copies = self.random.randint(2, 4)
         threads = [
             threading.Thread(target=self.deliver, args=(target.task_id, step, generation)) for _ in range(copies)
@@ -254,14 +261,10 @@ class Driver:
                 continue
             long_ones = [p for p in candidates if p.simulate.get("step_seconds", STEP_SECONDS) > STEP_SECONDS]
             target = self.random.choice(long_ones or candidates)
-            rows = self.read(
-                "SELECT t.current_step, s.generation FROM tasks t"
-                " JOIN task_steps s ON s.task_id = t.id AND s.name = t.current_step WHERE t.id = :t",
-                t=target.task_id,
-            )
-            if not rows or rows[0][0] is None:
+            current = self.current_step(target.task_id)
+            if current is None:
                 continue
-            step, generation = rows[0]
+            step, generation = current
             sent = self.storm(target.task_id, step, generation)
             self.counters.count("duplicate storms (4 senders every 50 ms)")
             self.counters.count("duplicate storms: copies sent", sent)
@@ -588,6 +591,46 @@ def invariants_of(result: dict[str, Any]) -> dict[str, int]:
     }
 
 
+# --- reporting (both phases: dev/fault_run_live.py prints its report with these too) ----------
+def print_head(title: str, driver: Driver, result: dict[str, Any], more_faults: dict[str, int] | None = None) -> None:
+    """What was started, how it ended, what was injected (``more_faults``: the phase's own kinds)."""
+    print()
+    print(f"=== {title} ===")
+    print(f"pipelines started:                 {len(driver.pipelines)}")
+    print(f"outcomes:                          {result['statuses']}")
+    print("faults injected:")
+    for kind, n in [*sorted(driver.counters.faults.items()), *(more_faults or {}).items()]:
+        print(f"  {kind:<62} {n}")
+    print(f"duplicate deliveries answered:     {dict(sorted(driver.counters.answers.items()))}")
+
+
+def print_invariants(result: dict[str, Any], invariants: dict[str, int]) -> None:
+    """The figures of the invariants every phase checks (``invariants_of``), with their breakdowns."""
+    print(f"attempts cut short by the faults:  {result['interrupted']} {result['interrupted_by']}")
+    print(
+        f"tasks lost:                        {invariants['tasks lost']}"
+        f"  (missing {len(result['missing'])}, without history {len(result['without_history'])},"
+        f" unexplained outcome {len(result['wrong_outcome'])})"
+    )
+    print(
+        f"steps run more than once:          {invariants['steps run more than once']}"
+        f"  ({result['run_twice_reasons'] or 'none'}; users with usage off: {len(result['metering_off'])})"
+    )
+    print(f"tasks not terminal after recovery: {invariants['tasks not terminal after the recovery window']}")
+    print(f"attempts cut short outside faults: {invariants['attempts cut short outside a fault']}")
+    print(f"attempts missing from the log:     {invariants['attempts not accounted for in the log']}")
+    print(f"requests answered 500:             {invariants['requests answered 500']}")
+
+
+def print_examples(result: dict[str, Any]) -> None:
+    """The first few tasks, steps and attempts behind each failed figure, to start looking from."""
+    for name in ("missing", "without_history", "wrong_outcome", "not_terminal", "run_twice", "metering_off"):
+        if result[name]:
+            print(f"  {name}: {result[name][:10]}")
+    if result["unexplained_interruptions"]:
+        print(f"  unexplained interruptions: {result['unexplained_interruptions'][:10]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """The run as `make fault-run` makes it; ``argv`` lets a test ask for a shorter one."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -679,29 +722,9 @@ def run_simulated(args: argparse.Namespace) -> int:
         duration = time.monotonic() - began
 
         invariants = invariants_of(result)
-        print()
-        print("=== fault run ===")
-        print(f"pipelines started:                 {len(driver.pipelines)}")
-        print(f"outcomes:                          {result['statuses']}")
-        print("faults injected:")
-        for kind, n in sorted(driver.counters.faults.items()):
-            print(f"  {kind:<62} {n}")
-        print(f"duplicate deliveries answered:     {dict(sorted(driver.counters.answers.items()))}")
+        print_head("fault run", driver, result)
         print(f"step attempts (database / logged): {result['attempts_total']} / {result['claims_logged']}")
-        print(f"attempts cut short by the faults:  {result['interrupted']} {result['interrupted_by']}")
-        print(
-            f"tasks lost:                        {invariants['tasks lost']}"
-            f"  (missing {len(result['missing'])}, without history {len(result['without_history'])},"
-            f" unexplained outcome {len(result['wrong_outcome'])})"
-        )
-        print(
-            f"steps run more than once:          {invariants['steps run more than once']}"
-            f"  ({result['run_twice_reasons'] or 'none'}; users with usage off: {len(result['metering_off'])})"
-        )
-        print(f"tasks not terminal after recovery: {invariants['tasks not terminal after the recovery window']}")
-        print(f"attempts cut short outside faults: {invariants['attempts cut short outside a fault']}")
-        print(f"attempts missing from the log:     {invariants['attempts not accounted for in the log']}")
-        print(f"requests answered 500:             {invariants['requests answered 500']}")
+        print_invariants(result, invariants)
         print(
             f"waiting at the kill, not ended:    {len(result['waiting_at_kill_unended'])}"
             f"  (of {len(driver.waiting_at_kill)}; they ended {dict(result['waiting_at_kill_ended'])})"
@@ -725,11 +748,7 @@ def run_simulated(args: argparse.Namespace) -> int:
             failed["the kill interrupted no running step (run again)"] = 1
         if not driver.waiting_at_kill:  # likewise: the kill must also strike while a step waits
             failed["no step was waiting at the kill (run again)"] = 1
-        for name in ("missing", "without_history", "wrong_outcome", "not_terminal", "run_twice", "metering_off"):
-            if result[name]:
-                print(f"  {name}: {result[name][:10]}")
-        if result["unexplained_interruptions"]:
-            print(f"  unexplained interruptions: {result['unexplained_interruptions'][:10]}")
+        print_examples(result)
         ok = not failed
         print("RESULT:", "all invariants hold" if ok else f"FAILED {failed}")
         return 0 if ok else 1

@@ -161,25 +161,9 @@ def report(
     invariants["no deploying step waited at the kill"] = int(
         not any(step == "deploying" for _, step in driver.waiting_at_kill)
     )
-    print()
-    print("=== fault run, live phase (providers against the stand-ins) ===")
-    print(f"pipelines started:                 {len(driver.pipelines)}")
-    print(f"outcomes:                          {result['statuses']}")
-    print("faults injected:")
-    for kind, n in sorted(driver.counters.faults.items()):
-        print(f"  {kind:<62} {n}")
-    print(f"  {'builds whose final outcome callback was lost':<62} {len(lost)}")
-    print(f"duplicate deliveries answered:     {dict(sorted(driver.counters.answers.items()))}")
-    print(f"attempts cut short by the faults:  {result['interrupted']} {result['interrupted_by']}")
-    print(f"tasks lost:                        {invariants['tasks lost']}")
-    print(
-        f"steps run more than once:          {invariants['steps run more than once']}"
-        f"  ({result['run_twice_reasons'] or 'none'}; users with usage off: {len(result['metering_off'])})"
-    )
-    print(f"tasks not terminal after recovery: {invariants['tasks not terminal after the recovery window']}")
-    print(f"attempts cut short outside faults: {invariants['attempts cut short outside a fault']}")
-    print(f"attempts missing from the log:     {invariants['attempts not accounted for in the log']}")
-    print(f"requests answered 500:             {invariants['requests answered 500']}")
+    lost_faults = {"builds whose final outcome callback was lost": len(lost)}
+    fault_run.print_head("fault run, live phase (providers against the stand-ins)", driver, result, lost_faults)
+    fault_run.print_invariants(result, invariants)
     print(
         f"waiting at the kill, not ended:    {len(result['waiting_at_kill_unended'])}"
         f"  (of {len(driver.waiting_at_kill)}: {sorted(s for _, s in driver.waiting_at_kill)})"
@@ -191,9 +175,7 @@ def report(
         f" {sum(1 for s in statuses.values() if s == 'succeeded') - len(by_check)})"
     )
     print(f"duration:                          {duration:.1f} s")
-    for name in ("missing", "without_history", "wrong_outcome", "not_terminal", "run_twice", "metering_off"):
-        if result[name]:
-            print(f"  {name}: {result[name][:10]}")
+    fault_run.print_examples(result)
     failed = {k: v for k, v in invariants.items() if v}
     print("RESULT (live phase):", "all invariants hold" if not failed else f"FAILED {failed}")
     return not failed

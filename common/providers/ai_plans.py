@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from common.ai import AIServiceError, AITransient
 
@@ -68,17 +68,20 @@ class IssueDraft(BaseModel):
         return sorted({label for label in cleaned if label})
 
 
+def _distinct_titles(issues: list[IssueDraft]) -> list[IssueDraft]:
+    titles = [i.title.strip().lower() for i in issues]
+    if len(set(titles)) != len(titles):
+        raise ValueError("issue titles must be distinct")
+    return issues
+
+
+# The issues of a plan: two with the same title (case and outer spaces aside) would be one issue twice.
+DistinctIssues = Annotated[list[IssueDraft], AfterValidator(_distinct_titles)]
+
+
 class IssuePlan(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    issues: list[IssueDraft] = Field(min_length=3, max_length=7)
-
-    @field_validator("issues")
-    @classmethod
-    def _distinct(cls, value: list[IssueDraft]) -> list[IssueDraft]:
-        titles = [i.title.strip().lower() for i in value]
-        if len(set(titles)) != len(titles):
-            raise ValueError("issue titles must be distinct")
-        return value
+    issues: DistinctIssues = Field(min_length=3, max_length=7)
 
 
 def customization_schema(config_keys: list[str]) -> dict[str, Any]:

@@ -10,26 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from common.github import repos
 from common.github.client import GitHubClient
 from common.providers import StepContext, StepOutcome, StepRefused
-from common.providers.ai_plans import IssueDraft, JSONAnswerer, ask
+from common.providers.ai_plans import DistinctIssues, JSONAnswerer, ask
 from common.providers.customize import PROMPT_FILE_CHARS
 
 
 class MoreIssues(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    issues: list[IssueDraft] = Field(min_length=1, max_length=10)
-
-    @field_validator("issues")
-    @classmethod
-    def _distinct(cls, value: list[IssueDraft]) -> list[IssueDraft]:
-        titles = [i.title.strip().lower() for i in value]
-        if len(set(titles)) != len(titles):
-            raise ValueError("issue titles must be distinct")
-        return value
+    issues: DistinctIssues = Field(min_length=1, max_length=10)
 
 
 def more_issues_schema(count: int) -> dict[str, Any]:

@@ -20,28 +20,18 @@ clears them. `python -m dev.standins.gemini --port N` runs it alone.
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
+
+from dev.standins.google_errors import google_error
+from dev.standins.json_api import JsonApiStandIn, Reply, Request
+from dev.standins.serving import serve_alone
 
 _GENERATE = re.compile(
     r"^/v1[a-z0-9]*/(?:projects/[^/]+/locations/[^/]+/publishers/google/)?models/(?P<model>[^/:]+):generateContent$"
 )
-_STATUS_NAMES = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    408: "DEADLINE_EXCEEDED",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
 _STOPWORDS = frozenset(
     [
         "what",
@@ -88,27 +78,6 @@ _STOPWORDS = frozenset(
 )
 _WORD = re.compile(r"[a-z0-9_]+")
 _MAX_QUOTED_LINES = 8
-
-
-@dataclass
-class Fault:
-    method: str
-    path: re.Pattern[str]
-    status: int
-    times: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-
-    def body_bytes(self) -> bytes:
-        if self.body is None:
-            status = _STATUS_NAMES.get(self.status, "UNKNOWN")
-            error = {"code": self.status, "message": f"injected fault ({status})", "status": status}
-            return json.dumps({"error": error}).encode()
-        return self.body.encode() if isinstance(self.body, str) else json.dumps(self.body).encode()
-
-
-def google_error(code: int, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "status": _STATUS_NAMES.get(code, "UNKNOWN")}}
 
 
 # --- answers ---------------------------------------------------------------------------------------
@@ -238,125 +207,42 @@ def generate_content(model: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- the server ----------------------------------------------------------------------------------
-class GeminiStandIn:
+class GeminiStandIn(JsonApiStandIn):
     """The server, run on a thread of this process (make dev, tests) or alone (__main__)."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1"):
+        # Every generateContent request received, faulted ones too: what `GET /_requests` lists.
         self.requests: list[dict[str, Any]] = []
-        self.faults: list[Fault] = []
-        self.lock = threading.Lock()
-        self.server = http.server.ThreadingHTTPServer((host, port), _handler_for(self))
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(port, host, "gemini-stand-in")
 
-    @property
-    def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> GeminiStandIn:
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="gemini-stand-in")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def take_fault(self, method: str, path: str) -> Fault | None:
+    def control(self, request: Request) -> Reply | None:
+        if request.path != "/_requests":
+            return super().control(request)
         with self.lock:
-            for fault in self.faults:
-                if fault.method in (method, "*") and fault.path.search(path) and fault.times > 0:
-                    fault.times -= 1
-                    return fault
-        return None
+            if request.method == "DELETE":
+                self.requests.clear()
+                return Reply(204, b"")
+            return Reply(200, {"requests": list(self.requests)})
 
+    def answer(self, request: Request) -> Reply:
+        if request.method == "POST" and _GENERATE.match(request.path) and isinstance(request.body, dict):
+            with self.lock:
+                self.requests.append({"path": request.path, "body": request.body, "prompt": prompt_text(request.body)})
+        return super().answer(request)
 
-def _handler_for(standin: GeminiStandIn) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: make dev prints its own lines
-            pass
-
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _body(self) -> Any:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            return json.loads(raw) if raw else {}
-
-        def _handle(self) -> None:
-            path = self.path.split("?", 1)[0]
-            try:
-                body = self._body()
-            except ValueError:
-                return self._send(400, google_error(400, "the body is not JSON"))
-            if path == "/_faults":
-                return self._faults(body)
-            if path == "/_requests":
-                return self._requests()
-            if path == "/healthz":
-                return self._send(200, {"status": "ok"})
-            fault = standin.take_fault(self.command, path)
-            found = _GENERATE.match(path)
-            if found and self.command == "POST":
-                with standin.lock:
-                    standin.requests.append({"path": path, "body": body, "prompt": prompt_text(body)})
-            if fault is not None:
-                return self._send(fault.status, fault.body_bytes(), fault.headers)
-            if not found or self.command != "POST":
-                return self._send(404, google_error(404, f"no such method: {self.command} {path}"))
-            if not isinstance(body, dict) or not body.get("contents"):
-                return self._send(400, google_error(400, "contents is required"))
-            self._send(200, generate_content(found["model"], body))
-
-        def _faults(self, body: Any) -> None:
-            if self.command == "DELETE":
-                with standin.lock:
-                    standin.faults.clear()
-                return self._send(204, b"")
-            try:
-                fault = Fault(
-                    method=str(body.get("method", "*")).upper(),
-                    path=re.compile(str(body.get("path", ".*"))),
-                    status=int(body["status"]),
-                    times=int(body.get("times", 1)),
-                    headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
-                    body=body.get("body"),
-                )
-            except (KeyError, TypeError, ValueError, re.error) as error:
-                return self._send(400, google_error(400, f"bad fault: {error}"))
-            with standin.lock:
-                standin.faults.append(fault)
-            self._send(201, {"fault": {"method": fault.method, "path": fault.path.pattern, "times": fault.times}})
-
-        def _requests(self) -> None:
-            with standin.lock:
-                if self.command == "DELETE":
-                    standin.requests.clear()
-                    return self._send(204, b"")
-                self._send(200, {"requests": list(standin.requests)})
-
-        do_GET = do_POST = do_DELETE = _handle
-
-    return Handler
+    def route(self, request: Request) -> tuple[int, Any]:
+        found = _GENERATE.match(request.path)
+        if not found or request.method != "POST":
+            return 404, google_error(404, f"no such method: {request.method} {request.path}")
+        if not isinstance(request.body, dict) or not request.body.get("contents"):
+            return 400, google_error(400, "contents is required")
+        return 200, generate_content(found["model"], request.body)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
-    standin = GeminiStandIn(parser.parse_args().port)
-    print(f"Gemini stand-in on {standin.base_url}", flush=True)
-    standin.server.serve_forever()
+    serve_alone("Gemini", GeminiStandIn(parser.parse_args().port))
 
 
 if __name__ == "__main__":

@@ -97,8 +97,28 @@ def test_errors_come_back_in_githubs_shapes_and_statuses(github: Running) -> Non
             models.BasicError, http.patch(f"{base}/refs/heads/main", json={"sha": orphan["sha"], "force": False}), 422
         )
         assert http.get(f"{base}/ref/heads/main").json()["object"]["sha"] == head
+
+
+def test_without_a_token_a_private_repository_is_not_found_as_on_github(github: Running) -> None:
+    """github.com answers 404 to a caller who may not see a private repository (not 401 or 403: that
+    would reveal that it exists), reads what is public without a token, and refuses a bad token."""
+    with rest(github.base_url) as http:
+        http.post(f"/repos/{TEMPLATE}/generate", json={"owner": PLANTER_ORG, "name": "hidden", "private": True})
+        head = http.get(f"/repos/{PLANTER_ORG}/hidden/git/ref/heads/main").json()["object"]["sha"]
     with httpx.Client(base_url=github.base_url) as anonymous:
-        _valid(models.BasicError, anonymous.get(f"/orgs/{PLANTER_ORG}"), 401)
+        for path in (f"/repos/{PLANTER_ORG}/hidden", f"/repos/{PLANTER_ORG}/hidden/git/commits/{head}"):
+            hidden = anonymous.get(path)
+            assert _valid(models.BasicError, hidden, 404).message == "Not Found"
+            assert anonymous.get(path.replace("/hidden", "/never-made")).json() == hidden.json()  # alike
+        written = anonymous.post(f"/repos/{PLANTER_ORG}/hidden/issues", json={"title": "Anyone there?"})
+        assert _valid(models.BasicError, written, 404).message == "Not Found"
+        # What is public reads without a token; writing still needs one.
+        assert _valid(models.FullRepository, anonymous.get(f"/repos/{TEMPLATE}"), 200).private is False
+        _valid(models.OrganizationFull, anonymous.get(f"/orgs/{PLANTER_ORG}"), 200)
+        refused = _valid(models.BasicError, anonymous.post(f"/repos/{TEMPLATE}/issues", json={"title": "Hello"}), 401)
+        assert refused.message == "Requires authentication"
+        bad = anonymous.get(f"/repos/{TEMPLATE}", headers={"Authorization": "Basic not-a-token"})
+        assert _valid(models.BasicError, bad, 401).message == "Bad credentials"
 
 
 def test_faults_answer_the_next_matching_requests(github: Running) -> None:

@@ -246,7 +246,7 @@ def test_an_invalid_ai_answer_is_asked_again_and_never_committed(
 def _gemini_fault(times: int) -> Any:
     import re
 
-    from dev.standins.gemini import Fault
+    from dev.standins.faults import Fault
 
     return Fault(method="POST", path=re.compile("generateContent"), status=200, times=times, headers={}, body=_NOT_JSON)
 

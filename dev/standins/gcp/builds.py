@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from dev.standins.gcp.state import GcpState, google_error
+from dev.standins.gcp.state import GcpState
+from dev.standins.google_errors import google_error
 
 _STEP_PAUSE = 0.05  # seconds per build step: long enough to be seen, short enough for tests
 

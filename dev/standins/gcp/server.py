@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import http.server
-import json
 import re
-import threading
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from dev.standins.faults import Faults
 from dev.standins.gcp import builds
-from dev.standins.gcp.state import GcpState, google_error
+from dev.standins.gcp.state import GcpState
+from dev.standins.google_errors import google_error
+from dev.standins.json_api import JsonApiStandIn, Request
+from dev.standins.serving import serve_alone
 
 _PROJECT = re.compile(r"^/v3/projects/(?P<id>[^/:]+)$")
 _OPERATION = re.compile(r"^/v[13]/(?P<name>operations/.+)$")
@@ -23,32 +21,15 @@ _BUILD = re.compile(r"^/v1/projects/(?P<id>[^/]+)/builds/(?P<build>[^/:]+)$")
 _RUN_SERVICE = re.compile(r"^/v2/(?P<name>projects/[^/]+/locations/[^/]+/services/[^/]+)$")
 
 
-class GcpStandIn:
+class GcpStandIn(JsonApiStandIn):
     """Run on a thread of this process (make dev, tests) or alone (`python -m dev.standins.gcp.server`)."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.state = GcpState()
-        self.faults = Faults()
-        # Every exchange served (method, path, request body, status, answer): a test checks their shapes.
-        self.exchanges: list[tuple[str, str, Any, int, Any]] = []
-        self.server = http.server.ThreadingHTTPServer((host, port), _handler_for(self))
-        self.server.daemon_threads = True
+        super().__init__(port, host, "gcp-stand-in")
 
-    @property
-    def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> GcpStandIn:
-        threading.Thread(target=self.server.serve_forever, daemon=True, name="gcp-stand-in").start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
-        state = self.state
+    def route(self, request: Request) -> tuple[int, Any]:
+        state, method, path, query, body = self.state, request.method, request.path, request.query, request.body
         if method == "POST" and path == "/v3/projects":
             return state.create_project(body)
         if (m := _PROJECT.match(path)) and method in ("GET", "DELETE"):
@@ -112,61 +93,16 @@ class GcpStandIn:
             return
         self.faults.add(spec)
 
-
-def _handler_for(standin: GcpStandIn) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: make dev prints its own lines
-            pass
-
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _handle(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else {}
-            except ValueError:
-                return self._send(400, google_error(400, "the body is not JSON"))
-            if parts.path == "/_faults":
-                if self.command == "DELETE":
-                    standin.faults.clear()
-                    with standin.state.lock:
-                        standin.state.script.lose_final_callback = standin.state.script.fail = 0
-                else:
-                    standin.add_fault(body)
-                return self._send(200, {"ok": True})
-            if parts.path == "/healthz":
-                return self._send(200, {"ok": True})
-            fault = standin.faults.take(self.command, parts.path)
-            if fault is not None:
-                return self._send(fault[0], fault[2], fault[1])
-            status, answer = standin.route(self.command, parts.path, parse_qs(parts.query), body)
-            with standin.state.lock:
-                standin.exchanges.append((self.command, parts.path, body, status, answer))
-            return self._send(status, answer)
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-    return Handler
+    def clear_faults(self) -> None:
+        self.faults.clear()
+        with self.state.lock:
+            self.state.script.lose_final_callback = self.state.script.fail = 0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
-    standin = GcpStandIn(parser.parse_args().port)
-    print(standin.base_url, flush=True)
-    standin.server.serve_forever()
+    serve_alone("Google Cloud", GcpStandIn(parser.parse_args().port))
 
 
 if __name__ == "__main__":

@@ -8,13 +8,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from dev.standins.google_errors import google_error
+
 # A project id taken by someone else: its GET answers 403 and creating it answers 409.
 FOREIGN_OWNER = "someone-else"
-
-
-def google_error(code: int, message: str) -> dict[str, Any]:
-    names = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}
-    return {"error": {"code": code, "message": message, "status": names.get(code, "INTERNAL")}}
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The stand-in's WSGI app: GitHub's REST subset, `_faults`, and git smart HTTP for `git clone`.
 
 Errors come back as GitHub sends them: a JSON body with `message` and `documentation_url`
-(plus `errors` on 422), the same status codes (404 for what the token cannot see, 422 for a
+(plus `errors` on 422), the same status codes (404 for what the caller cannot see, a private
+repository without a token included; 401 for a bad token, or a write without one; 422 for a
 taken name, 409 for an empty repository).
 """
 
@@ -11,7 +12,7 @@ import json
 import pathlib
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,10 @@ _GIT_PATH = re.compile(
     r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+?)(?:\.git)?/(?P<rest>info/refs|git-upload-pack|HEAD|objects/.+)$"
 )
 Handler = Callable[..., Response]
+# What anyone may read without a token, of a public repository or organization.
+_PUBLIC_READS = frozenset(
+    {"get_org", "get_repo", "get_ref", "get_commit", "get_tree", "get_blob", "list_issues", "get_issue"}
+)
 
 
 class GitHubStandIn(GitDataRoutes):
@@ -90,7 +95,7 @@ class GitHubStandIn(GitDataRoutes):
         try:
             endpoint, args = self.rules.bind_to_environ(request.environ).match()
             if endpoint != "faults":
-                self._authenticate(request)
+                self._authorize(request, endpoint, args)
             handler: Handler = getattr(self, f"on_{endpoint}")
             return handler(request, **args)
         except GitHubError as error:
@@ -105,11 +110,21 @@ class GitHubStandIn(GitDataRoutes):
                 {"message": error.name, "documentation_url": DOCS, "status": str(error.code)}, error.code or 500
             )
 
-    def _authenticate(self, request: Request) -> None:
+    def _authorize(self, request: Request, endpoint: str, args: Mapping[str, Any]) -> None:
+        """As github.com: a token it does not take → 401. Without a token only what is public can be
+        read, and a private repository answers 404 as a missing one does, not to reveal that it exists."""
         header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() not in ("bearer", "token") or not token or (self.token and token != self.token):
-            raise GitHubError(401, "Bad credentials")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() not in ("bearer", "token") or not token or (self.token and token != self.token):
+                raise GitHubError(401, "Bad credentials")
+            return
+        if "owner" in args and "repo" in args:
+            meta = self.state.repo(args["owner"], args["repo"])
+            if meta is None or meta.get("private", True):
+                raise GitHubError(404, "Not Found")
+        if request.method != "GET" or endpoint not in _PUBLIC_READS:
+            raise GitHubError(401, "Requires authentication")
 
     def _body(self, request: Request) -> dict[str, Any]:
         try:

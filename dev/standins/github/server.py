@@ -5,41 +5,34 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
-import threading
-from dataclasses import dataclass
-from typing import Any
 
 from werkzeug.serving import make_server
 
 from dev.standins.github.app import GitHubStandIn
 from dev.standins.github.templates import PLANTER_ORG, TEMPLATES
+from dev.standins.serving import ServedOnThread, serve_alone
 
 
-@dataclass
-class Running:
-    app: GitHubStandIn
-    server: Any
-    thread: threading.Thread
+class Running(ServedOnThread):
+    """The WSGI ``app`` behind its server; ``start`` serves it from a thread."""
 
-    @property
-    def base_url(self) -> str:
-        return self.app.base_url
+    def __init__(self, app: GitHubStandIn, port: int) -> None:
+        super().__init__(make_server("127.0.0.1", port, app, threaded=True), "github-standin")
+        self.app = app
+        app.base_url = self.base_url
 
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.thread.join(5)
+
+def serve(root: pathlib.Path, port: int = 0) -> Running:
+    """A seeded stand-in bound to 127.0.0.1 (``port`` 0: any free one), not yet answering."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the stack's own
+    running = Running(GitHubStandIn(root), port)
+    running.app.seed(PLANTER_ORG, TEMPLATES)
+    return running
 
 
 def start(root: pathlib.Path, port: int = 0) -> Running:
     """A seeded stand-in listening on 127.0.0.1 (``port`` 0: any free one), served by a thread."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the stack's own
-    app = GitHubStandIn(root)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    app.base_url = f"http://127.0.0.1:{server.server_port}"
-    app.seed(PLANTER_ORG, TEMPLATES)
-    thread = threading.Thread(target=server.serve_forever, daemon=True, name="github-standin")
-    thread.start()
-    return Running(app, server, thread)
+    return serve(root, port).start()
 
 
 def main() -> None:
@@ -47,9 +40,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--root", type=pathlib.Path, required=True)
     args = parser.parse_args()
-    running = start(args.root, args.port)
-    print(f"GitHub stand-in on {running.base_url}", flush=True)
-    running.thread.join()
+    serve_alone("GitHub", serve(args.root, args.port))
 
 
 if __name__ == "__main__":
