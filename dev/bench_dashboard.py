@@ -1,25 +1,14 @@
 """`make bench-dashboard`: the dashboard endpoints at 10,000 and at 1,000,000 tasks, same run.
 
-1. Starts its own embedded PostgreSQL in a short /tmp directory and migrates it (dev.pg).
-2. First fill: 10,000 tasks of 100 users, with their step and progress rows and usage, generated
-   inside PostgreSQL (INSERT ... SELECT generate_series). VACUUM ANALYZE. The database is copied
-   (CREATE DATABASE ... TEMPLATE) so that the 10k state can be served again later.
-3. Picks a typical user of the first fill and measures every endpoint over real HTTP through
-   functions-framework serving the local gateway (dev.stack.LocalStack, a free port).
-4. Second fill: 990,000 more tasks of 9,900 more users (1,000,000 in all), same generator,
-   VACUUM ANALYZE, and the same measurement.
-5. Noise control: the machine is shared, so a second functions process serves the 10k copy and the
-   two stacks are measured again with their requests interleaved; the target is judged on that pair.
-6. EXPLAIN (ANALYZE, BUFFERS) of every dashboard statement for that user at 1M: the scans used,
-   and a check that nothing scans tasks, task_steps or task_progress sequentially.
-7. Prints the table and writes it into docs/DASHBOARD.md (between the bench markers).
-
-The measured user keeps the same rows in both states (all 10,000 first-fill tasks belong to the
-first 100 users), so the comparison isolates what the endpoints must not depend on: the size of
-the tables. Every user has the same spread: 100 tasks over 400 days, more of them recent.
+Fills its own embedded PostgreSQL in SQL (10k tasks of 100 users, then 990k more of 9,900 more),
+measures every endpoint over HTTP through the local gateway for a typical user of the first fill
+(whose rows are the same in both states, so only the tables' size differs) after each fill, then
+both states again with their requests interleaved (a copy of the 10k database: the shared
+machine's load falls on both alike; the target is judged on that pair), EXPLAINs every dashboard
+statement (no sequential scan of tasks, task_steps or task_progress), and writes the table into
+docs/DASHBOARD.md between the bench markers.
 
     python -m dev.bench_dashboard [--tasks 1000000] [--users 10000] [--first 10000] [--rounds 400]
-                                  [--paired-rounds 2000]
     python -m dev.bench_dashboard --quick   # a smoke run (20k tasks, ~1 min), prints only
 """
 
@@ -35,7 +24,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +37,8 @@ from common.queries.users import billing_period_start
 from common.services import dashboard as service
 from common.timeutil import utcnow
 from dev import pg
+from dev.bench_report import table
+from dev.bench_util import percentile
 from dev.stack import ROOT, LocalStack, free_port
 from dev.token import user_token
 
@@ -348,16 +339,6 @@ def typical_user(engine: sa.Engine, last_user: int) -> tuple[str, dict[str, Any]
 
 
 # --- measuring ------------------------------------------------------------------------------------
-@dataclass
-class Series:
-    samples: list[float] = field(default_factory=list)
-
-    def pct(self, q: float) -> float:
-        ordered = sorted(self.samples)
-        rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-        return ordered[rank]
-
-
 class Client:
     """One keep-alive connection to a functions process, as a browser would hold."""
 
@@ -388,9 +369,9 @@ class Client:
         self.conn.close()
 
 
-def measure(ports: dict[str, int], token: str, rounds: int, warmup: int) -> dict[tuple[str, str], Series]:
+def measure(ports: dict[str, int], token: str, rounds: int, warmup: int) -> dict[tuple[str, str], list[float]]:
     """Every endpoint on every port, round-robin (the order alternates), after a warm-up."""
-    results = {(state, name): Series() for state in ports for name, _ in ENDPOINTS}
+    results: dict[tuple[str, str], list[float]] = {(state, name): [] for state in ports for name, _ in ENDPOINTS}
     clients = {state: Client(port, token) for state, port in ports.items()}
     states = list(ports)
     try:
@@ -400,7 +381,7 @@ def measure(ports: dict[str, int], token: str, rounds: int, warmup: int) -> dict
                 for state in order:
                     elapsed, _ = clients[state].get(path)
                     if r >= warmup:
-                        results[(state, name)].samples.append(elapsed)
+                        results[(state, name)].append(elapsed)
     finally:
         for client in clients.values():
             client.close()
@@ -498,15 +479,9 @@ def explain(engine: sa.Engine, email: str, show: frozenset[str] = frozenset()) -
 
 
 # --- report ---------------------------------------------------------------------------------------
-def table(rows: list[list[str]], header: list[str]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def report(
-    sequential: dict[str, dict[tuple[str, str], Series]],
-    paired: dict[tuple[str, str], Series],
+    sequential: dict[str, dict[tuple[str, str], list[float]]],
+    paired: dict[tuple[str, str], list[float]],
     explained: list[Explained],
     explained_10k: dict[str, Explained],
     context: dict[str, Any],
@@ -516,32 +491,24 @@ def report(
     ok = True
     for name, _ in ENDPOINTS:
         small, large = paired[("10k", name)], paired[("1M", name)]
-        ratio = large.pct(99) / small.pct(99)
+        ratio = percentile(large, 99) / percentile(small, 99)
         ok = ok and (ratio <= target or name == REFERENCE)
         s10, s1m = sequential["10k"][("10k", name)], sequential["1M"][("1M", name)]
         rows.append(
             [
                 name,
-                f"{s10.pct(50):.1f} / {s10.pct(99):.1f}",
-                f"{s1m.pct(50):.1f} / {s1m.pct(99):.1f}",
-                f"{s1m.pct(99) / s10.pct(99):.2f}",
-                f"{small.pct(50):.1f} / {small.pct(99):.1f}",
-                f"{large.pct(50):.1f} / {large.pct(99):.1f}",
+                f"{percentile(s10, 50):.1f} / {percentile(s10, 99):.1f}",
+                f"{percentile(s1m, 50):.1f} / {percentile(s1m, 99):.1f}",
+                f"{percentile(s1m, 99) / percentile(s10, 99):.2f}",
+                f"{percentile(small, 50):.1f} / {percentile(small, 99):.1f}",
+                f"{percentile(large, 50):.1f} / {percentile(large, 99):.1f}",
                 f"**{ratio:.2f}**",
             ]
         )
-    latency = table(
-        rows,
-        [
-            "endpoint",
-            "10k p50 / p99 ms",
-            "1M p50 / p99 ms",
-            "p99 ratio",
-            "paired 10k p50 / p99",
-            "paired 1M p50 / p99",
-            "paired p99 ratio",
-        ],
+    header = (
+        "endpoint|10k p50 / p99 ms|1M p50 / p99 ms|p99 ratio|paired 10k p50 / p99|paired 1M p50 / p99|paired p99 ratio"
     )
+    latency = "\n".join(table(header, rows))
     seq_free = all(not e.seq_scans for e in explained)
     plan_rows = [
         [
@@ -554,17 +521,8 @@ def report(
         ]
         for e in explained
     ]
-    plans = table(
-        plan_rows,
-        [
-            "statement",
-            "exec ms 10k",
-            "exec ms 1M",
-            "1M buffers hit/read",
-            "scans at 1M",
-            "seq scans (tasks/steps/progress)",
-        ],
-    )
+    header = "statement|exec ms 10k|exec ms 1M|1M buffers hit/read|scans at 1M|seq scans (tasks/steps/progress)"
+    plans = "\n".join(table(header, plan_rows))
     c = context
     text = f"""Run of {c["when"]} on this machine ({c["cpus"]} cores, shared with other work), PostgreSQL
 {c["pg_version"]} (pgserver, default settings), functions-framework serving the local gateway

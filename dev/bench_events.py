@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import pathlib
 import random
 import select
@@ -29,28 +28,9 @@ import sqlalchemy as sa
 
 from common.auth import issue_callback_token
 from common.config import load_settings
-from dev.bench_util import percentile
+from dev.bench_util import percentile, tree_cpu_seconds
 from dev.stack import LocalStack, free_port
 from dev.token import user_token
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _process_tree_cpu(root: int) -> float:
-    total = 0.0
-    for child in pathlib.Path("/proc").iterdir():
-        if child.name.isdigit():
-            try:
-                stat = (child / "stat").read_text()
-                ppid = int(stat.rsplit(")", 1)[1].split()[1])
-                if int(child.name) == root or ppid == root:
-                    total += _cpu_seconds(int(child.name))
-            except (OSError, ValueError, IndexError):
-                continue
-    return total
 
 
 class Watcher(threading.Thread):
@@ -100,18 +80,19 @@ class Watcher(threading.Thread):
 
 def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
     root = pathlib.Path(tempfile.mkdtemp(prefix="pv", dir="/tmp"))
+    # The simulated provider, allowed steps as long as the run: every watched task's first step
+    # waits (handed off) past the end, so the tasks stay active and quiet but for the bench's writes.
     env = {"THREADS": str(args.watchers + 8), "EVENTS_POLL_SECONDS": str(args.poll)}
+    env |= {"STEP_PROVIDER": "simulated", "SIMULATE_MAX_STEP_SECONDS": "600"}
     stack = LocalStack(data_dir=root / "pg", port=free_port(), tick_seconds=3600, env_overrides=env, quiet=True)
     stop = threading.Event()
     try:
         stack.start()
-        os.environ.update({k: v for k, v in stack.env().items() if k in ("JWT_SECRET", "STEP_SIGNING_SECRET")})
+        # The stack serves with this process's secrets (or the development ones): the same settings.
         settings = load_settings()
         tasks, tokens = [], {}
         for i in range(args.tasks):
             token = user_token(f"bench-events-{i}@planter.dev")  # one user per task: no quota in the way
-            # The first task's first step sleeps for the whole run and holds the emulator's one
-            # dispatch: every task stays active and quiet but for the benchmark's own writes.
             body = json.dumps({"project_name": f"Watch {i}", "simulate": {"step_seconds": 600}}).encode()
             conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
             conn.request(
@@ -139,7 +120,7 @@ def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(1)
         assert stack.functions is not None
         functions_pid = stack.functions.pid
-        cpu_before, wall_before = _process_tree_cpu(functions_pid), time.monotonic()
+        cpu_before, wall_before = tree_cpu_seconds(functions_pid), time.monotonic()
         sent: dict[str, tuple[float, str]] = {}
         n = 0
         deadline = time.monotonic() + args.seconds
@@ -163,7 +144,7 @@ def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
             n += 1
             time.sleep(max(0.0, started + 1 / args.writes_per_second - time.monotonic()))
         time.sleep(args.poll * 4 + 1)
-        cpu = _process_tree_cpu(functions_pid) - cpu_before
+        cpu = tree_cpu_seconds(functions_pid) - cpu_before
         wall = time.monotonic() - wall_before
         per_task = {t: sum(1 for i in range(args.watchers) if tasks[i % len(tasks)] == t) for t in tasks}
         latencies, missing = [], 0

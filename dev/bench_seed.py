@@ -29,6 +29,7 @@ _STEP_COUNT = len(STEPS)
 @dataclass(frozen=True)
 class Seeded:
     bench_user: uuid.UUID
+    worker_user: uuid.UUID  # creates the bench's own tasks: unlimited, so no quota gets in the way
     total_tasks: int
     bench_tasks: int
     bench_active: int
@@ -122,7 +123,15 @@ def seed(engine: sa.Engine, *, total_tasks: int, bench_tasks: int = 10_000, benc
             sa.text("INSERT INTO users (email, subject) VALUES (:e, :s) RETURNING id"),
             {"e": BENCH_EMAIL, "s": f"dev|{BENCH_EMAIL}"},
         ).scalar_one()
-        conn.execute(sa.text("INSERT INTO users (email, subject) VALUES (:e, :s)"), {"e": WORKER_EMAIL, "s": "w"})
+        worker_user = conn.execute(
+            sa.text("INSERT INTO users (email, subject) VALUES (:e, 'w') RETURNING id"), {"e": WORKER_EMAIL}
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO subscriptions (user_id, tier, monthly_operations_limit) VALUES (:u, 'enterprise', -1)"
+            ),
+            {"u": worker_user},
+        )
     # The bench user's tasks (newest first: the first ``bench_active`` are the active ones).
     bench_select = _TASK_SELECT.format(user_id="CAST(:user_id AS uuid)", email=":email", active="g <= :active")
     with engine.begin() as conn:
@@ -188,6 +197,7 @@ def seed(engine: sa.Engine, *, total_tasks: int, bench_tasks: int = 10_000, benc
         steps = conn.execute(sa.text("SELECT count(*) FROM task_steps")).scalar_one()
     return Seeded(
         bench_user=bench_user,
+        worker_user=worker_user,
         total_tasks=bench_tasks + other_tasks,
         bench_tasks=bench_tasks,
         bench_active=bench_active,

@@ -1,12 +1,9 @@
-"""Tools of `make bench`: a small HTTP load generator, a round-trip counter for pg8000, statistics.
+"""Tools of `make bench`: a small HTTP load generator, statistics, processes, profiles, import times.
 
 The load generator is plain asyncio over raw sockets with HTTP/1.1 keep-alive: one request in
 flight per connection, requests prebuilt as bytes, responses framed by Content-Length. It costs
 a few tens of microseconds of CPU per request, so one core of it outruns a functions-framework
 worker by a wide margin; `make bench` checks that in every run (the generator check row).
-
-The round-trip counter patches pg8000 *in the bench process only*: every flush of pg8000's
-socket buffer is followed by a blocking read of the server's answer, so flushes are round trips.
 """
 
 from __future__ import annotations
@@ -14,13 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import os
+import pathlib
+import re
+import shutil
+import signal
 import statistics
-import threading
+import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+
+from dev.stack import ROOT, VENV_BIN
 
 # --- statistics -------------------------------------------------------------------------------
 
@@ -51,19 +54,6 @@ def build_request(
     if body or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def http_call(
-    port: int, method: str, path: str, *, headers: dict[str, str] | None = None, body: bytes = b"", timeout: float = 30
-) -> tuple[int, bytes]:
-    """One request on a fresh connection: (status, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body or None, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -223,123 +213,142 @@ def run_load(
     )
 
 
-# --- pg8000 round trips -----------------------------------------------------------------------
+# --- processes --------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-@dataclass
-class RoundTrips:
-    """Round trips (socket flushes answered by the server) and statements, per thread."""
+def start_function(source: pathlib.Path, target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """functions-framework serving ``target`` of ``source``, with ``env`` as its whole environment."""
+    return subprocess.Popen(
+        [
+            *(str(VENV_BIN / "functions-framework"), "--source", str(source), "--target", target),
+            *("--host", "127.0.0.1", "--port", str(port)),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
-    trips: int = 0
-    statements: list[str] = field(default_factory=list)
-    captured: list[tuple[str, Any, Any]] = field(default_factory=list)  # (SQL, values, oids) as sent
-    sql_chars: int = 0  # characters pg8000 scanned to convert the paramstyle
-    paramstyle_seconds: float = 0.0  # the time that conversion took
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
-class RoundTripCounter:
-    """Counts pg8000's round trips in this process while installed (never in production code).
-
-    pg8000 flushes its write buffer once per exchange and then blocks reading the answer, so
-    each flush is one round trip; the statements are recorded from execute_simple/execute_unnamed,
-    and the time pg8000 spends rewriting the paramstyle of each statement is measured too.
-    """
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._installed: list[tuple[Any, str, Any]] = []
-
-    def current(self) -> RoundTrips:
-        counts: RoundTrips | None = getattr(self._local, "counts", None)
-        if counts is None:
-            counts = RoundTrips()
-            self._local.counts = counts
-        return counts
-
-    @contextlib.contextmanager
-    def measure(self) -> Iterator[RoundTrips]:
-        """Count what this thread sends inside the block."""
-        self._local.counts = RoundTrips()
+def wait_answering(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
-            yield self._local.counts
+            conn.request("GET", "/")
+            conn.getresponse().read()
+            return
+        except (ConnectionError, OSError):
+            time.sleep(0.1)
         finally:
-            self._local.counts = None
-
-    def install(self) -> None:
-        from pg8000 import core
-
-        counter = self
-
-        original_flush = core._flush
-
-        def counting_flush(sock: Any) -> None:
-            counts = getattr(counter._local, "counts", None)
-            if counts is not None:
-                counts.trips += 1
-            original_flush(sock)
-
-        def wrap(name: str) -> None:
-            original = getattr(core.CoreConnection, name)
-
-            def wrapper(self: Any, statement: str, *args: Any, **kwargs: Any) -> Any:
-                counts = getattr(counter._local, "counts", None)
-                if counts is not None:
-                    counts.statements.append(" ".join(str(statement).split()))
-                    counts.captured.append((statement, kwargs.get("vals", ()), kwargs.get("oids", ())))
-                return original(self, statement, *args, **kwargs)
-
-            self._installed.append((core.CoreConnection, name, original))
-            setattr(core.CoreConnection, name, wrapper)
-
-        self._installed.append((core, "_flush", original_flush))
-        core._flush = counting_flush
-
-        from pg8000 import legacy
-
-        original_convert = legacy.convert_paramstyle
-
-        def timed_convert(style: str, query: str, args: Any) -> Any:
-            counts = getattr(counter._local, "counts", None)
-            started = time.perf_counter()
-            try:
-                return original_convert(style, query, args)
-            finally:
-                if counts is not None:
-                    counts.paramstyle_seconds += time.perf_counter() - started
-                    counts.sql_chars += len(query)
-
-        self._installed.append((legacy, "convert_paramstyle", original_convert))
-        legacy.convert_paramstyle = timed_convert
-        wrap("execute_simple")
-        wrap("execute_unnamed")
-
-    def uninstall(self) -> None:
-        for owner, name, original in reversed(self._installed):
-            setattr(owner, name, original)
-        self._installed.clear()
+            conn.close()
+    raise TimeoutError(f"nothing answers on port {port}")
 
 
-def statement_kind(statement: str) -> str:
-    """BEGIN, COMMIT, SELECT ... FOR UPDATE, INSERT, UPDATE, WITH, SELECT: for the round-trip table."""
-    words = statement.strip().split()
-    first = words[0].upper() if words else "?"
-    if first in ("BEGIN", "COMMIT", "ROLLBACK"):
-        return first
-    if first == "SELECT" and "FOR UPDATE" in statement.upper():
-        return "SELECT … FOR UPDATE"
-    return first
+def tree_cpu_seconds(root_pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live descendants, plus its reaped children."""
+    parents: dict[int, int] = {}
+    times: dict[int, tuple[int, int]] = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
+    tree, grew = {root_pid}, True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    total = sum(times[p][0] for p in tree if p in times) + times.get(root_pid, (0, 0))[1]
+    return total / _TICK
 
 
-def describe_statements(statements: Sequence[str]) -> str:
-    """A compact listing: 'BEGIN, SELECT … FOR UPDATE, INSERT, UPDATE, SELECT, COMMIT'."""
-    return ", ".join(statement_kind(s) for s in statements)
+# --- py-spy profiles (GIL-holding samples, charged to the innermost known package) ----------------
+
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
+OWNERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("pg8000 (driver)", ("pg8000/",)),
+    ("SQLAlchemy", ("sqlalchemy/",)),
+    ("pydantic", ("pydantic/", "pydantic_core/")),
+    ("PyJWT + cryptography", ("jwt/", "cryptography/")),
+    ("Flask", ("flask/",)),
+    ("Werkzeug", ("werkzeug/",)),
+    ("gunicorn", ("gunicorn/",)),
+    ("functions-framework", ("functions_framework/",)),
+    ("google / grpc", ("google/", "grpc/", "proto/")),
+    ("Planter code", ("common/", "functions/", "dev/gateway.py", "main.py")),
+)
+OTHER = "other (stdlib, idle loops)"
 
 
-def measure_calls(fn: Callable[[], Any], n: int) -> list[float]:
-    """Wall-clock seconds of ``n`` sequential calls."""
-    times = []
-    for _ in range(n):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return times
+def py_spy() -> str | None:
+    local = VENV_BIN / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def start_profile(exe: str, pid: int, output: pathlib.Path, seconds: float, rate: int) -> subprocess.Popen[bytes]:
+    """Sample ``pid`` and its children for ``seconds``, collapsed stacks into ``output``."""
+    command = [exe, "record", "--pid", str(pid), "--subprocesses", "--gil", "--nonblocking", "--rate", str(rate)]
+    command += ["--duration", str(round(seconds)), "--format", "raw", "-o", str(output)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def owner_shares(path: pathlib.Path) -> tuple[int, dict[str, float]]:
+    """(samples, share of samples per owner) from py-spy's raw output."""
+    owners: Counter[str] = Counter()
+    lines = path.read_text().splitlines() if path.exists() else []
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        files = [m["file"] for f in stack.split(";") if (m := _FRAME.match(f))]
+        if not files or not count.isdigit():
+            continue
+        owner = next(
+            (name for file in reversed(files) for name, marks in OWNERS if any(m in file for m in marks)), OTHER
+        )
+        owners[owner] += int(count)
+    samples = sum(owners.values())
+    return samples, {k: v / samples for k, v in owners.most_common()} if samples else {}
+
+
+# --- -X importtime ---------------------------------------------------------------------------------
+
+_IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (.*)$")
+
+
+def import_self_ms(stderr: str) -> dict[str, float]:
+    """Import self time summed per top-level package (ms), largest first."""
+    totals: Counter[str] = Counter()
+    for line in stderr.splitlines():
+        if m := _IMPORT_LINE.match(line):
+            totals[m.group(3).strip().split(".")[0]] += int(m.group(1))
+    return {package: us / 1000 for package, us in totals.most_common()}
+
+
+def import_cumulative_ms(stderr: str, name: str) -> float | None:
+    """The cumulative import time of module ``name`` (its outermost import), ms."""
+    for line in stderr.splitlines():
+        if (m := _IMPORT_LINE.match(line)) and m.group(3).strip() == name:
+            return int(m.group(2)) / 1000
+    return None
