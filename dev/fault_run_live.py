@@ -151,8 +151,9 @@ def report(
     )
     statuses = {r[0]: r[1] for r in rows}
     waited_on = {r[0]: r[2] for r in rows}  # the build the step ended with (or waits for)
-    # A build whose attempt the kill cut short before its hand-off was recorded is abandoned: the
-    # next attempt starts its own build (tagged with its attempt), whose outcome ends the step.
+    # A build whose attempt the kill cut short before its hand-off was recorded is adopted by the
+    # next attempt (common/gcp/builds.py), so its step ends with it too; one the step did not end
+    # with (expected: none) is counted as abandoned.
     abandoned = [b for b, t in lost.items() if waited_on.get(t) != b]
     relied_on = {b: t for b, t in lost.items() if waited_on.get(t) == b}
     not_by_check = [t for t in relied_on.values() if not (statuses.get(t) == "succeeded" and by_check[t] >= 1)]

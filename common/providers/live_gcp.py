@@ -99,15 +99,17 @@ class GcpSteps:
         if not repo_url:
             raise StepRefused("the task has no repository to build: its forking_template step did not record one")
         service = builds.service_name(repo_url.rsplit("/", 1)[-1])
-        tag = builds.attempt_tag(ctx.task_id, ctx.step, ctx.attempt)
-        build = builds.find_build(self.gcp, project_id, tag)  # a redelivery finds the build it started
+        # An earlier delivery or attempt (say, one killed after submitting) may have started the build.
+        build = builds.adoptable(builds.find_builds(self.gcp, project_id, builds.step_tag(ctx.task_id, ctx.step)))
         if build is None:
             percent = pipeline.BY_NAME[ctx.step].progress_percent
             callback = f"{self.config.callback_base_url.rstrip('/')}/api/v1/tasks/{ctx.task_id}/progress"
             config = builds.build_config(
                 f"{repo_url}.git", service, self.config.region, callback, ctx.callback_token(), ctx.step, percent
             )
-            build = builds.create_build(self.gcp, project_id, config, [builds.task_tag(ctx.task_id), tag])
+            build = builds.create_build(
+                self.gcp, project_id, config, builds.build_tags(ctx.task_id, ctx.step, ctx.attempt)
+            )
         state = {"project_id": project_id, "build_id": build["id"], "service": service, "region": self.config.region}
         state["made"] = _made(state, build)
         return self._build_outcome(ctx, state, build)

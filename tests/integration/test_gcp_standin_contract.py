@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import googleapiclient
+import httpx
 import pytest
 
 from common.gcp.client import GcpClient
@@ -134,3 +135,57 @@ def test_every_exchange_of_the_google_steps_matches_googles_discovery_documents(
         "cloudbuild.projects.builds.get",
         "run.projects.locations.services.get",
     }, called
+
+
+def test_the_build_list_honours_cloud_builds_tags_filter_and_refuses_filters_it_does_not_serve() -> None:
+    standin = GcpStandIn(free_port()).start()
+    try:
+        with httpx.Client(base_url=standin.base_url) as http:
+            assert http.post("/v3/projects", json={"projectId": "filter-app"}).status_code == 200
+            step = {"id": "noop", "name": "gcr.io/cloud-builders/git", "args": ["version"]}
+            made = [
+                http.post("/v1/projects/filter-app/builds", json={"steps": [step], "tags": tags}).json()
+                for tags in (["planter-deploying-t", "planter-deploying-t-a1"], ["other"], ["planter-deploying-t"])
+            ]
+            ids = [op["metadata"]["build"]["id"] for op in made]
+
+            def listed(params: dict[str, str]) -> list[str]:
+                answer = http.get("/v1/projects/filter-app/builds", params=params)
+                assert answer.status_code == 200, answer.text
+                return [b["id"] for b in answer.json()["builds"]]
+
+            assert listed({"filter": 'tags="planter-deploying-t"'}) == [ids[2], ids[0]]  # newest first
+            assert listed({"filter": 'tags="planter-deploying-t-a1"'}) == [ids[0]]
+            assert listed({"filter": 'tags="planter"'}) == []  # a whole tag, not a prefix
+            assert listed({}) == ids[::-1]
+            for unserved in ('tag="other"', "tags=other", 'tags="a" OR tags="b"', 'status="SUCCESS"'):
+                refused = http.get("/v1/projects/filter-app/builds", params={"filter": unserved})
+                assert refused.status_code == 400 and refused.json()["error"]["status"] == "INVALID_ARGUMENT"
+    finally:
+        standin.stop()
+
+
+def test_a_posting_step_that_fails_fails_the_build_unless_it_allows_failure() -> None:
+    standin = GcpStandIn(free_port()).start()
+    try:
+        with httpx.Client(base_url=standin.base_url) as http:
+            assert http.post("/v3/projects", json={"projectId": "post-app"}).status_code == 200
+            nowhere = f"http://127.0.0.1:{free_port()}/progress"  # nothing listens: curl -f fails
+            post = {"id": "progress", "name": "gcr.io/cloud-builders/curl", "args": ["-sf", nowhere, "-d", "{}"]}
+
+            def ended(allow_failure: bool) -> dict[str, Any]:
+                made = http.post(
+                    "/v1/projects/post-app/builds", json={"steps": [{**post, "allowFailure": allow_failure}]}
+                )
+                url = f"/v1/projects/post-app/builds/{made.json()['metadata']['build']['id']}"
+                deadline = time.monotonic() + 10
+                while (build := http.get(url).json())["status"] in ("QUEUED", "WORKING"):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                return dict(build)
+
+            failed = ended(allow_failure=False)
+            assert failed["status"] == "FAILURE" and '"progress"' in failed["statusDetail"]
+            assert ended(allow_failure=True)["status"] == "SUCCESS"
+    finally:
+        standin.stop()

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
+from common.gcp.builds import attempt_tag, build_tags, task_tag
 from common.gcp.client import GcpClient
 from common.providers import HandedOff, StepContext, StepOutcome
 from common.providers.live import LiveProvider
@@ -137,9 +138,13 @@ def test_the_whole_pipeline_deploys_with_the_builds_own_progress_in_the_history(
         ("deploying", 81, "Cloud Build: pushing"),
         ("deploying", 84, "Cloud Build: deploying"),
     ]
-    # The build was tagged with the task: a redelivered attempt would have found it.
+    # The build carries the task, the step (what any later attempt looks for) and its attempt.
     build = gcp.state.builds[row["result"]["build_id"]]
-    assert f"planter-task-{task_id}" in build["tags"]
+    assert build["tags"] == [
+        f"planter-task-{task_id}",
+        f"planter-deploying-{task_id}",
+        f"planter-deploying-{task_id}-a1",
+    ]
 
 
 def test_a_lost_final_callback_is_found_by_the_scheduled_check(
@@ -290,3 +295,94 @@ def _step_ctx(task_id: str, step: str, facts: dict[str, Any], handoff: dict[str,
     return StepContext(
         task_id, step, 1, "Second Release", "", "saas", {}, facts, lambda: callback_token(task_id), handoff or {}
     )
+
+
+class Killed(BaseException):
+    """The functions killed mid-step: no exception a step records, so nothing of the run is recorded."""
+
+
+@dataclasses.dataclass(frozen=True)
+class KilledAfterSubmitting:
+    """The provider, with its process killed right after the step's work (the build submitted) and
+    before the steps service records the hand-off: the step stays running until its lease expires."""
+
+    provider: LiveProvider
+
+    def run(self, ctx: StepContext) -> StepOutcome | HandedOff:
+        self.provider.run(ctx)
+        raise Killed
+
+    def check(self, ctx: StepContext) -> StepOutcome | HandedOff:
+        return self.provider.check(ctx)
+
+
+def killed_after_submitting(runtime: Runtime, engine: sa.Engine, task_id: str, provider: LiveProvider) -> None:
+    """Attempt 1 submits its build and dies; then its lease runs out (time passing, not slept), so
+    the next delivery is attempt 2, as the reaper re-enqueues it."""
+    with pytest.raises(Killed):
+        steps.run_step(runtime, uuid.UUID(task_id), "deploying", KilledAfterSubmitting(provider))
+    assert step_row(engine, task_id, "deploying")["status"] == "running"  # nothing was recorded
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE task_steps SET lease_expires_at = now() - interval '1 second' WHERE task_id = :t AND name = :s"
+            ),
+            {"t": task_id, "s": "deploying"},
+        )
+
+
+def task_builds(gcp: GcpStandIn, task_id: str) -> list[dict[str, Any]]:
+    with gcp.state.lock:
+        return [dict(b) for b in gcp.state.builds.values() if task_tag(task_id) in b["tags"]]
+
+
+def test_a_new_attempt_after_a_kill_waits_on_the_running_build_and_starts_no_second_one(
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
+) -> None:
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Killed Deploy")
+    httpx.post(f"{gcp.base_url}/_faults", json={"hold_build": True, "times": 1})  # it stays QUEUED
+    killed_after_submitting(runtime, engine, task_id, provider)
+    [first] = task_builds(gcp, task_id)
+    assert first["status"] == "QUEUED" and first["tags"] == build_tags(task_id, "deploying", 1)
+
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"  # attempt 2 waits on attempt 1's build
+    assert [b["id"] for b in task_builds(gcp, task_id)] == [first["id"]]
+    httpx.delete(f"{gcp.base_url}/_faults")  # the build runs and posts its outcome
+    row = wait_for(engine, task_id, "deploying", "succeeded")
+    assert row["status"] == "succeeded" and row["attempts"] == 2, row
+    assert row["result"]["build_id"] == first["id"] and row["result"]["service_url"].endswith(".run.app")
+    assert [b["id"] for b in task_builds(gcp, task_id)] == [first["id"]]
+
+
+def test_a_build_that_succeeded_while_no_attempt_waited_ends_the_next_attempt_at_once(
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
+) -> None:
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Finished Alone")
+    killed_after_submitting(runtime, engine, task_id, provider)
+    wait_build_done(gcp)  # its outcome callback found the step running, not waiting: refused
+    [first] = task_builds(gcp, task_id)
+    assert first["status"] == "SUCCESS" and step_row(engine, task_id, "deploying")["status"] == "running"
+
+    assert run(runtime, task_id, "deploying", provider).outcome == "succeeded"
+    row = step_row(engine, task_id, "deploying")
+    assert row["attempts"] == 2 and row["result"]["build_id"] == first["id"]
+    assert [b["id"] for b in task_builds(gcp, task_id)] == [first["id"]]
+
+
+def test_a_build_that_failed_while_no_attempt_waited_is_retried_with_a_new_build(
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
+) -> None:
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Failed Alone")
+    httpx.post(f"{gcp.base_url}/_faults", json={"fail_build": True, "times": 1})
+    killed_after_submitting(runtime, engine, task_id, provider)
+    wait_build_done(gcp)
+    [failed] = task_builds(gcp, task_id)
+    assert failed["status"] == "FAILURE"
+
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"  # attempt 2: a new build
+    row = wait_for(engine, task_id, "deploying", "succeeded")
+    assert row["status"] == "succeeded" and row["attempts"] == 2, row
+    builds = {b["id"]: b for b in task_builds(gcp, task_id)}
+    assert set(builds) == {failed["id"], row["result"]["build_id"]}
+    retry = builds[row["result"]["build_id"]]
+    assert retry["status"] == "SUCCESS" and attempt_tag(task_id, "deploying", 2) in retry["tags"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import threading
 from typing import Any
 
 from dev.standins.gcp import builds
@@ -65,7 +66,7 @@ class GcpStandIn(JsonApiStandIn):
         if (m := _BUILDS.match(path)) and method == "POST":
             return builds.create_build(state, self.base_url, m["id"], body)
         if (m := _BUILDS.match(path)) and method == "GET":
-            return 200, builds.list_builds(state, m["id"], (query.get("filter") or [""])[0])
+            return builds.list_builds(state, m["id"], (query.get("filter") or [""])[0])
         if (m := _BUILD.match(path)) and method == "GET":
             with state.lock:
                 build = state.builds.get(m["build"])
@@ -78,11 +79,14 @@ class GcpStandIn(JsonApiStandIn):
         return 404, google_error(404, f"the stand-in does not serve {method} {path}")
 
     def add_fault(self, spec: dict[str, Any]) -> None:
-        """Cloud Build scripts (`lose_final_callback`, `fail_build`) or an HTTP fault (faults.py)."""
+        """Cloud Build scripts (`lose_final_callback`, `fail_build`, `hold_build`) or an HTTP fault (faults.py)."""
         times = int(spec.get("times", 1))
         with self.state.lock:
             if spec.get("lose_final_callback"):
                 self.state.script.lose_final_callback += times
+                return
+            if spec.get("hold_build"):
+                self.state.script.hold += times
                 return
             if spec.get("fail_build"):
                 self.state.script.fail += times
@@ -96,7 +100,9 @@ class GcpStandIn(JsonApiStandIn):
     def clear_faults(self) -> None:
         self.faults.clear()
         with self.state.lock:
-            self.state.script.lose_final_callback = self.state.script.fail = 0
+            self.state.script.lose_final_callback = self.state.script.fail = self.state.script.hold = 0
+            self.state.held_builds_go.set()
+            self.state.held_builds_go = threading.Event()
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ class BuildScript:
 
     lose_final_callback: int = 0
     fail: int = 0
+    hold: int = 0  # builds that stay QUEUED until the faults are cleared (a build still running)
     fail_message: str = 'Step #1 - "build": exit status 1'
 
 
@@ -34,6 +35,8 @@ class GcpState:
     builds: dict[str, dict[str, Any]] = field(default_factory=dict)  # build id → Build
     services: dict[str, dict[str, Any]] = field(default_factory=dict)  # full service name → Service
     script: BuildScript = field(default_factory=BuildScript)
+    # Set (and replaced by a fresh event) when the faults are cleared: the held builds go on.
+    held_builds_go: threading.Event = field(default_factory=threading.Event)
     lost_final_callbacks: set[str] = field(default_factory=set)  # build ids: what a fault run checks against
     numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(100000000001))
 
