@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import time
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from common.config import Settings, get_settings
+from common.config import Settings
 from common.errors import IdentityProviderUnavailable, Unauthorized
+
+if TYPE_CHECKING:
+    from common.runtime import Clock
 
 CALLBACK_AUDIENCE = "planter-progress"
 SIGNATURE_HEADER = "X-Planter-Signature"
@@ -36,13 +39,6 @@ def bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required")
     return token.strip()
-
-
-@functools.cache
-def _jwks_client(url: str) -> jwt.PyJWKClient:
-    # One client per instance: it caches the key set and refetches once for an unknown kid. No
-    # per-kid cache (cache_keys): it never expires, so a key the provider revoked would stay valid.
-    return jwt.PyJWKClient(url, lifespan=3600, timeout=5)
 
 
 def _decode(token: str, key: Any, algorithms: tuple[str, ...], settings: Settings, **options: Any) -> dict[str, Any]:
@@ -71,18 +67,19 @@ class _VerifiedTokens:
     minute. Only successes are kept: a refused token is refused again on every request.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
 
     def get(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
         hit = self._entries.get(key)
-        if hit is not None and hit[0] > time.time():
+        if hit is not None and hit[0] > self._clock.time():
             return True, hit[1]
         return False, None
 
     def put(self, key: tuple[Any, ...], expires_at: Any, value: Any) -> None:
         try:  # PyJWT accepts an exp that int() takes, "1700000000" included
-            until = min(time.time() + _TOKEN_CACHE_SECONDS, float(expires_at))
+            until = min(self._clock.time() + _TOKEN_CACHE_SECONDS, float(expires_at))
         except (TypeError, ValueError):
             return  # no usable exp: not remembered, verified again next time
         if len(self._entries) >= _TOKEN_CACHE_LIMIT:
@@ -90,21 +87,66 @@ class _VerifiedTokens:
         self._entries[key] = (until, value)
 
 
-_verified = _VerifiedTokens()
+class TokenVerifier:
+    """Who is calling, for one instance (the runtime holds it): its settings, the tokens it verified
+    in the last minute and its JWKS client, built on first use."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self._verified = _VerifiedTokens(clock)
+        self._jwks: jwt.PyJWKClient | None = None
+        self._lock = threading.Lock()
+
+    def jwks_client(self) -> jwt.PyJWKClient:
+        """The instance's JWKS client, made on first use."""
+        # One client per instance: it caches the key set and refetches once for an unknown kid. No
+        # per-kid cache (cache_keys): it never expires, so a key the provider revoked would stay valid.
+        with self._lock:
+            if self._jwks is None:
+                self._jwks = jwt.PyJWKClient(self.settings.jwt_jwks_url, lifespan=3600, timeout=5)
+            return self._jwks
+
+    def user(self, token: str) -> Identity:
+        """Verify a user's JWT (HS256 with JWT_SECRET, or RS256/ES256 against the JWKS)."""
+        found, identity = self._verified.get(("user", token))
+        if found:
+            return identity  # type: ignore[no-any-return]
+        identity, expires_at = _verify_user_token(token, self.settings, self.jwks_client)
+        self._verified.put(("user", token), expires_at, identity)
+        return identity
+
+    def remembers(self, token: str) -> bool:
+        """Whether a user token is still remembered as verified (answered without PyJWT)."""
+        return bool(self._verified.get(("user", token))[0])
+
+    def callback(self, token: str, task_id: str) -> None:
+        """Accept only a callback token bound to ``task_id``; anything else is 401."""
+        key = ("callback", token, task_id)
+        if self._verified.get(key)[0]:
+            return
+        settings = self.settings
+        try:
+            claims = _decode(
+                token, settings.step_signing_secret, _SYMMETRIC_ALGORITHMS, settings, audience=CALLBACK_AUDIENCE
+            )
+        except jwt.PyJWTError as error:
+            raise Unauthorized(_reason(error)) from error
+        if not _same_uuid(claims.get("sub"), task_id):
+            raise Unauthorized("the token is bound to another task")
+        self._verified.put(key, claims.get("exp"), None)
+
+    def step_caller(self, signature: str | None, authorization: str | None, body: bytes) -> None:
+        """Refuse a step or scheduler request that our own queue or scheduler did not send."""
+        settings = self.settings
+        if not signature or not hmac.compare_digest(signature, sign_body(body, settings.step_signing_secret)):
+            raise Unauthorized("the request signature is missing or wrong")
+        if settings.verify_oidc:
+            _verify_oidc(bearer_token(authorization), settings)
 
 
-def verify_user_token(token: str, settings: Settings | None = None) -> Identity:
-    """Verify a user's JWT (HS256 with JWT_SECRET, or RS256/ES256 against the JWKS)."""
-    settings = settings or get_settings()
-    found, identity = _verified.get(("user", token, settings))
-    if found:
-        return identity  # type: ignore[no-any-return]
-    identity, expires_at = _verify_user_token(token, settings)
-    _verified.put(("user", token, settings), expires_at, identity)
-    return identity
-
-
-def _verify_user_token(token: str, settings: Settings) -> tuple[Identity, Any]:
+def _verify_user_token(
+    token: str, settings: Settings, jwks_client: Callable[[], jwt.PyJWKClient]
+) -> tuple[Identity, Any]:
     try:
         header = jwt.get_unverified_header(token)
         alg = header.get("alg")
@@ -118,7 +160,7 @@ def _verify_user_token(token: str, settings: Settings) -> tuple[Identity, Any]:
         if alg in _ASYMMETRIC_ALGORITHMS and settings.jwt_jwks_url:
             # The PyJWK itself, not its .key: PyJWT then verifies with the algorithm the key was
             # published for, so an ES256 header naming an RSA kid is refused (401), not a TypeError (500).
-            signing_key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token)
+            signing_key = jwks_client().get_signing_key_from_jwt(token)
             claims = _decode(token, signing_key, _ASYMMETRIC_ALGORITHMS, settings, **extra)
         elif alg in _SYMMETRIC_ALGORITHMS and settings.jwt_secret:
             claims = _decode(token, settings.jwt_secret, _SYMMETRIC_ALGORITHMS, settings, **extra)
@@ -158,30 +200,12 @@ def _reason(error: jwt.PyJWTError) -> str:
     return "the token is invalid"
 
 
-def issue_callback_token(task_id: str, settings: Settings | None = None, ttl_seconds: int | None = None) -> str:
+def issue_callback_token(task_id: str, settings: Settings, now: float, ttl_seconds: int | None = None) -> str:
     """A token that lets an outside worker post progress for this one task, and nothing else."""
-    settings = settings or get_settings()
-    now = int(time.time())
+    now = int(now)
     ttl = ttl_seconds if ttl_seconds is not None else settings.callback_token_ttl_seconds
     claims = {"sub": task_id, "aud": CALLBACK_AUDIENCE, "iat": now, "exp": now + ttl}
     return jwt.encode(claims, settings.step_signing_secret, algorithm="HS256")
-
-
-def verify_callback_token(token: str, task_id: str, settings: Settings | None = None) -> None:
-    """Accept only a callback token bound to ``task_id``; anything else is 401."""
-    settings = settings or get_settings()
-    key = ("callback", token, task_id, settings)
-    if _verified.get(key)[0]:
-        return
-    try:
-        claims = _decode(
-            token, settings.step_signing_secret, _SYMMETRIC_ALGORITHMS, settings, audience=CALLBACK_AUDIENCE
-        )
-    except jwt.PyJWTError as error:
-        raise Unauthorized(_reason(error)) from error
-    if not _same_uuid(claims.get("sub"), task_id):
-        raise Unauthorized("the token is bound to another task")
-    _verified.put(key, claims.get("exp"), None)
 
 
 def _same_uuid(subject: Any, task_id: str) -> bool:
@@ -195,17 +219,6 @@ def _same_uuid(subject: Any, task_id: str) -> bool:
 def sign_body(body: bytes, secret: str) -> str:
     """The ``X-Planter-Signature`` value of a step request body."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def verify_step_caller(
-    signature: str | None, authorization: str | None, body: bytes, settings: Settings | None = None
-) -> None:
-    """Refuse a step or scheduler request that our own queue or scheduler did not send."""
-    settings = settings or get_settings()
-    if not signature or not hmac.compare_digest(signature, sign_body(body, settings.step_signing_secret)):
-        raise Unauthorized("the request signature is missing or wrong")
-    if settings.verify_oidc:
-        _verify_oidc(bearer_token(authorization), settings)
 
 
 def _verify_oidc(token: str, settings: Settings) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,35 +17,37 @@ class ConfigError(RuntimeError):
     """The environment does not describe a runnable configuration."""
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+@dataclass(frozen=True)
+class _Environment:
+    """Typed reads of one environment mapping (os.environ in production, a dict in tests)."""
 
+    values: Mapping[str, str]
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name)
-    try:
-        return int(raw) if raw else default
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    def text(self, name: str, default: str = "") -> str:
+        return self.values.get(name, default).strip()
 
+    def integer(self, name: str, default: int) -> int:
+        raw = self.text(name)
+        try:
+            return int(raw) if raw else default
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name)
-    try:
-        return float(raw) if raw else default
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    def number(self, name: str, default: float) -> float:
+        raw = self.text(name)
+        try:
+            return float(raw) if raw else default
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
+    def csv(self, name: str) -> tuple[str, ...]:
+        return tuple(x.strip() for x in self.text(name).split(",") if x.strip())
 
-def _csv(name: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in _env(name).split(",") if x.strip())
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    raw = _env(name).lower()
-    if not raw:
-        return default
-    return raw in {"1", "true", "yes", "on"}
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name).lower()
+        if not raw:
+            return default
+        return raw in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -159,73 +160,75 @@ def priority_queues(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def load_settings() -> Settings:
-    """Read and validate the environment; raise ConfigError naming the variable at fault."""
-    environment = _env("PLANTER_ENV", "development")
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate an environment (the process's by default); raise ConfigError naming the
+    variable at fault. Called once per instance, by the entry point."""
+    env = _Environment(os.environ if environ is None else environ)
+    environment = env.text("PLANTER_ENV", "development")
     dev = environment in {"development", "test"}
-    timeout_raw = _env("STEP_TIMEOUT_SECONDS")
+    timeout_raw = env.text("STEP_TIMEOUT_SECONDS")
     settings = Settings(
         environment=environment,
-        database_url=_env("DATABASE_URL"),
-        instance_connection_name=_env("INSTANCE_CONNECTION_NAME"),
-        db_user=_env("DB_USER"),
-        db_password=_env("DB_PASSWORD"),
-        db_name=_env("DB_NAME", "planter"),
-        db_iam_auth=_env_bool("DB_IAM_AUTH", False),
-        db_ip_type=_env("DB_IP_TYPE", "public").lower(),
-        db_pool_size=_env_int("DB_POOL_SIZE", 4),
-        db_max_overflow=_env_int("DB_MAX_OVERFLOW", 0),
-        jwt_secret=_env("JWT_SECRET", DEV_JWT_SECRET if dev else ""),
-        jwt_jwks_url=_env("JWT_JWKS_URL"),
-        jwt_issuer=_env("JWT_ISSUER"),
-        jwt_audience=_env("JWT_AUDIENCE"),
-        jwt_leeway_seconds=_env_int("JWT_LEEWAY_SECONDS", 30),
-        step_signing_secret=_env("STEP_SIGNING_SECRET", DEV_STEP_SECRET if dev else ""),
-        tasks_project=_env("TASKS_PROJECT", "planter-local"),
-        tasks_location=_env("TASKS_LOCATION", "us-central1"),
-        tasks_queue=_env("TASKS_QUEUE", "planter-steps"),
-        tasks_endpoint=_env("CLOUD_TASKS_ENDPOINT"),
-        tasks_queue_high=priority_queues(os.environ)["high"],
-        tasks_queue_low=priority_queues(os.environ)["low"],
-        step_url=_env("STEP_URL", "http://127.0.0.1:8080/internal/steps"),
-        oidc_service_account=_env("TASKS_OIDC_SERVICE_ACCOUNT"),
-        oidc_audience=_env("TASKS_OIDC_AUDIENCE"),
-        verify_oidc=_env_bool("VERIFY_OIDC", not dev),
-        step_provider=_env("STEP_PROVIDER", "live"),
+        database_url=env.text("DATABASE_URL"),
+        instance_connection_name=env.text("INSTANCE_CONNECTION_NAME"),
+        db_user=env.text("DB_USER"),
+        db_password=env.text("DB_PASSWORD"),
+        db_name=env.text("DB_NAME", "planter"),
+        db_iam_auth=env.flag("DB_IAM_AUTH", False),
+        db_ip_type=env.text("DB_IP_TYPE", "public").lower(),
+        db_pool_size=env.integer("DB_POOL_SIZE", 4),
+        db_max_overflow=env.integer("DB_MAX_OVERFLOW", 0),
+        jwt_secret=env.text("JWT_SECRET", DEV_JWT_SECRET if dev else ""),
+        jwt_jwks_url=env.text("JWT_JWKS_URL"),
+        jwt_issuer=env.text("JWT_ISSUER"),
+        jwt_audience=env.text("JWT_AUDIENCE"),
+        jwt_leeway_seconds=env.integer("JWT_LEEWAY_SECONDS", 30),
+        step_signing_secret=env.text("STEP_SIGNING_SECRET", DEV_STEP_SECRET if dev else ""),
+        tasks_project=env.text("TASKS_PROJECT", "planter-local"),
+        tasks_location=env.text("TASKS_LOCATION", "us-central1"),
+        tasks_queue=env.text("TASKS_QUEUE", "planter-steps"),
+        tasks_endpoint=env.text("CLOUD_TASKS_ENDPOINT"),
+        tasks_queue_high=priority_queues(env.values)["high"],
+        tasks_queue_low=priority_queues(env.values)["low"],
+        step_url=env.text("STEP_URL", "http://127.0.0.1:8080/internal/steps"),
+        oidc_service_account=env.text("TASKS_OIDC_SERVICE_ACCOUNT"),
+        oidc_audience=env.text("TASKS_OIDC_AUDIENCE"),
+        verify_oidc=env.flag("VERIFY_OIDC", not dev),
+        step_provider=env.text("STEP_PROVIDER", "live"),
         step_timeout_seconds=float(timeout_raw) if timeout_raw else None,
-        redelivery_grace_seconds=_env_float("REDELIVERY_GRACE_SECONDS", 60.0),
-        callback_token_ttl_seconds=_env_int("CALLBACK_TOKEN_TTL_SECONDS", 6 * 3600),
-        cors_origins=tuple(o.strip() for o in _env("CORS_ORIGINS").split(",") if o.strip()),
-        max_body_bytes=_env_int("MAX_BODY_BYTES", 64 * 1024),
-        cost_per_ai_operation=_env_float("COST_PER_AI_OPERATION", 0.05),
-        ai_model=_env("GEMINI_MODEL", "gemini-2.5-flash"),
-        ai_project=_env("VERTEX_PROJECT", _env("TASKS_PROJECT", "planter-local")),
-        ai_location=_env("VERTEX_LOCATION", "us-central1"),
-        ai_base_url=_env("GEMINI_BASE_URL"),
-        ai_api_key=_env("GEMINI_API_KEY"),
-        ai_timeout_seconds=_env_float("GEMINI_TIMEOUT_SECONDS", 30.0),
-        github_api_url=_env("GITHUB_API_URL", "https://api.github.com"),
-        github_token=_env("GITHUB_TOKEN"),
-        github_app_id=_env("GITHUB_APP_ID"),
+        redelivery_grace_seconds=env.number("REDELIVERY_GRACE_SECONDS", 60.0),
+        callback_token_ttl_seconds=env.integer("CALLBACK_TOKEN_TTL_SECONDS", 6 * 3600),
+        cors_origins=tuple(o.strip() for o in env.text("CORS_ORIGINS").split(",") if o.strip()),
+        max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024),
+        cost_per_ai_operation=env.number("COST_PER_AI_OPERATION", 0.05),
+        ai_model=env.text("GEMINI_MODEL", "gemini-2.5-flash"),
+        ai_project=env.text("VERTEX_PROJECT", env.text("TASKS_PROJECT", "planter-local")),
+        ai_location=env.text("VERTEX_LOCATION", "us-central1"),
+        ai_base_url=env.text("GEMINI_BASE_URL"),
+        ai_api_key=env.text("GEMINI_API_KEY"),
+        ai_timeout_seconds=env.number("GEMINI_TIMEOUT_SECONDS", 30.0),
+        github_api_url=env.text("GITHUB_API_URL", "https://api.github.com"),
+        github_token=env.text("GITHUB_TOKEN"),
+        github_app_id=env.text("GITHUB_APP_ID"),
         # A PEM from Secret Manager; "\n" escapes are accepted where a variable cannot hold newlines.
-        github_app_private_key=_env("GITHUB_APP_PRIVATE_KEY").replace("\\n", "\n"),
-        github_app_install_url=_env("GITHUB_APP_INSTALL_URL", "https://github.com/apps/planter/installations/new"),
-        github_org=_env("PLANTER_GITHUB_ORG", "planter-projects"),
-        github_templates=_csv("GITHUB_TEMPLATES") or ("planter-templates/python-service",),
-        standins=_csv("PLANTER_STANDINS"),
-        events_poll_seconds=_env_float("EVENTS_POLL_SECONDS", 0.25),
-        events_heartbeat_seconds=_env_float("EVENTS_HEARTBEAT_SECONDS", 10.0),
-        events_stream_seconds=_env_float("EVENTS_STREAM_SECONDS", 50.0),
-        events_retry_ms=_env_int("EVENTS_RETRY_MS", 1000),
-        stream_token_ttl_seconds=_env_int("STREAM_TOKEN_TTL_SECONDS", 300),
-        allow_simulate=_env_bool("ALLOW_SIMULATE", dev),
-        simulate_max_step_seconds=_env_float("SIMULATE_MAX_STEP_SECONDS", 60.0),
-        gcp_parent=_env("GCP_PROJECT_PARENT"),
-        gcp_billing_account=_env("GCP_BILLING_ACCOUNT"),
-        gcp_region=_env("GCP_REGION", "us-central1"),
-        gcp_api_url=_env("GCP_API_URL"),
-        gcp_build_check_seconds=_env_float("GCP_BUILD_CHECK_SECONDS", 30.0),
-        callback_base_url=_env("PLANTER_CALLBACK_BASE_URL"),
+        github_app_private_key=env.text("GITHUB_APP_PRIVATE_KEY").replace("\\n", "\n"),
+        github_app_install_url=env.text("GITHUB_APP_INSTALL_URL", "https://github.com/apps/planter/installations/new"),
+        github_org=env.text("PLANTER_GITHUB_ORG", "planter-projects"),
+        github_templates=env.csv("GITHUB_TEMPLATES") or ("planter-templates/python-service",),
+        standins=env.csv("PLANTER_STANDINS"),
+        events_poll_seconds=env.number("EVENTS_POLL_SECONDS", 0.25),
+        events_heartbeat_seconds=env.number("EVENTS_HEARTBEAT_SECONDS", 10.0),
+        events_stream_seconds=env.number("EVENTS_STREAM_SECONDS", 50.0),
+        events_retry_ms=env.integer("EVENTS_RETRY_MS", 1000),
+        stream_token_ttl_seconds=env.integer("STREAM_TOKEN_TTL_SECONDS", 300),
+        allow_simulate=env.flag("ALLOW_SIMULATE", dev),
+        simulate_max_step_seconds=env.number("SIMULATE_MAX_STEP_SECONDS", 60.0),
+        gcp_parent=env.text("GCP_PROJECT_PARENT"),
+        gcp_billing_account=env.text("GCP_BILLING_ACCOUNT"),
+        gcp_region=env.text("GCP_REGION", "us-central1"),
+        gcp_api_url=env.text("GCP_API_URL"),
+        gcp_build_check_seconds=env.number("GCP_BUILD_CHECK_SECONDS", 30.0),
+        callback_base_url=env.text("PLANTER_CALLBACK_BASE_URL"),
     )
     _validate(settings)
     return settings
@@ -268,9 +271,3 @@ def _validate(s: Settings) -> None:
         raise ConfigError("STEP_PROVIDER=simulated is for local fault-injection runs only; production runs live")
     if not (s.github_app_id and s.github_app_private_key) and not s.github_token:
         raise ConfigError("the live provider needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or GITHUB_TOKEN)")
-
-
-@functools.cache
-def get_settings() -> Settings:
-    """The process-wide settings, read on first use."""
-    return load_settings()

@@ -1,4 +1,4 @@
-"""The process-wide SQLAlchemy engine, created on first use, and the one transaction helper.
+"""Building the SQLAlchemy engine (held by the runtime: common/runtime.py) and the one transaction helper.
 
 Production reaches Cloud SQL through the Cloud SQL Python Connector with pg8000; development
 and tests use a plain ``DATABASE_URL``. Driver errors that mean "the database is not there"
@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from common.config import Settings, get_settings
+from common.config import Settings
 from common.errors import DatabaseUnavailable
 
 T = TypeVar("T")
-
-_engine: sa.Engine | None = None
-_connector: Any = None
-_lock = threading.Lock()
 
 # Pool sizing for serverless concurrency: one instance serves at most `concurrency` requests at
 # once (gunicorn threads), each holding one connection for the length of a short transaction.
@@ -43,8 +38,7 @@ def _cloud_sql_creator(settings: Settings) -> Callable[[], Any]:
     # Imported here: the connector is heavy (~0.6 s) and only production needs it.
     from google.cloud.sql.connector import Connector, IPTypes
 
-    global _connector
-    _connector = Connector(refresh_strategy="LAZY")
+    connector = Connector(refresh_strategy="LAZY")  # one per engine: kept alive by getconn below
     ip_type = {"public": IPTypes.PUBLIC, "private": IPTypes.PRIVATE, "psc": IPTypes.PSC}[settings.db_ip_type]
 
     def getconn() -> Any:
@@ -53,7 +47,7 @@ def _cloud_sql_creator(settings: Settings) -> Callable[[], Any]:
             kwargs["enable_iam_auth"] = True
         else:
             kwargs["password"] = settings.db_password
-        return _connector.connect(settings.instance_connection_name, "pg8000", **kwargs)
+        return connector.connect(settings.instance_connection_name, "pg8000", **kwargs)
 
     return getconn
 
@@ -119,25 +113,6 @@ def create_engine(settings: Settings, *, autocommit: bool = True) -> sa.Engine:
         engine = sa.create_engine(url, **common)
     sa.event.listen(engine, "handle_error", _count_server_disconnects)
     return engine
-
-
-def get_engine() -> sa.Engine:
-    """The engine of this instance, created on first use and reused by warm invocations."""
-    global _engine
-    if _engine is None:
-        with _lock:
-            if _engine is None:
-                _engine = create_engine(get_settings())
-    return _engine
-
-
-def reset_engine() -> None:
-    """Dispose of the engine (tests and the dev stack switch databases with this)."""
-    global _engine
-    with _lock:
-        if _engine is not None:
-            _engine.dispose()
-        _engine = None
 
 
 # SQLSTATEs the server sends when it is going away or not taking connections yet: class 08
@@ -215,8 +190,7 @@ def _single_statement(engine: sa.Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
-def _retrying(opener: Callable[[sa.Engine], Any], work: Callable[[sa.Connection], T], engine: sa.Engine | None) -> T:
-    engine = engine or get_engine()
+def _retrying(opener: Callable[[sa.Engine], Any], work: Callable[[sa.Connection], T], engine: sa.Engine) -> T:
     for attempt in (1, 2):
         try:
             with opener(engine) as conn:
@@ -271,7 +245,7 @@ def prepared(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[dict
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
-def run_in_transaction(work: Callable[[sa.Connection], T], *, engine: sa.Engine | None = None) -> T:
+def run_in_transaction(work: Callable[[sa.Connection], T], *, engine: sa.Engine) -> T:
     """Run ``work`` in one transaction and commit; retry once if the connection was dead.
 
     Retrying is safe because a transaction whose connection died was never committed.
@@ -279,7 +253,7 @@ def run_in_transaction(work: Callable[[sa.Connection], T], *, engine: sa.Engine 
     return _retrying(_transaction, work, engine)
 
 
-def run_statement(work: Callable[[sa.Connection], T], *, engine: sa.Engine | None = None) -> T:
+def run_statement(work: Callable[[sa.Connection], T], *, engine: sa.Engine) -> T:
     """Run ``work`` that issues ONE statement (atomic by itself), with no BEGIN/COMMIT around it.
 
     Retried once on a dead connection, like run_in_transaction: a statement whose connection died
@@ -288,6 +262,6 @@ def run_statement(work: Callable[[sa.Connection], T], *, engine: sa.Engine | Non
     return _retrying(_single_statement, work, engine)
 
 
-def ping(engine: sa.Engine | None = None) -> None:
+def ping(engine: sa.Engine) -> None:
     """Round-trip to the database; raise DatabaseUnavailable when it does not answer."""
     run_statement(lambda conn: conn.exec_driver_sql("SELECT 1"), engine=engine)

@@ -51,6 +51,23 @@ class ValidationFailed(PlanterError):
     status, title, type_slug = 422, "Unprocessable Content", "validation"
 
 
+class UnknownTimeZone(ValidationFailed):
+    """A time zone name that is not an IANA zone (the ``tz`` of the dashboard's routes)."""
+
+    def __init__(self, zone: str):
+        super().__init__("the query has invalid parameters", errors={"tz": f"unknown time zone {zone[:64]!r}"})
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    """An idempotency key sent again with another request body (the ``Idempotency-Key`` header)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was used with a different body",
+            errors={"Idempotency-Key": "reused with another body"},
+        )
+
+
 class QuotaExceeded(PlanterError):
     status, title, type_slug = 429, "Too Many Requests", "quota-exceeded"
 

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -20,7 +20,6 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from common import auth, log
-from common.config import get_settings
 from common.db import is_disconnect
 from common.errors import (
     BadRequest,
@@ -33,6 +32,10 @@ from common.errors import (
     ValidationFailed,
 )
 from common.stream_tokens import verify_stream_token
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
+    from common.services.users import User
 
 M = TypeVar("M", bound=BaseModel)
 # "stream": a user's bearer token, or a short stream token as ?access_token= (EventSource cannot
@@ -85,15 +88,25 @@ class Route:
 
 @dataclass
 class Call:
-    """What a handler receives: the request, its path parameters and the verified caller."""
+    """What a handler receives: the instance's runtime, the request, its path parameters and the
+    verified caller."""
 
+    rt: Runtime
     request: flask.Request
     params: dict[str, str]
     route: Route
-    user: Any = None  # common.services.users.User for routes with auth="user"
+    caller: User | None = None  # set by the router for routes with auth="user" or "stream"
+
+    @property
+    def user(self) -> User:
+        """The verified user; only routes whose auth names a user have one (a handler asking
+        elsewhere is a programming error, answered 500)."""
+        if self.caller is None:
+            raise LookupError(f"{self.route.path} is not a user route: its calls have no user")
+        return self.caller
 
     def json(self, model: type[M]) -> M:
-        return parse_json(self.request, model)
+        return parse_json(self.request, model, self.rt.settings.max_body_bytes)
 
     def query(self, model: type[M]) -> M:
         return parse_query(self.request, model)
@@ -108,7 +121,9 @@ class Call:
 
 @dataclass
 class Reply:
-    body: Any
+    # A model (most routes), a JSON object built at the edge (healthz, the OpenAPI document, a
+    # step delivery's outcome), a static file's bytes, an event stream, or no body (204, 304).
+    body: ReplyBody
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -145,8 +160,9 @@ def conditional_reply(request: flask.Request, reply: Reply) -> Reply:
     return Reply(reply.body, reply.status, headers)
 
 
+ReplyBody = BaseModel | dict[str, Any] | bytes | EventStream | None
 Handler = Callable[[Call], Reply]
-UserResolver = Callable[[auth.Identity], Any]
+UserResolver = Callable[["Runtime", auth.Identity], "User"]
 
 
 def _field_errors(error: ValidationError) -> dict[str, str]:
@@ -157,9 +173,8 @@ def _field_errors(error: ValidationError) -> dict[str, str]:
     return errors
 
 
-def read_body(request: flask.Request) -> bytes:
-    """The raw body, refused with 413 past the configured limit (before reading it all)."""
-    limit = get_settings().max_body_bytes
+def read_body(request: flask.Request, limit: int) -> bytes:
+    """The raw body, refused with 413 past ``limit`` bytes (before reading it all)."""
     # One byte of slack: a chunked body (no Content-Length) is cut at max_content_length by the
     # stream rather than refused, so the extra byte is what tells an oversized one apart.
     request.max_content_length = limit + 1
@@ -179,9 +194,9 @@ def read_body(request: flask.Request) -> bytes:
     return body
 
 
-def parse_json(request: flask.Request, model: type[M]) -> M:
+def parse_json(request: flask.Request, model: type[M], limit: int) -> M:
     """Validate a JSON body against ``model``: 413, 415, 400 and 422 as API.md says."""
-    raw = read_body(request)
+    raw = read_body(request, limit)
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("send the body as application/json")
@@ -292,9 +307,11 @@ def _to_response(reply: Reply) -> flask.Response:
 
 @dataclass
 class Router:
-    """Matches requests to a set of routes and runs their handlers."""
+    """Matches requests to a set of routes and runs their handlers with the instance's runtime."""
 
     routes: Sequence[Route]
+    # The instance's runtime, built on the first request (functions.entry) or given (tests).
+    runtime: Callable[[], Runtime]
     resolve_user: UserResolver
     # Every route of the API: preflights and 405s name the methods of all functions on a path.
     all_routes: Sequence[Route] = ()
@@ -319,12 +336,15 @@ class Router:
         log.request_fields.set({})
         trace = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0]
         log.bind(trace=trace, path=request.path, method=request.method)
+        cors_origins: tuple[str, ...] = ()
         try:
+            rt = self.runtime()
+            cors_origins = rt.settings.cors_origins
             if request.method == "OPTIONS":
-                response = self._preflight(request)
+                response = self._preflight(request, cors_origins)
             else:
                 route, params = self._match(request.method, request.path)
-                call = Call(request=request, params=params, route=route)
+                call = Call(rt=rt, request=request, params=params, route=route)
                 self._authenticate(call)
                 reply = route.handler(call)
                 if route.conditional:
@@ -341,53 +361,54 @@ class Router:
         except Exception:
             logger.exception("unhandled error")
             response = problem(PlanterError("an unexpected error occurred"))
-        _add_cors(response, origin)
+        _add_cors(response, origin, cors_origins)
         return response
 
     def _authenticate(self, call: Call) -> None:
         kind = call.route.auth
         headers = call.request.headers
+        tokens = call.rt.tokens
         if kind == "user":
-            identity = auth.verify_user_token(auth.bearer_token(headers.get("Authorization")))
-            call.user = self.resolve_user(identity)
+            identity = tokens.user(auth.bearer_token(headers.get("Authorization")))
+            call.caller = self.resolve_user(call.rt, identity)
             log.bind(user=identity.email)
         elif kind == "stream":
             token = call.request.args.get("access_token")
             if token is None:
-                identity = auth.verify_user_token(auth.bearer_token(headers.get("Authorization")))
+                identity = tokens.user(auth.bearer_token(headers.get("Authorization")))
             else:
-                named = verify_stream_token(token, get_settings())
+                named = verify_stream_token(token, call.rt.settings)
                 identity = auth.Identity(email=named.email, subject=None)
-            call.user = self.resolve_user(identity)
+            call.caller = self.resolve_user(call.rt, identity)
             log.bind(user=identity.email)
         elif kind == "callback":
-            auth.verify_callback_token(auth.bearer_token(headers.get("Authorization")), call.params.get("task_id", ""))
+            tokens.callback(auth.bearer_token(headers.get("Authorization")), call.params.get("task_id", ""))
             log.bind(task_id=call.params.get("task_id", ""))
         elif kind == "internal":
-            body = read_body(call.request)
+            body = read_body(call.request, call.rt.settings.max_body_bytes)
             if call.request.method == "GET":
                 # A GET has no body: its signature covers the path with its query string.
                 query = call.request.query_string.decode("latin-1")
                 body = (call.request.path + (f"?{query}" if query else "")).encode()
-            auth.verify_step_caller(headers.get(auth.SIGNATURE_HEADER), headers.get("Authorization"), body)
+            tokens.step_caller(headers.get(auth.SIGNATURE_HEADER), headers.get("Authorization"), body)
 
-    def _preflight(self, request: flask.Request) -> flask.Response:
+    def _preflight(self, request: flask.Request, cors_origins: tuple[str, ...]) -> flask.Response:
         methods = self.allowed_methods(request.path)
         if not methods:
             raise NotFound(f"no route for {request.path}")
         response = flask.Response(status=204)
         response.headers.pop("Content-Type", None)  # no body, so no type (Flask would say text/html)
         response.headers["Allow"] = ", ".join([*methods, "OPTIONS"])
-        if request.headers.get("Origin") in get_settings().cors_origins:
+        if request.headers.get("Origin") in cors_origins:
             response.headers["Access-Control-Allow-Methods"] = ", ".join([*methods, "OPTIONS"])
             response.headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS
             response.headers["Access-Control-Max-Age"] = "600"
         return response
 
 
-def _add_cors(response: flask.Response, origin: str | None) -> None:
+def _add_cors(response: flask.Response, origin: str | None, cors_origins: tuple[str, ...]) -> None:
     response.vary.add("Origin")
-    if origin and origin in get_settings().cors_origins:
+    if origin and origin in cors_origins:
         # The origin is echoed, never "*": tokens travel with these requests.
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = _EXPOSED_HEADERS

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from common.auth import SIGNATURE_HEADER, sign_body
-from common.config import Settings, get_settings
+from common.config import Settings
 from common.log import get_logger
 
 logger = get_logger("planter.queue")
@@ -136,37 +136,22 @@ class CloudTasksEnqueuer:
             logger.info("step already scheduled", extra={"fields": fields})
 
 
-_enqueuer: Enqueuer | None = None
-
-
-def get_enqueuer() -> Enqueuer:
-    """The instance's enqueuer, created on first use."""
-    global _enqueuer
-    if _enqueuer is None:
-        _enqueuer = CloudTasksEnqueuer(get_settings())
-    return _enqueuer
-
-
-def set_enqueuer(enqueuer: Enqueuer | None) -> None:
-    """Swap the enqueuer (a recording one in unit tests); None goes back to Cloud Tasks."""
-    global _enqueuer
-    _enqueuer = enqueuer
-
-
-def hand_over(task_id: str, step: str, generation: int, priority: str = "normal") -> bool:
+def hand_over(enqueuer: Enqueuer, task_id: str, step: str, generation: int, priority: str = "normal") -> bool:
     """Enqueue after commit; a failure is logged and left to the reaper, never lost."""
     try:
-        get_enqueuer().enqueue_step(task_id, step, generation, priority)
+        enqueuer.enqueue_step(task_id, step, generation, priority)
         return True
     except Exception:
         logger.exception("enqueue failed; the scheduler tick will retry", extra={"fields": {"task_id": task_id}})
         return False
 
 
-def schedule(task_id: str, step: str, generation: int, at: datetime, suffix: str, priority: str = "normal") -> bool:
+def schedule(
+    enqueuer: Enqueuer, task_id: str, step: str, generation: int, at: datetime, suffix: str, priority: str = "normal"
+) -> bool:
     """Schedule a later delivery after commit; a failure is logged and left to the reaper, never lost."""
     try:
-        get_enqueuer().schedule_step(task_id, step, generation, at=at, suffix=suffix, priority=priority)
+        enqueuer.schedule_step(task_id, step, generation, at=at, suffix=suffix, priority=priority)
         return True
     except Exception:
         logger.exception("scheduling failed; the scheduler tick will retry", extra={"fields": {"task_id": task_id}})

@@ -4,7 +4,10 @@ build their own (``Runtime(settings=..., db=Database(engine), enqueuer=fake, ...
 by construction.
 
 Cold start: building a Runtime opens no connection and imports no provider client; the engine
-connects on first use and the registry imports a provider only when a step asks for it.
+is created on first use (``Lazy``) and the registry imports a provider only when a step asks for it.
+
+The runtime also holds what one instance keeps between requests (verified tokens, known users,
+the heartbeat thread, the AI client): per runtime, so a test's runtime starts with none of it.
 """
 
 from __future__ import annotations
@@ -14,14 +17,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 
 from common import db
+from common.auth import TokenVerifier
 from common.config import Settings
+from common.services.heartbeat import Heartbeats
+from common.services.users import KnownUsers
 
 if TYPE_CHECKING:
+    from common.ai import AIClient
     from common.providers import StepProvider
     from common.queue import Enqueuer
 
@@ -48,11 +55,38 @@ class SystemClock:
         return time.time()
 
 
+class Lazy(Generic[T]):
+    """A value built on first use, once, whichever thread asks first."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+        return self._value
+
+    @property
+    def built(self) -> bool:
+        return self._value is not None
+
+
 @dataclass(frozen=True)
 class Database:
-    """The transaction runner: every database access of a service goes through one of these."""
+    """The transaction runner: every database access of a service goes through one of these.
 
-    engine: sa.Engine
+    Given an engine (tests, tools), or a ``Lazy`` one (production: created on the first query, so
+    a function that never queries, such as openapi, never builds it)."""
+
+    source: sa.Engine | Lazy[sa.Engine]
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.source.get() if isinstance(self.source, Lazy) else self.source
 
     def transaction(self, work: Callable[[sa.Connection], T]) -> T:
         """``work`` in one transaction, committed; retried once on a dead connection."""
@@ -64,6 +98,11 @@ class Database:
 
     def ping(self) -> None:
         db.ping(self.engine)
+
+    def dispose(self) -> None:
+        """Close the pool's connections (a test's database is dropped after this)."""
+        if not isinstance(self.source, Lazy) or self.source.built:
+            self.engine.dispose()
 
 
 ProviderFactory = Callable[[str], "StepProvider"]
@@ -99,6 +138,28 @@ class Runtime:
     enqueuer: Enqueuer
     providers: ProviderRegistry
     clock: Clock = field(default_factory=SystemClock)
+    # Per-instance state derived from the above (rebuilt by dataclasses.replace, never shared).
+    tokens: TokenVerifier = field(init=False, repr=False, compare=False)
+    users: KnownUsers = field(init=False, repr=False, compare=False)
+    heartbeats: Heartbeats = field(init=False, repr=False, compare=False)
+    _ai: Lazy[AIClient] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # object.__setattr__: the dataclass is frozen; these are set once, here.
+        object.__setattr__(self, "tokens", TokenVerifier(self.settings, self.clock))
+        object.__setattr__(self, "users", KnownUsers())
+        object.__setattr__(self, "heartbeats", Heartbeats(self.db))
+        object.__setattr__(self, "_ai", Lazy(self._build_ai))
+
+    def _build_ai(self) -> AIClient:
+        from common.ai import build_client
+
+        # One client per instance: google-genai keeps its connections between requests.
+        return build_client(self.settings)
+
+    @property
+    def ai(self) -> AIClient:
+        return self._ai.get()
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -109,7 +170,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     return Runtime(
         settings=settings,
-        db=Database(db.create_engine(settings)),
+        db=Database(Lazy(lambda: db.create_engine(settings))),
         enqueuer=CloudTasksEnqueuer(settings),
         providers=ProviderRegistry(
             factory=lambda name: build_provider(name, settings, clock), default=settings.step_provider

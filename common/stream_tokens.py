@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,8 +39,8 @@ def _key(settings: Settings) -> bytes:
     return hmac.new(settings.step_signing_secret.encode(), b"planter-stream-token", hashlib.sha256).digest()
 
 
-def issue_stream_token(user_id: uuid.UUID, email: str, settings: Settings, now: float | None = None) -> StreamToken:
-    issued = int(time.time() if now is None else now)
+def issue_stream_token(user_id: uuid.UUID, email: str, settings: Settings, now: float) -> StreamToken:
+    issued = int(now)
     expires = issued + settings.stream_token_ttl_seconds
     claims = {"sub": str(user_id), "email": email, "aud": STREAM_AUDIENCE, "iat": issued, "exp": expires}
     token = jwt.encode(claims, _key(settings), algorithm="HS256")

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from common import queue
 from common.auth import SIGNATURE_HEADER, issue_callback_token, sign_body
-from common.config import Settings
+from common.config import Settings, load_settings
 from common.pipeline import STEPS
 from common.services import users
 from dev import bench_inproc as inproc
@@ -148,7 +148,10 @@ class HotPath:
 
 def hot_paths(token: str, progress_tasks: list[str], read_tasks: list[str]) -> list[HotPath]:
     bearer = {"Authorization": f"Bearer {token}"}
-    callbacks = [{"Authorization": f"Bearer {issue_callback_token(t)}", **JSON} for t in progress_tasks]
+    callbacks = [
+        {"Authorization": f"Bearer {issue_callback_token(t, load_settings(), time.time())}", **JSON}
+        for t in progress_tasks
+    ]
     progress = [f"/api/v1/tasks/{t}/progress" for t in progress_tasks]
     reads = [f"/api/v1/tasks/{t}" for t in read_tasks]
     return [
@@ -317,7 +320,7 @@ def cold_probes(fx: Fixtures, step_task: str, secret: str) -> list[Probe]:
     step = queue.step_body(step_task, STEPS[0].name, 0).decode()
     signed = {SIGNATURE_HEADER: sign_body(step.encode(), secret), **JSON}
     tick = {SIGNATURE_HEADER: sign_body(b"{}", secret), **JSON}
-    callback = {"Authorization": f"Bearer {issue_callback_token(task)}", **JSON}
+    callback = {"Authorization": f"Bearer {issue_callback_token(task, load_settings(), time.time())}", **JSON}
     progress = f"/api/v1/tasks/{task}/progress"
     project = json.dumps({"project_name": f"cold start {uuid.uuid4().hex[:8]}"})
     hello, main = "dev/bench_hello.py", "main.py"
@@ -483,7 +486,7 @@ def measure_in_process(
         [{"Authorization": f"Bearer {user_token(f'first-{i}@planter.dev')}"} for i in range(3)],
     )
     seconds = max(2.0, opts.duration * 0.8)
-    callback = issue_callback_token(fx.progress_tasks[0])
+    callback = issue_callback_token(fx.progress_tasks[0], load_settings(), time.time())
     found = {
         "round_trips": inproc.round_trips(fixture, [*paths, first_sight], url),
         "db_ceiling": inproc.database_ceiling(

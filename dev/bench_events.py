@@ -127,7 +127,7 @@ def watchers_run(args: argparse.Namespace) -> dict[str, Any]:
         while time.monotonic() < deadline:
             task_id = tasks[n % len(tasks)]
             message = f"bench-{n}"
-            callback = issue_callback_token(task_id, settings)
+            callback = issue_callback_token(task_id, settings, time.time())
             body = json.dumps({"update_id": message, "message": message}).encode()
             conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
             started = time.monotonic()

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import pg8000
 import sqlalchemy as sa
 
-from common import db, queue
 from common.config import load_settings
 from common.models import CreateProject, ProgressCallback
 from common.providers.simulated import SimulatedProvider
@@ -40,15 +39,9 @@ T = TypeVar("T")
 
 
 def call(rt: Runtime, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Every call of a Planter service in this process goes through here.
-
-    Until main's services take the runtime as their first parameter (issue 11), they find the
-    engine and the enqueuer through process-wide hooks, which this points at ``rt``'s (this
-    process only). Once they take it, this body is ``return service(rt, *args, **kwargs)``.
-    """
-    db._engine = rt.db.engine
-    queue.set_enqueuer(rt.enqueuer)
-    return service(*args, **kwargs)
+    """Every call of a Planter service in this process goes through here: services take the
+    runtime as their first parameter."""
+    return service(rt, *args, **kwargs)
 
 
 # --- a runtime of the bench's own ------------------------------------------------------------------
@@ -358,7 +351,6 @@ def _connect_and_query(engine: sa.Engine) -> None:
 
 def cpu_items(rt: Runtime, user_token: str, task_id: str, callback_token: str, read_task: str) -> dict[str, float]:
     """Microseconds per call of the per-request work outside the database, single thread."""
-    from common import auth
 
     def per_call(fn: Callable[[], Any], n: int = 1000) -> float:
         fn()
@@ -367,13 +359,13 @@ def cpu_items(rt: Runtime, user_token: str, task_id: str, callback_token: str, r
             fn()
         return (time.perf_counter() - started) / n * 1e6
 
-    owner = call(rt, users.resolve_user, auth.verify_user_token(user_token))
-    row = call(rt, tasks.get_task, uuid.UUID(read_task), owner)
+    owner = call(rt, users.resolve_user, rt.tokens.user(user_token))
+    row = rt.db.statement(lambda conn: tasks.read_task(conn, uuid.UUID(read_task), owner))
     task = tasks.to_task(row)
     body = json.dumps({"message": "bench progress", "progress_percent": 50})
     return {
-        "verify a user token (PyJWT, HS256)": per_call(lambda: auth.verify_user_token(user_token)),
-        "verify a callback token (PyJWT, HS256)": per_call(lambda: auth.verify_callback_token(callback_token, task_id)),
+        "verify a user token (PyJWT, HS256)": per_call(lambda: rt.tokens.user(user_token)),
+        "verify a callback token (PyJWT, HS256)": per_call(lambda: rt.tokens.callback(callback_token, task_id)),
         "parse + validate the progress body (json + pydantic)": per_call(
             lambda: ProgressCallback.model_validate(json.loads(body))
         ),

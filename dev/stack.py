@@ -393,6 +393,7 @@ def unfinished_tasks_note(database_url: str, data_dir: pathlib.Path) -> str:
 
 
 def main() -> None:
+    from common.config import load_settings
     from dev.token import user_token
 
     started = time.monotonic()
@@ -406,11 +407,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, shutdown)
     try:
         stack.start()
-        os.environ.update({k: v for k, v in stack.env().items() if k in ("JWT_SECRET", "STEP_SIGNING_SECRET")})
         stack.log(f"ready in {time.monotonic() - started:.1f} s")
         stack.log(unfinished_tasks_note(stack.database_url, data_dir))
         stack.log(f"base URL: {stack.base_url}  (OpenAPI: {stack.base_url}/openapi.json)")
-        token = user_token()
+        token = user_token(settings=load_settings(stack.env()))  # signed as the functions will check it
         stack.log(f"demo bearer token (demo@planter.dev, 12 h):\n{token}")
         # The token rides in the URL fragment, which browsers never send: it reaches no server log.
         stack.log(f"dashboard sign-in link: {stack.base_url}/#token={token}")

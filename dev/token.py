@@ -12,15 +12,16 @@ import time
 import jwt
 
 from common.auth import issue_callback_token
-from common.config import get_settings
+from common.config import Settings, load_settings
 
 DEMO_EMAIL = "demo@planter.dev"
 
 
-def user_token(email: str = DEMO_EMAIL, hours: float = 12) -> str:
+def user_token(email: str = DEMO_EMAIL, hours: float = 12, settings: Settings | None = None) -> str:
+    """A user token for ``settings`` (this process's environment by default)."""
+    settings = settings or load_settings()
     now = int(time.time())
     claims = {"email": email, "sub": f"dev|{email}", "iat": now, "exp": now + int(hours * 3600)}
-    settings = get_settings()
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer
     if settings.jwt_audience:
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=12)
     args = parser.parse_args()
     if args.callback:
-        print(issue_callback_token(args.callback))
+        print(issue_callback_token(args.callback, load_settings(), time.time()))
     else:
         print(user_token(args.email, args.hours))
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from common.http import Call, Reply
 from common.models_account import UpdateMe
 from common.services import accounts
-from common.timeutil import utcnow
 
 
 def get_me(call: Call) -> Reply:
-    return Reply(accounts.get_me(call.user, utcnow().date()), headers={"Cache-Control": "private, no-cache"})
+    return Reply(
+        accounts.get_me(call.rt, call.user, call.rt.clock.now().date()), headers={"Cache-Control": "private, no-cache"}
+    )
 
 
 def update_me(call: Call) -> Reply:
     body = call.json(UpdateMe)
-    return Reply(accounts.update_me(call.user, body.name, utcnow().date()))
+    return Reply(accounts.update_me(call.rt, call.user, body.name, call.rt.clock.now().date()))

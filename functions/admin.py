@@ -5,12 +5,11 @@ from __future__ import annotations
 from common.http import Call, Reply
 from common.models_account import AdminUsersQuery, SetSubscription
 from common.services import accounts
-from common.timeutil import utcnow
 
 
 def set_subscription(call: Call) -> Reply:
-    return Reply(accounts.set_subscription(call.json(SetSubscription), utcnow().date()))
+    return Reply(accounts.set_subscription(call.rt, call.json(SetSubscription), call.rt.clock.now().date()))
 
 
 def list_users(call: Call) -> Reply:
-    return Reply(accounts.list_users(call.query(AdminUsersQuery), utcnow().date()))
+    return Reply(accounts.list_users(call.rt, call.query(AdminUsersQuery), call.rt.clock.now().date()))

@@ -13,13 +13,13 @@ _NO_STORE = {"Cache-Control": "private, no-cache"}
 
 def active_tasks(call: Call) -> Reply:
     query = call.query(DashboardQuery)
-    return Reply(dashboard.active_tasks(call.user, query.tz), headers=dict(_NO_STORE))
+    return Reply(dashboard.active_tasks(call.rt, call.user, query.tz), headers=dict(_NO_STORE))
 
 
 def metrics(call: Call) -> Reply:
     query = call.query(TypedDashboardQuery)
-    return Reply(dashboard.metrics(call.user, query.tz, task_type=query.type), headers=dict(_NO_STORE))
+    return Reply(dashboard.metrics(call.rt, call.user, query.tz, task_type=query.type), headers=dict(_NO_STORE))
 
 
 def time_series(call: Call) -> Reply:
-    return Reply(dashboard.time_series(call.user, call.query(TimeSeriesQuery)), headers=dict(_NO_STORE))
+    return Reply(dashboard.time_series(call.rt, call.user, call.query(TimeSeriesQuery)), headers=dict(_NO_STORE))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from common import db
-from common.config import get_settings
 from common.errors import DatabaseUnavailable
 from common.http import Call, Reply
 from common.openapi import build_document
@@ -14,11 +12,11 @@ from common.openapi import build_document
 
 def healthz(call: Call) -> Reply:
     try:
-        db.ping()
+        call.rt.db.ping()
     except DatabaseUnavailable:
         return Reply({"status": "degraded", "database": "unreachable"}, 503, {"Retry-After": "5"})
     body: dict[str, Any] = {"status": "ok", "database": "ok"}
-    standins = get_settings().standins
+    standins = call.rt.settings.standins
     if standins:  # local stacks only: which outside services are stand-ins, and where
         body["standins"] = dict(entry.partition("=")[::2] for entry in standins)
     return Reply(body, headers={"Cache-Control": "no-store"})

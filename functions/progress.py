@@ -8,4 +8,4 @@ from common.services import progress
 
 
 def post_progress(call: Call) -> Reply:
-    return Reply(progress.post_progress(call.uuid_param("task_id"), call.json(ProgressCallback)))
+    return Reply(progress.post_progress(call.rt, call.uuid_param("task_id"), call.json(ProgressCallback)))

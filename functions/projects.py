@@ -22,5 +22,5 @@ def idempotency_key(call: Call) -> str | None:
 
 def create_project(call: Call) -> Reply:
     body = call.json(CreateProject)
-    created = projects.create_project(call.user, body, idempotency_key(call))
+    created = projects.create_project(call.rt, call.user, body, idempotency_key(call))
     return Reply(created.task, 202, {"Location": f"/api/v1/tasks/{created.task.task_id}"})

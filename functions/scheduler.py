@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from common.config import get_settings
 from common.http import Call, Reply
 from common.services import job_scheduler, reaper
-from common.timeutil import utcnow
 
 
 def tick(call: Call) -> Reply:
-    result = reaper.tick()
+    result = reaper.tick(call.rt)
     # The wall clock is read here, at the edge; the scheduler itself takes the time it is given.
     jobs = job_scheduler.fire_due_jobs(
-        job_scheduler.JobTick(now=utcnow(), simulate_allowed=get_settings().step_provider == "simulated")
+        call.rt,
+        job_scheduler.JobTick(now=call.rt.clock.now(), simulate_allowed=call.rt.settings.step_provider == "simulated"),
     )
     return Reply(result.model_copy(update={"jobs_fired": jobs.fired}))

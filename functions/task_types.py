@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from common.config import get_settings
 from common.http import Call, Reply
 from common.models_tasks import CreateTask, TaskTypeInfo, TaskTypes
 from common.services import task_create
@@ -11,8 +10,8 @@ from functions.projects import idempotency_key
 
 
 def create_task(call: Call) -> Reply:
-    spec = task_create.validate(call.json(CreateTask), simulate_allowed=get_settings().step_provider == "simulated")
-    created = task_create.create_task(call.user, spec, idempotency_key(call))
+    spec = task_create.validate(call.json(CreateTask), simulate_allowed=call.rt.settings.step_provider == "simulated")
+    created = task_create.create_task(call.rt, call.user, spec, idempotency_key(call))
     return Reply(created.task, 202, {"Location": f"/api/v1/tasks/{created.task.task_id}"})
 
 

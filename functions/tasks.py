@@ -8,22 +8,22 @@ from common.services import tasks
 
 
 def get_task(call: Call) -> Reply:
-    row = tasks.get_task(call.uuid_param("task_id"), call.user)
-    tag = tasks.etag(row)
-    headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
-    if if_none_match(call.request, tag):
+    found = tasks.get_task(call.rt, call.uuid_param("task_id"), call.user)
+    headers = {"ETag": found.etag, "Cache-Control": "private, no-cache"}
+    if if_none_match(call.request, found.etag):
         return Reply(None, 304, headers)
-    return Reply(tasks.to_task(row), 200, headers)
+    return Reply(found.task, 200, headers)
 
 
 def get_progress(call: Call) -> Reply:
-    return Reply(tasks.get_progress(call.uuid_param("task_id"), call.user))
+    return Reply(tasks.get_progress(call.rt, call.uuid_param("task_id"), call.user))
 
 
 def list_tasks(call: Call) -> Reply:
     query = call.query(TaskListQuery)
     return Reply(
         tasks.list_tasks(
+            call.rt,
             call.user,
             status=query.status,
             limit=query.limit,
@@ -35,4 +35,4 @@ def list_tasks(call: Call) -> Reply:
 
 
 def cancel_task(call: Call) -> Reply:
-    return Reply(tasks.cancel_task(call.uuid_param("task_id"), call.user))
+    return Reply(tasks.cancel_task(call.rt, call.uuid_param("task_id"), call.user))

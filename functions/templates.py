@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from common.config import get_settings
 from common.http import Call, Reply
 from common.services import templates
 
 
 def list_templates(call: Call) -> Reply:
-    return Reply(templates.list_templates(get_settings()))
+    return Reply(templates.list_templates(call.rt.settings))

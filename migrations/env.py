@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from common.config import get_settings
+from common.config import load_settings
 from common.db import create_engine
 from common.tables import metadata
 
@@ -20,7 +20,7 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     # A transactional engine of its own: the application's engine runs in autocommit mode.
-    engine = create_engine(get_settings(), autocommit=False)
+    engine = create_engine(load_settings(), autocommit=False)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
         with context.begin_transaction():

@@ -1,8 +1,10 @@
 """Shared fixtures: a real PostgreSQL started by the suite, a migrated template database cloned
-for each test, the gateway app, and tokens."""
+for each test, the test's runtime (built by construction: its settings, that database, a recording
+enqueuer, the simulated provider, a clock), the gateway app around it, and tokens."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -12,18 +14,20 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 import pytest
 import sqlalchemy as sa
 
-from common import config, db, queue
-from common.services import users
+from common import db
+from common.auth import issue_callback_token
+from common.config import Settings, load_settings
+from common.providers.simulated import SimulatedProvider
+from common.runtime import Database, ProviderRegistry, Runtime
 from dev import pg
 
-os.environ.setdefault("PLANTER_ENV", "test")
 # pgserver logs from an atexit hook after pytest closed its streams; keep it quiet.
 logging.getLogger("pgserver").setLevel(logging.WARNING)
 TEST_JWT_SECRET = "test-jwt-secret-for-the-suite-only-0123456789"
@@ -64,29 +68,44 @@ def template_db(pg_server: Any) -> str:
     return name
 
 
-def apply_env(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> None:
-    """Set the environment and make the process re-read it (settings, engine, caches)."""
-    for key, value in {**_BASE_ENV, **overrides}.items():
-        monkeypatch.setenv(key, value)
-    config.get_settings.cache_clear()
-    db.reset_engine()
-    users.forget_users()
+def suite_settings(**overrides: str) -> Settings:
+    """The suite's settings, read from a dict (never from the process environment)."""
+    return load_settings({**_BASE_ENV, **overrides})
 
 
 @pytest.fixture
-def database_url(pg_server: Any, template_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database_url(pg_server: Any, template_db: str) -> str:
     name = f"t{os.getpid()}_{next(_counter)}"
     pg.create_database(pg.url(pg_server), name, template=template_db)
-    url = pg.url(pg_server, name)
-    apply_env(monkeypatch, DATABASE_URL=url)
-    yield url
-    db.reset_engine()
-    config.get_settings.cache_clear()
+    return pg.url(pg_server, name)
 
 
 @pytest.fixture
-def engine(database_url: str) -> sa.Engine:
-    return db.get_engine()
+def settings(database_url: str) -> Settings:
+    return suite_settings(DATABASE_URL=database_url)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[sa.Engine]:
+    engine = db.create_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+class ManualClock:
+    """The wall clock, until a test moves it by hand (verified-token expiry, billing periods...)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 class RecordingEnqueuer:
@@ -109,18 +128,49 @@ class RecordingEnqueuer:
 
 
 @pytest.fixture
-def enqueued() -> Iterator[RecordingEnqueuer]:
-    recorder = RecordingEnqueuer()
-    queue.set_enqueuer(recorder)
-    yield recorder
-    queue.set_enqueuer(None)
+def enqueued() -> RecordingEnqueuer:
+    return RecordingEnqueuer()
 
 
 @pytest.fixture
-def client(database_url: str, enqueued: RecordingEnqueuer) -> Any:
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def runtime(settings: Settings, engine: sa.Engine, enqueued: RecordingEnqueuer, clock: ManualClock) -> Runtime:
+    """The test's runtime: its own database, a recording enqueuer, the simulated provider on the
+    test's clock (which reads the wall clock until the test moves it)."""
+    return Runtime(
+        settings=settings,
+        db=Database(engine),
+        enqueuer=enqueued,
+        providers=ProviderRegistry.of(SimulatedProvider(clock=clock.time)),
+        clock=clock,
+    )
+
+
+def with_settings(runtime: Runtime, **changes: Any) -> Runtime:
+    """The same runtime under other settings (a fresh instance: no verified tokens or users kept)."""
+    return dataclasses.replace(runtime, settings=dataclasses.replace(runtime.settings, **changes))
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Any:
     from dev.gateway import create_app
 
-    return create_app().test_client()
+    return create_app(runtime).test_client()
+
+
+@pytest.fixture
+def client_with(runtime: Runtime) -> Callable[..., Any]:
+    """A client of the gateway under other settings: ``client_with(max_body_bytes=1000)``."""
+    from dev.gateway import create_app
+
+    def build(**changes: Any) -> Any:
+        return create_app(with_settings(runtime, **changes)).test_client()
+
+    return build
 
 
 def make_token(email: str = "alice@example.test", secret: str = TEST_JWT_SECRET, **claims: Any) -> str:
@@ -135,6 +185,11 @@ def auth_header() -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {make_token(email, **claims)}"}
 
     return build
+
+
+def callback_token(task_id: str, ttl_seconds: int | None = None) -> str:
+    """A progress-callback token for ``task_id`` under the suite's settings."""
+    return issue_callback_token(task_id, suite_settings(), time.time(), ttl_seconds)
 
 
 def new_id() -> str:
@@ -152,25 +207,45 @@ def gemini_server() -> Iterator[Any]:
 
 
 @pytest.fixture
-def gemini(gemini_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The stand-in with no faults and no recorded requests; the app's settings point at it."""
+def gemini(gemini_server: Any) -> Any:
+    """The stand-in with no faults and no recorded requests (``gemini_client`` points at it)."""
     with gemini_server.lock:
         gemini_server.faults.clear()
         gemini_server.requests.clear()
-    monkeypatch.setenv("GEMINI_BASE_URL", gemini_server.base_url)
-    config.get_settings.cache_clear()
     return gemini_server
 
 
 @pytest.fixture
-def wire(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The application's database reached through a proxy that counts round trips (tests/wire.py)."""
+def wire(database_url: str) -> Iterator[Any]:
+    """A proxy to the test's database that counts round trips (tests/wire.py)."""
     from tests.wire import Wire
 
     path = pathlib.Path(tempfile.mkdtemp(prefix="w", dir="/tmp")) / "s"  # a unix socket path must stay short
     counted = Wire(database_url, str(path))
-    apply_env(monkeypatch, DATABASE_URL=counted.url)
     yield counted
-    db.reset_engine()
     counted.close()
     shutil.rmtree(path.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def wired(runtime: Runtime, wire: Any) -> Iterator[Runtime]:
+    """The test's runtime with its database reached through the counting proxy."""
+    settings = dataclasses.replace(runtime.settings, database_url=wire.url)
+    engine = db.create_engine(settings)
+    yield dataclasses.replace(runtime, settings=settings, db=Database(engine))
+    engine.dispose()
+
+
+@pytest.fixture
+def wired_client(wired: Runtime) -> Any:
+    from dev.gateway import create_app
+
+    return create_app(wired).test_client()
+
+
+@pytest.fixture
+def gemini_client(gemini: Any, runtime: Runtime) -> Any:
+    """A client of the gateway whose runtime's AI service is the stand-in."""
+    from dev.gateway import create_app
+
+    return create_app(with_settings(runtime, ai_base_url=gemini.base_url)).test_client()

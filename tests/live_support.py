@@ -14,6 +14,7 @@ from common.ai import AISettings, GeminiClient
 from common.github.access import TokenAccess
 from common.pipeline import STEP_NAMES
 from common.providers.live import LiveConfig, LiveProvider
+from common.runtime import Runtime
 from common.services import steps
 from dev.standins.github.templates import PLANTER_ORG, TEMPLATES
 
@@ -45,9 +46,11 @@ def create(client: Any, headers: dict[str, str], name: str, **extra: Any) -> dic
     return task
 
 
-def run_pipeline(task_id: str, provider: LiveProvider, names: tuple[str, ...] = STEP_NAMES) -> list[steps.StepResult]:
+def run_pipeline(
+    runtime: Runtime, task_id: str, provider: LiveProvider, names: tuple[str, ...] = STEP_NAMES
+) -> list[steps.StepResult]:
     """Deliver each step once, in order, through the steps service (as the queue would)."""
-    return [steps.run_step(uuid.UUID(task_id), name, provider) for name in names]
+    return [steps.run_step(runtime, uuid.UUID(task_id), name, provider) for name in names]
 
 
 def step_row(engine: sa.Engine, task_id: str, step: str) -> dict[str, Any]:

@@ -107,22 +107,5 @@ def build_provider(name: str, settings: Settings, clock: Clock) -> StepProvider:
         # Imported here: the live provider's clients are loaded only by the function that runs steps.
         from common.providers.live_setup import build
 
-        return build(settings)
-    raise ValueError(f"unknown STEP_PROVIDER {name!r}; the available ones are 'live' and 'simulated'")
-
-
-def get_provider(name: str) -> StepProvider:
-    """The provider configured by STEP_PROVIDER."""
-    if name == "simulated":
-        import time
-
-        from common.providers.simulated import SimulatedProvider
-
-        return SimulatedProvider(clock=time.time)
-    if name == "live":
-        # Imported here: the live provider's clients are loaded only by the function that runs steps.
-        from common.config import get_settings
-        from common.providers.live_setup import live_provider
-
-        return live_provider(get_settings())
+        return build(settings, clock.time)
     raise ValueError(f"unknown STEP_PROVIDER {name!r}; the available ones are 'live' and 'simulated'")

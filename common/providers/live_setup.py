@@ -1,8 +1,8 @@
-"""Building the live provider from the settings, once per process (the App's token cache lives here)."""
+"""Building the live provider from the settings, once per runtime (the App's token cache lives here)."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 
 from common.ai import build_client
 from common.config import Settings
@@ -13,10 +13,12 @@ from common.providers.live import LiveConfig, LiveProvider
 from common.providers.live_gcp import GcpConfig, GcpSteps
 
 
-def build(settings: Settings) -> LiveProvider:
+def build(settings: Settings, clock: Callable[[], float]) -> LiveProvider:
+    """The live provider; ``clock`` (the runtime's) dates the App's tokens and rate-limit waits."""
     github: GitHubAccess
     if settings.github_app_id and settings.github_app_private_key:
-        github = AppAccess(AppAuth(settings.github_api_url, settings.github_app_id, settings.github_app_private_key))
+        key = settings.github_app_private_key
+        github = AppAccess(AppAuth(settings.github_api_url, settings.github_app_id, key, clock=clock))
     else:
         github = TokenAccess(settings.github_api_url, settings.github_token)
     client = build_client(settings)  # cheap: google-genai is imported on the first AI call
@@ -42,9 +44,3 @@ def gcp_steps(settings: Settings) -> GcpSteps:
     )
     token = (lambda: None) if settings.gcp_api_url else adc_token()
     return GcpSteps(config=config, gcp=GcpClient(base_url=settings.gcp_api_url, token=token))
-
-
-@functools.cache
-def live_provider(settings: Settings) -> LiveProvider:
-    """One provider per settings (frozen, so hashable): its token cache lives as long as the process."""
-    return build(settings)

@@ -260,3 +260,12 @@ def in_flight_ai_operations(conn: sa.Connection, user_id: uuid.UUID) -> int:
     """AI operations the user's active pipelines are still expected to meter (their steps not yet run)."""
     reserved: int = conn.execute(_IN_FLIGHT_AI_OPERATIONS, {"user_id": user_id}).scalar_one()
     return reserved
+
+
+_TASK_BY_ID = sa.text(f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = :task_id")
+
+
+def task_by_id(conn: sa.Connection, task_id: uuid.UUID) -> dict[str, Any] | None:
+    """A task whoever owns it: for a worker's outcome callback, whose token is bound to the task."""
+    row = conn.execute(_TASK_BY_ID, {"task_id": task_id}).mappings().first()
+    return dict(row) if row is not None else None

@@ -6,11 +6,10 @@ import base64
 import binascii
 import uuid
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from common.db import run_in_transaction
 from common.errors import BadRequest, NotFound
 from common.models_account import (
     AccountUsage,
@@ -25,6 +24,9 @@ from common.queries import accounts as q
 from common.queries import tasks as task_q
 from common.queries import users as user_q
 from common.services.users import User
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 # List prices per month (MISSION.md: pro is 49 USD; enterprise is agreed per customer).
 TIER_PRICES_USD: dict[str, float | None] = {"free": 0.0, "pro": 49.0, "enterprise": None}
@@ -67,16 +69,16 @@ def _read_me(conn: sa.Connection, user_id: uuid.UUID, today: date) -> Me:
     )
 
 
-def get_me(user: User, today: date) -> Me:
-    return run_in_transaction(lambda conn: _read_me(conn, user.id, today))
+def get_me(rt: Runtime, user: User, today: date) -> Me:
+    return rt.db.transaction(lambda conn: _read_me(conn, user.id, today))
 
 
-def update_me(user: User, name: str | None, today: date) -> Me:
+def update_me(rt: Runtime, user: User, name: str | None, today: date) -> Me:
     def work(conn: sa.Connection) -> Me:
         q.set_name(conn, user.id, name)
         return _read_me(conn, user.id, today)
 
-    return run_in_transaction(work)
+    return rt.db.transaction(work)
 
 
 def _admin_user(row: dict[str, Any]) -> AdminUser:
@@ -91,7 +93,7 @@ def _admin_user(row: dict[str, Any]) -> AdminUser:
     )
 
 
-def set_subscription(body: SetSubscription, today: date) -> AdminUser:
+def set_subscription(rt: Runtime, body: SetSubscription, today: date) -> AdminUser:
     """Put a user (created when new) on a tier. The quota check reads the subscription row on
     every creation, so the new limit applies to the very next one."""
     email = body.email.strip().lower()
@@ -103,7 +105,7 @@ def set_subscription(body: SetSubscription, today: date) -> AdminUser:
         assert row is not None  # just upserted in this transaction
         return _admin_user({**row, "reserved": task_q.in_flight_ai_operations(conn, user_id)})
 
-    return run_in_transaction(work)
+    return rt.db.transaction(work)
 
 
 def _encode_cursor(email: str) -> str:
@@ -120,7 +122,7 @@ def _decode_cursor(cursor: str) -> str:
     return email
 
 
-def list_users(query: AdminUsersQuery, today: date) -> AdminUserList:
+def list_users(rt: Runtime, query: AdminUsersQuery, today: date) -> AdminUserList:
     after = _decode_cursor(query.cursor) if query.cursor else None
     prefix = query.email.strip().lower() if query.email else None
 
@@ -131,7 +133,7 @@ def list_users(query: AdminUsersQuery, today: date) -> AdminUserList:
             found[query.limit :]
         )
 
-    rows = run_in_transaction(work)
+    rows = rt.db.transaction(work)
     page, more = rows[: query.limit], len(rows) > query.limit
     return AdminUserList(
         users=[_admin_user(r) for r in page], next_cursor=_encode_cursor(page[-1]["email"]) if more else None

@@ -10,16 +10,18 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
 from common.ai import ChatTurn
-from common.db import run_in_transaction, run_statement
 from common.queries import chat as q
 from common.queries import tasks as task_q
 from common.queries import users as user_q
 from common.timeutil import iso
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 RECENT_TASKS = 10
 MAX_ERROR_CHARS = 400
@@ -64,7 +66,7 @@ def _job_line(job: dict[str, Any]) -> str:
     return "- job " + ", ".join(f"{k}: {job[k]}" for k in fields if job.get(k) is not None)
 
 
-def read_context(user_id: uuid.UUID, at: datetime) -> str:
+def read_context(rt: Runtime, user_id: uuid.UUID, at: datetime) -> str:
     """The caller's data as plain lines: usage and quota, recent tasks (failures with their step and
     error), 30-day counts, and jobs where this deployment has them."""
 
@@ -77,8 +79,8 @@ def read_context(user_id: uuid.UUID, at: datetime) -> str:
             "counts": q.task_counts_30d(conn, user_id),
         }
 
-    data = run_in_transaction(work)
-    jobs = run_statement(lambda conn: q.jobs(conn, user_id))
+    data = rt.db.transaction(work)
+    jobs = rt.db.statement(lambda conn: q.jobs(conn, user_id))
     plan, counts, tasks = data["plan"], data["counts"], data["tasks"]
     limit = "unlimited" if plan["monthly_operations_limit"] == -1 else str(plan["monthly_operations_limit"])
     lines = [

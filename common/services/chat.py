@@ -17,13 +17,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from common.ai import AIClient
-from common.db import run_in_transaction, run_statement
-from common.errors import NotFound, ValidationFailed
+from common.errors import IdempotencyKeyReused, NotFound
 from common.models_assistant import ChatMessage, ChatReply, ChatRequest, Conversation, ConversationList, MessageList
 from common.queries import chat as q
 from common.queries import idempotency as idempotency_q
@@ -31,6 +30,9 @@ from common.queries import users as user_q
 from common.services import assistant_context as context
 from common.services.projects import check_quota
 from common.services.users import User
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 TITLE_CHARS = 60
 
@@ -70,7 +72,9 @@ class _Pending:
     reply: dict[str, Any] | None  # its reply, when an earlier request already stored one
 
 
-def _store_question(conn: sa.Connection, user: User, body: ChatRequest, key: str | None, at: datetime) -> _Pending:
+def _store_question(
+    rt: Runtime, conn: sa.Connection, user: User, body: ChatRequest, key: str | None, at: datetime
+) -> _Pending:
     fingerprint = _fingerprint(body) if key else None
     if key:
         # Requests sharing a key are serialised, so that concurrent ones store one message.
@@ -78,15 +82,12 @@ def _store_question(conn: sa.Connection, user: User, body: ChatRequest, key: str
         earlier = q.message_by_key(conn, user.id, key)
         if earlier is not None:
             if earlier["fingerprint"] != fingerprint:
-                raise ValidationFailed(
-                    "this Idempotency-Key was used with a different body",
-                    errors={"Idempotency-Key": "reused with another body"},
-                )
+                raise IdempotencyKeyReused()
             reply = q.reply_to(conn, earlier["id"])
             if reply is None:
-                check_quota(conn, user)
+                check_quota(rt, conn, user)
             return _Pending(earlier["conversation_id"], earlier, reply)
-    check_quota(conn, user)
+    check_quota(rt, conn, user)
     if body.conversation_id is not None:
         conversation_id = uuid.UUID(body.conversation_id)
         if not q.lock_own_conversation(conn, user.id, conversation_id):
@@ -106,7 +107,7 @@ def _store_question(conn: sa.Connection, user: User, body: ChatRequest, key: str
     return _Pending(conversation_id, row, None)
 
 
-def _store_reply(user: User, pending: _Pending, answer: str, at: datetime) -> dict[str, Any]:
+def _store_reply(rt: Runtime, user: User, pending: _Pending, answer: str, at: datetime) -> dict[str, Any]:
     def work(conn: sa.Connection) -> dict[str, Any]:
         q.lock_message(conn, user.id, pending.question["id"])
         existing = q.reply_to(conn, pending.question["id"])
@@ -124,30 +125,30 @@ def _store_reply(user: User, pending: _Pending, answer: str, at: datetime) -> di
         user_q.add_usage(conn, user.id, user_q.billing_period_start(at.date()), {"ai_operations": 1})
         return reply
 
-    return run_in_transaction(work)
+    return rt.db.transaction(work)
 
 
-def chat(user: User, body: ChatRequest, idempotency_key: str | None, deps: ChatDeps) -> ChatReply:
+def chat(rt: Runtime, user: User, body: ChatRequest, idempotency_key: str | None, deps: ChatDeps) -> ChatReply:
     """Answer one message of the caller (see the module's docstring for the steps)."""
-    pending = run_in_transaction(lambda conn: _store_question(conn, user, body, idempotency_key, deps.clock()))
+    pending = rt.db.transaction(lambda conn: _store_question(rt, conn, user, body, idempotency_key, deps.clock()))
     reply = pending.reply
     if reply is None:
         question = pending.question
-        history = run_statement(
+        history = rt.db.statement(
             lambda conn: q.history(
                 conn, user.id, pending.conversation_id, question["seq"], context.HISTORY_MAX_MESSAGES
             )
         )
-        system = context.read_context(user.id, deps.clock())
+        system = context.read_context(rt, user.id, deps.clock())
         answer = deps.ai.generate_text(system, context.turns_within_budget(history, question["content"]))
-        reply = _store_reply(user, pending, answer, deps.clock())
+        reply = _store_reply(rt, user, pending, answer, deps.clock())
     return ChatReply(
         conversation_id=str(pending.conversation_id), messages=[_message(pending.question), _message(reply)]
     )
 
 
-def list_conversations(user: User) -> ConversationList:
-    rows = run_statement(lambda conn: q.conversations(conn, user.id))
+def list_conversations(rt: Runtime, user: User) -> ConversationList:
+    rows = rt.db.statement(lambda conn: q.conversations(conn, user.id))
     return ConversationList(
         conversations=[
             Conversation(
@@ -162,8 +163,8 @@ def list_conversations(user: User) -> ConversationList:
     )
 
 
-def list_messages(user: User, conversation_id: uuid.UUID) -> MessageList:
-    rows = run_in_transaction(lambda conn: q.messages(conn, user.id, conversation_id))
+def list_messages(rt: Runtime, user: User, conversation_id: uuid.UUID) -> MessageList:
+    rows = rt.db.transaction(lambda conn: q.messages(conn, user.id, conversation_id))
     if rows is None:
         raise NotFound("no conversation with that id")
     return MessageList(conversation_id=str(conversation_id), messages=[_message(r) for r in rows])

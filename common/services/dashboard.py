@@ -11,15 +11,14 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from common import pipeline
-from common.config import get_settings
-from common.db import run_statement, server_error_fields
-from common.errors import ValidationFailed
+from common.db import server_error_fields
+from common.errors import UnknownTimeZone
 from common.models import (
     ActiveTask,
     ActiveTasks,
@@ -34,7 +33,9 @@ from common.plans import FREE_TIER, TIER_LIMITS
 from common.queries import dashboard as q
 from common.queries import users as user_q
 from common.services.users import User
-from common.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 UNITS = {
     "tasks_created": "tasks",
@@ -59,14 +60,13 @@ _NOT_ZONES = {"localtime", "posixrules", "Factory"}
 
 
 def check_zone(tz: str) -> str:
-    """The IANA zone name, or a 422 naming the ``tz`` parameter."""
-    problem = ValidationFailed("the query has invalid parameters", errors={"tz": f"unknown time zone {tz[:64]!r}"})
+    """The IANA zone name, or UnknownTimeZone."""
     if not _ZONE_NAME.match(tz) or tz in _NOT_ZONES:
-        raise problem
+        raise UnknownTimeZone(tz)
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise problem from None
+        raise UnknownTimeZone(tz) from None
     return tz
 
 
@@ -76,12 +76,12 @@ def _unknown_zone(error: sa_exc.DBAPIError) -> bool:
     return fields.get("C") == "22023" and "time zone" in fields.get("M", "")
 
 
-def _read(work: Any) -> Any:
+def _read(rt: Runtime, zone: str, work: Any) -> Any:
     try:
-        return run_statement(work)
+        return rt.db.statement(work)
     except sa_exc.DBAPIError as error:
         if _unknown_zone(error):
-            raise ValidationFailed("the query has invalid parameters", errors={"tz": "unknown time zone"}) from None
+            raise UnknownTimeZone(zone) from None
         raise
 
 
@@ -109,10 +109,10 @@ def health_score(h: HealthInputs) -> int:
     return max(0, min(100, round(score)))
 
 
-def active_tasks(user: User, tz: str, *, at: datetime | None = None) -> ActiveTasks:
+def active_tasks(rt: Runtime, user: User, tz: str, *, at: datetime | None = None) -> ActiveTasks:
     """The caller's active tasks with completion estimates, and today's totals in ``tz``."""
     zone = check_zone(tz)
-    row = _read(lambda conn: q.active_tasks(conn, user.id, zone, at))
+    row = _read(rt, zone, lambda conn: q.active_tasks(conn, user.id, zone, at))
     return ActiveTasks(
         active_tasks=[ActiveTask(**{**t, "task_id": str(t["task_id"])}) for t in row["active_tasks"]],
         total_active=row["total_active"],
@@ -121,11 +121,11 @@ def active_tasks(user: User, tz: str, *, at: datetime | None = None) -> ActiveTa
     )
 
 
-def metrics(user: User, tz: str, *, at: datetime | None = None, task_type: str | None = None) -> Metrics:
+def metrics(rt: Runtime, user: User, tz: str, *, at: datetime | None = None, task_type: str | None = None) -> Metrics:
     """Project health (of tasks of ``task_type``, or all) and this billing period's cost figures."""
     zone = check_zone(tz)
-    settings = get_settings()
-    period_start = user_q.billing_period_start((at or utcnow()).astimezone(UTC).date())
+    settings = rt.settings
+    period_start = user_q.billing_period_start((at or rt.clock.now()).astimezone(UTC).date())
 
     def work(conn: sa.Connection) -> dict[str, Any]:
         return q.metrics(
@@ -140,7 +140,7 @@ def metrics(user: User, tz: str, *, at: datetime | None = None, task_type: str |
             task_type=task_type,
         )
 
-    row = _read(work)
+    row = _read(rt, zone, work)
     inputs = HealthInputs(
         completed_30d=row["completed_30d"],
         failed_30d=row["failed_30d"],
@@ -186,10 +186,12 @@ def metrics(user: User, tz: str, *, at: datetime | None = None, task_type: str |
     )
 
 
-def time_series(user: User, query: TimeSeriesQuery, *, at: datetime | None = None) -> TimeSeries:
+def time_series(rt: Runtime, user: User, query: TimeSeriesQuery, *, at: datetime | None = None) -> TimeSeries:
     """One point per hour, day or week of the last ``days`` days in ``tz``; empty buckets are 0."""
     zone = check_zone(query.tz)
     rows = _read(
+        rt,
+        zone,
         lambda conn: q.time_series(
             conn, user.id, zone, metric=query.metric, period=query.period, days=query.days, at=at, task_type=query.type
         ),

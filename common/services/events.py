@@ -16,15 +16,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import log
 from common.config import Settings
-from common.db import run_statement
-from common.errors import BadRequest, NotFound, PlanterError
+from common.errors import NotFound, PlanterError
 from common.queries import events as q
 from common.services import dashboard, tasks
 from common.services.users import User
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 logger = log.get_logger("planter.events")
 
@@ -59,35 +61,22 @@ def sse(event: str, data: Any, event_id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def parse_last_event_id(raw: str | None) -> int:
-    """The position a task stream resumes after (0: from the start); 400 when it is not one."""
-    if raw is None or not raw.strip():
-        return 0
-    try:
-        position = int(raw.strip())
-    except ValueError:
-        raise BadRequest("Last-Event-ID must be a position in the task's history") from None
-    if position < 0:
-        raise BadRequest("Last-Event-ID must not be negative")
-    return position
-
-
-def _history(task_id: uuid.UUID, user: User, after: int) -> dict[str, Any]:
-    found = run_statement(lambda conn: q.history_after(conn, task_id, user.id, after))
+def _history(rt: Runtime, task_id: uuid.UUID, user: User, after: int) -> dict[str, Any]:
+    found = rt.db.statement(lambda conn: q.history_after(conn, task_id, user.id, after))
     if found is None:
         raise NotFound("no task with that id")
     return found
 
 
-def task_stream(task_id: uuid.UUID, user: User, after: int, timings: StreamTimings) -> Iterator[str]:
+def task_stream(rt: Runtime, task_id: uuid.UUID, user: User, after: int, timings: StreamTimings) -> Iterator[str]:
     """The task's events after position ``after``. The first read happens here, before any byte is
     sent, so an unknown or another user's task is a 404, not an empty stream."""
-    first = _history(task_id, user, after)
-    return _task_events(task_id, user, after, first, timings)
+    first = _history(rt, task_id, user, after)
+    return _task_events(rt, task_id, user, after, first, timings)
 
 
 def _task_events(
-    task_id: uuid.UUID, user: User, position: int, snapshot: dict[str, Any], timings: StreamTimings
+    rt: Runtime, task_id: uuid.UUID, user: User, position: int, snapshot: dict[str, Any], timings: StreamTimings
 ) -> Iterator[str]:
     started = last_sent = timings.clock()
     yield f"retry: {timings.retry_ms}\n\n"
@@ -97,7 +86,7 @@ def _task_events(
             yield sse("progress", {"task_id": str(task_id), **entry}, str(position))
             last_sent = timings.clock()
         if snapshot["terminal"]:
-            task = tasks.to_task(tasks.get_task(task_id, user))
+            task = tasks.get_task(rt, task_id, user).task
             yield sse("end", task.model_dump(mode="json"))
             return
         now = timings.clock()
@@ -109,7 +98,7 @@ def _task_events(
             last_sent = now
         timings.sleep(timings.poll_seconds)
         try:
-            snapshot = _history(task_id, user, position)
+            snapshot = _history(rt, task_id, user, position)
         except PlanterError as error:  # the database went away: the client reconnects and resumes
             logger.warning("task stream ended early: %s", error.detail)
             yield f": unavailable; reconnect\nretry: {timings.retry_ms}\n\n"
@@ -120,57 +109,47 @@ def _cursor(moment: datetime) -> str:
     return moment.isoformat()
 
 
-def parse_user_cursor(raw: str | None) -> datetime | None:
-    if raw is None or not raw.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise BadRequest("Last-Event-ID is not a cursor of this stream") from None
-    if moment.tzinfo is None:
-        raise BadRequest("Last-Event-ID is not a cursor of this stream")
-    return moment
-
-
-def user_stream(user: User, since: datetime | None, timings: StreamTimings) -> Iterator[str]:
+def user_stream(rt: Runtime, user: User, since: datetime | None, timings: StreamTimings) -> Iterator[str]:
     """The user's ``task`` events: on a fresh stream first their active tasks as they stand, then
     every change (an active task as the dashboard shows it, a finished one as the whole task)."""
-    start = run_statement(q.database_now)
-    return _user_events(user, since, start, timings)
+    start = rt.db.statement(q.database_now)
+    return _user_events(rt, user, since, start, timings)
 
 
-def _task_event_data(user: User, changed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _task_event_data(rt: Runtime, user: User, changed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     active = {}
     if any(not c["terminal"] for c in changed):
-        active = {a.task_id: a.model_dump(mode="json") for a in dashboard.active_tasks(user, "UTC").active_tasks}
+        active = {a.task_id: a.model_dump(mode="json") for a in dashboard.active_tasks(rt, user, "UTC").active_tasks}
     out = []
     for change in changed:
         task_id = str(change["id"])
         if change["terminal"] or task_id not in active:
             # Finished (or finished between the two reads): the whole task, which no longer changes.
-            out.append(tasks.to_task(tasks.get_task(change["id"], user)).model_dump(mode="json"))
+            out.append(tasks.get_task(rt, change["id"], user).task.model_dump(mode="json"))
         else:
             out.append(active[task_id])
     return out
 
 
-def _user_events(user: User, since: datetime | None, start: datetime, timings: StreamTimings) -> Iterator[str]:
+def _user_events(
+    rt: Runtime, user: User, since: datetime | None, start: datetime, timings: StreamTimings
+) -> Iterator[str]:
     started = last_sent = timings.clock()
     sent: set[tuple[str, int]] = set()
     yield f"retry: {timings.retry_ms}\n\n"
     if since is None:
-        for item in dashboard.active_tasks(user, "UTC").active_tasks:
+        for item in dashboard.active_tasks(rt, user, "UTC").active_tasks:
             yield sse("task", item.model_dump(mode="json"), _cursor(start))
         since = start
     cursor = since
     while True:
         try:
             since_overlap = cursor - _USER_STREAM_OVERLAP
-            changed = run_statement(
+            changed = rt.db.statement(
                 lambda conn: q.changed_tasks(conn, user.id, since_overlap, _USER_STREAM_BATCH)  # noqa: B023
             )
             fresh = [c for c in changed if (str(c["id"]), c["version"]) not in sent]
-            for change, data in zip(fresh, _task_event_data(user, fresh), strict=True):
+            for change, data in zip(fresh, _task_event_data(rt, user, fresh), strict=True):
                 sent.add((str(change["id"]), change["version"]))
                 cursor = max(cursor, change["updated_at"])
                 yield sse("task", data, _cursor(cursor))

@@ -16,10 +16,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from common.db import run_statement
 from common.log import get_logger
 from common.queries import steps as q
+
+if TYPE_CHECKING:
+    from common.runtime import Database
 
 logger = get_logger("planter.steps")
 LONG_RUN_FACTOR = 2
@@ -45,8 +48,11 @@ class _Run:
 
 @dataclass
 class Heartbeats:
-    """The process's heartbeat: ``with heartbeats.keep(...)`` around a provider's run."""
+    """The instance's heartbeat (``rt.heartbeats``): ``with rt.heartbeats.keep(...)`` around a provider's run.
 
+    Its clock is monotonic: it only measures intervals between beats, which a thread waits for."""
+
+    db: Database
     clock: Callable[[], float] = time.monotonic
     name: str = "heartbeat"  # of its thread
     _runs: dict[uuid.UUID, _Run] = field(default_factory=dict)
@@ -101,7 +107,7 @@ class Heartbeats:
     def _beat(self, run: _Run) -> None:
         run.next_beat = self.clock() + run.interval
         try:
-            beat = run_statement(lambda conn: q.heartbeat(conn, run.task_id, run.step, run.claim_id, run.timeout))
+            beat = self.db.statement(lambda conn: q.heartbeat(conn, run.task_id, run.step, run.claim_id, run.timeout))
         except Exception:
             logger.warning("heartbeat failed", exc_info=True, extra=run.fields(self.clock()))
             return
@@ -120,6 +126,3 @@ class Heartbeats:
         with self._lock:
             if self._runs.get(run.claim_id) is run:
                 del self._runs[run.claim_id]
-
-
-heartbeats = Heartbeats()

@@ -15,13 +15,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, ValidationError
 
 from common.ai import AIClient, AIServiceError, AITransient
-from common.db import run_in_transaction, run_statement
 from common.models_assistant import Insight, Insights, StepStats, StepStatsList, StepStatsQuery
 from common.plans import FREE_TIER, TIER_LIMITS
 from common.queries import insights as q
@@ -30,6 +29,9 @@ from common.services.dashboard import LONG_RUNNING_SECONDS
 from common.services.insight_facts import Fact, all_facts
 from common.services.users import User
 from common.timeutil import iso
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 CACHE_SECONDS = 3600
 WAIT_POLL_SECONDS = 0.05
@@ -136,27 +138,27 @@ def _generate(conn: sa.Connection, user: User, deps: InsightDeps) -> Insights | 
     return _served(rows, cached=False)
 
 
-def get_insights(user: User, deps: InsightDeps) -> Insights:
-    cached = run_statement(lambda conn: q.cached_set(conn, user.id))
+def get_insights(rt: Runtime, user: User, deps: InsightDeps) -> Insights:
+    cached = rt.db.statement(lambda conn: q.cached_set(conn, user.id))
     if _fresh(cached, deps.clock()):
         return _served(cached, cached=True)
     deadline = time.monotonic() + deps.wait_seconds
     while True:
-        served = run_in_transaction(lambda conn: _generate(conn, user, deps))
+        served = rt.db.transaction(lambda conn: _generate(conn, user, deps))
         if served is not None:
             return served
         # Another request of this user is generating: wait for its set rather than ask the AI again.
         time.sleep(WAIT_POLL_SECONDS)
-        cached = run_statement(lambda conn: q.cached_set(conn, user.id))
+        cached = rt.db.statement(lambda conn: q.cached_set(conn, user.id))
         if _fresh(cached, deps.clock()):
             return _served(cached, cached=True)
         if time.monotonic() > deadline:
             raise AITransient("the insights are still being generated", retry_after=5)
 
 
-def step_stats(user: User, query: StepStatsQuery, at: datetime) -> StepStatsList:
+def step_stats(rt: Runtime, user: User, query: StepStatsQuery, at: datetime) -> StepStatsList:
     """Where the caller's pipelines of one type spend their time and fail, per step."""
-    rows = run_statement(lambda conn: q.step_stats(conn, user.id, query.type, query.days, at))
+    rows = rt.db.statement(lambda conn: q.step_stats(conn, user.id, query.type, query.days, at))
     return StepStatsList(
         steps=[
             StepStats(

@@ -8,15 +8,13 @@ after *now*, so a job overdue by several periods fires once. The clock is passed
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from common import cron
-from common.db import run_in_transaction
 from common.errors import PlanterError
 from common.log import get_logger
 from common.models_tasks import CreateTask
@@ -25,20 +23,20 @@ from common.queue import hand_over
 from common.services import task_create
 from common.services.users import User
 
+if TYPE_CHECKING:
+    from common.runtime import Runtime
+
 logger = get_logger("planter.jobs")
 MAX_CONSECUTIVE_FAILURES = 3
 BATCH = 100
 
-Enqueue = Callable[[str, str, int, str], object]
-
 
 @dataclass(frozen=True)
 class JobTick:
-    """What one tick needs: the time (injected), whether simulate payloads are allowed, the enqueuer."""
+    """What one tick needs: the time (injected), whether simulate payloads are allowed."""
 
     now: datetime
     simulate_allowed: bool
-    enqueue: Enqueue = hand_over
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ def _settle(conn: sa.Connection) -> int:
     return len(settled)
 
 
-def fire_due_jobs(tick: JobTick) -> TickOutcome:
+def fire_due_jobs(rt: Runtime, tick: JobTick) -> TickOutcome:
     """Settle ended runs and fire due jobs in one transaction; enqueue the new tasks after commit."""
     to_enqueue: list[tuple[str, str, str]] = []
     refused = 0
@@ -64,19 +62,21 @@ def fire_due_jobs(tick: JobTick) -> TickOutcome:
         nonlocal refused
         settled = _settle(conn)
         for job in q.lock_due(conn, tick.now, BATCH):
-            if not _fire(conn, job, tick, to_enqueue):
+            if not _fire(rt, conn, job, tick, to_enqueue):
                 refused += 1
         return settled
 
-    settled = run_in_transaction(work)
+    settled = rt.db.transaction(work)
     for task_id, step, priority in to_enqueue:
-        tick.enqueue(task_id, step, 0, priority)
+        hand_over(rt.enqueuer, task_id, step, 0, priority)
     if to_enqueue or refused:
         logger.info("jobs fired", extra={"fields": {"fired": len(to_enqueue), "refused": refused}})
     return TickOutcome(fired=len(to_enqueue), refused=refused, settled=settled)
 
 
-def _fire(conn: sa.Connection, job: dict[str, Any], tick: JobTick, to_enqueue: list[tuple[str, str, str]]) -> bool:
+def _fire(
+    rt: Runtime, conn: sa.Connection, job: dict[str, Any], tick: JobTick, to_enqueue: list[tuple[str, str, str]]
+) -> bool:
     """Run one locked due job: its task (or its refusal: False), and its next time after now."""
     job_id = job["id"]
     scheduled_for = job["next_run_raw"]
@@ -90,7 +90,7 @@ def _fire(conn: sa.Connection, job: dict[str, Any], tick: JobTick, to_enqueue: l
     try:
         with conn.begin_nested():  # a refusal leaves nothing half-written
             spec = task_create.validate(request, simulate_allowed=tick.simulate_allowed)
-            task_id = task_create.create_in(conn, user, spec)
+            task_id = task_create.create_in(rt, conn, user, spec)
     except PlanterError as refusal:  # quota, the project gone or in the wrong state, a stale payload
         q.set_run(conn, job_id, scheduled_for, None, refusal.detail)
         q.fired(conn, job_id, scheduled_for, following, None)

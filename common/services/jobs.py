@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from common import cron
-from common.db import run_in_transaction, run_statement
 from common.errors import Conflict, NotFound
 from common.models_jobs import CreateJob, Job, JobList, JobRuns, UpdateJob
 from common.models_tasks import CreateTask
@@ -21,6 +20,9 @@ from common.queries import jobs as q
 from common.services import task_create
 from common.services.tasks import decode_cursor, encode_cursor, to_task
 from common.services.users import User
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 # The per-user cap on jobs (docs/API.md): beyond it, creating one answers 409.
 MAX_JOBS_PER_USER = 20
@@ -50,7 +52,7 @@ def _read(conn: sa.Connection, job_id: uuid.UUID, user: User, *, lock: bool = Fa
     return row
 
 
-def create_job(user: User, body: CreateJob, now: datetime, *, simulate_allowed: bool) -> Job:
+def create_job(rt: Runtime, user: User, body: CreateJob, now: datetime, *, simulate_allowed: bool) -> Job:
     """Check the schedule, zone and task (422), the cap (409); the job's first run is its next time."""
     first = cron.next_run(body.schedule, body.timezone, now)
     spec = task_create.validate(body.task, simulate_allowed=simulate_allowed, field="task.payload")
@@ -73,18 +75,18 @@ def create_job(user: User, body: CreateJob, now: datetime, *, simulate_allowed: 
         )
         return _read(conn, job_id, user)
 
-    return to_job(run_in_transaction(work))
+    return to_job(rt.db.transaction(work))
 
 
-def get_job(job_id: uuid.UUID, user: User) -> Job:
-    return to_job(run_statement(lambda conn: _read(conn, job_id, user)))
+def get_job(rt: Runtime, job_id: uuid.UUID, user: User) -> Job:
+    return to_job(rt.db.statement(lambda conn: _read(conn, job_id, user)))
 
 
-def list_jobs(user: User, *, limit: int, cursor: str | None) -> JobList:
-    after = decode_cursor(cursor, user) if cursor else None
-    rows = run_statement(lambda conn: q.list_jobs(conn, user.id, limit + 1, after))
+def list_jobs(rt: Runtime, user: User, *, limit: int, cursor: str | None) -> JobList:
+    after = decode_cursor(rt, cursor, user) if cursor else None
+    rows = rt.db.statement(lambda conn: q.list_jobs(conn, user.id, limit + 1, after))
     page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor(page[-1]["created_at_raw"], page[-1]["id"], user) if more else None
+    next_cursor = encode_cursor(rt, page[-1]["created_at_raw"], page[-1]["id"], user) if more else None
     return JobList(jobs=[to_job(r) for r in page], next_cursor=next_cursor)
 
 
@@ -97,16 +99,18 @@ def _fields(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _change(job_id: uuid.UUID, user: User, change: Any) -> Job:
+def _change(rt: Runtime, job_id: uuid.UUID, user: User, change: Any) -> Job:
     def work(conn: sa.Connection) -> dict[str, Any]:
         row = _read(conn, job_id, user, lock=True)
         q.update_job(conn, job_id, change(row, _fields(row)))
         return _read(conn, job_id, user)
 
-    return to_job(run_in_transaction(work))
+    return to_job(rt.db.transaction(work))
 
 
-def update_job(job_id: uuid.UUID, user: User, body: UpdateJob, now: datetime, *, simulate_allowed: bool) -> Job:
+def update_job(
+    rt: Runtime, job_id: uuid.UUID, user: User, body: UpdateJob, now: datetime, *, simulate_allowed: bool
+) -> Job:
     """Change any of name, schedule, timezone, task; an active job's next_run is recomputed from now."""
     spec = (
         task_create.validate(body.task, simulate_allowed=simulate_allowed, field="task.payload") if body.task else None
@@ -124,42 +128,42 @@ def update_job(job_id: uuid.UUID, user: User, body: UpdateJob, now: datetime, *,
             fields["next_run"] = following
         return fields
 
-    return _change(job_id, user, change)
+    return _change(rt, job_id, user, change)
 
 
-def pause_job(job_id: uuid.UUID, user: User) -> Job:
+def pause_job(rt: Runtime, job_id: uuid.UUID, user: User) -> Job:
     def change(row: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         if row["status"] == "failed":
             raise Conflict("the job has failed; resume it instead")
         return {**fields, "status": "paused", "next_run": None}
 
-    return _change(job_id, user, change)
+    return _change(rt, job_id, user, change)
 
 
-def resume_job(job_id: uuid.UUID, user: User, now: datetime) -> Job:
+def resume_job(rt: Runtime, job_id: uuid.UUID, user: User, now: datetime) -> Job:
     """Active again (also from failed) with the next time from now: no catch-up of what was missed."""
 
     def change(row: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         following = cron.next_run(row["schedule"], row["timezone"], now)
         return {**fields, "status": "active", "next_run": following, "consecutive_failures": 0}
 
-    return _change(job_id, user, change)
+    return _change(rt, job_id, user, change)
 
 
-def delete_job(job_id: uuid.UUID, user: User) -> None:
+def delete_job(rt: Runtime, job_id: uuid.UUID, user: User) -> None:
     """Delete the job; the tasks it made stay (their runs go with the job)."""
-    if not run_in_transaction(lambda conn: q.delete_job(conn, job_id, user.id)):
+    if not rt.db.transaction(lambda conn: q.delete_job(conn, job_id, user.id)):
         raise NotFound("no job with that id")
 
 
-def job_runs(job_id: uuid.UUID, user: User, *, limit: int, cursor: str | None) -> JobRuns:
-    after = decode_cursor(cursor, user) if cursor else None
+def job_runs(rt: Runtime, job_id: uuid.UUID, user: User, *, limit: int, cursor: str | None) -> JobRuns:
+    after = decode_cursor(rt, cursor, user) if cursor else None
 
     def work(conn: sa.Connection) -> list[dict[str, Any]]:
         _read(conn, job_id, user)
         return q.list_runs(conn, job_id, limit + 1, after)
 
-    rows = run_in_transaction(work)
+    rows = rt.db.transaction(work)
     page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor(page[-1]["scheduled_for_raw"], page[-1]["id"], user) if more else None
+    next_cursor = encode_cursor(rt, page[-1]["scheduled_for_raw"], page[-1]["id"], user) if more else None
     return JobRuns(runs=[to_task(r) for r in page], next_cursor=next_cursor)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
-from common.db import run_statement
 from common.errors import Conflict, NotFound
 from common.models import ProgressCallback, Task
 from common.queries import progress as q
 from common.queries.tasks import PROGRESS_FACTS
 from common.services.tasks import TERMINAL, to_task
 
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
-def post_progress(task_id: uuid.UUID, update: ProgressCallback) -> Task:
+
+def post_progress(rt: Runtime, task_id: uuid.UUID, update: ProgressCallback) -> Task:
     """Record a worker's progress update; a repeated update_id is stored once and answered again.
 
     A worker may move the phase forward, never back, and never to a terminal state (the model
@@ -22,7 +25,7 @@ def post_progress(task_id: uuid.UUID, update: ProgressCallback) -> Task:
     if update.step_outcome is not None:
         from common.services.step_callbacks import report_outcome
 
-        return report_outcome(task_id, update)
+        return report_outcome(rt, task_id, update)
     params = {
         "status": update.status,
         "percent": update.progress_percent,
@@ -30,7 +33,7 @@ def post_progress(task_id: uuid.UUID, update: ProgressCallback) -> Task:
         "message": update.message,
         **update.model_dump(include=set(PROGRESS_FACTS)),
     }
-    row = run_statement(lambda conn: q.record(conn, task_id, params))
+    row = rt.db.statement(lambda conn: q.record(conn, task_id, params))
     if row is None:
         raise NotFound("no task with that id")
     if row["locked_status"] in TERMINAL:

@@ -6,13 +6,11 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from common.config import get_settings
-from common.db import run_in_transaction
-from common.errors import QuotaExceeded, ValidationFailed
+from common.errors import IdempotencyKeyReused, QuotaExceeded, ValidationFailed
 from common.models import CreateProject, Task
 from common.pipeline import INITIAL_MESSAGE, STEPS
 from common.queries import idempotency as idempotency_q
@@ -22,7 +20,9 @@ from common.queue import hand_over
 from common.services import templates
 from common.services.tasks import read_task, to_task
 from common.services.users import User
-from common.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,14 @@ def _replay(conn: sa.Connection, user: User, key: str, fingerprint: str) -> uuid
         idempotency_q.forget_key(conn, user.id, key)
         return None
     if row.fingerprint != fingerprint:
-        raise ValidationFailed(
-            "this Idempotency-Key was used with a different body",
-            errors={"Idempotency-Key": "reused with another body"},
-        )
+        raise IdempotencyKeyReused()
     task_id: uuid.UUID = row.task_id
     return task_id
 
 
-def _check_quota(conn: sa.Connection, user: User) -> None:
-    """429 once this month's AI operations, used or reserved by pipelines in flight, reach the limit.
+def check_quota(rt: Runtime, conn: sa.Connection, user: User) -> None:
+    """429 once this month's AI operations, used or reserved by pipelines in flight, reach the limit:
+    the same check for every metered request (new tasks, the assistant's replies).
 
     Counting only what is metered would let a burst of creations through before any of them ran
     (a free user had 1,290 pipelines accepted that way); each pipeline in flight reserves what its
@@ -65,7 +63,7 @@ def _check_quota(conn: sa.Connection, user: User) -> None:
     creations see each other's reservations.
     """
     idempotency_q.lock_until_commit(conn, f"quota:{user.id}")
-    plan = user_q.plan_and_usage(conn, user.id, user_q.billing_period_start(utcnow().date()))
+    plan = user_q.plan_and_usage(conn, user.id, user_q.billing_period_start(rt.clock.now().date()))
     limit = plan["monthly_operations_limit"]
     if limit == -1:
         return
@@ -79,13 +77,9 @@ def _check_quota(conn: sa.Connection, user: User) -> None:
         )
 
 
-# The same check for every metered request (the assistant's replies too).
-check_quota = _check_quota
-
-
-def create_project(user: User, body: CreateProject, idempotency_key: str | None) -> Created:
+def create_project(rt: Runtime, user: User, body: CreateProject, idempotency_key: str | None) -> Created:
     """Write the task, its steps and first progress row in one transaction, then enqueue step one."""
-    settings = get_settings()
+    settings = rt.settings
     if body.simulate is not None and (settings.step_provider != "simulated" or not settings.allow_simulate):
         raise ValidationFailed(
             "simulate is only accepted in development, with the simulated step provider",
@@ -99,14 +93,14 @@ def create_project(user: User, body: CreateProject, idempotency_key: str | None)
         )
     fingerprint = _fingerprint(body)
     payload: dict[str, Any] = {"simulate": body.simulate.model_dump()} if body.simulate else {}
-    payload.update(templates.github_choices(get_settings(), body))
+    payload.update(templates.github_choices(rt.settings, body))
 
     def work(conn: sa.Connection) -> tuple[dict[str, Any], bool]:
         if idempotency_key:
             existing = _replay(conn, user, idempotency_key, fingerprint)
             if existing is not None:
                 return read_task(conn, existing, user), True
-        _check_quota(conn, user)
+        check_quota(rt, conn, user)
         task_id = uuid.uuid4()
         task_q.insert_task(
             conn,
@@ -123,7 +117,7 @@ def create_project(user: User, body: CreateProject, idempotency_key: str | None)
             idempotency_q.remember_key(conn, user.id, idempotency_key, fingerprint, task_id)
         return read_task(conn, task_id, user), False
 
-    row, replayed = run_in_transaction(work)
+    row, replayed = rt.db.transaction(work)
     if not replayed:
-        hand_over(str(row["id"]), STEPS[0].name, 0)
+        hand_over(rt.enqueuer, str(row["id"]), STEPS[0].name, 0)
     return Created(task=to_task(row), replayed=replayed)

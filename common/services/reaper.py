@@ -9,25 +9,28 @@ old; a waiting step whose check went missing stays waiting, and the new delivery
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from common import pipeline
-from common.config import get_settings
-from common.db import run_statement
 from common.log import get_logger
 from common.models import TickResult
 from common.queries import steps as q
 from common.queue import hand_over
 from common.services.step_records import NO_ATTEMPTS_LEFT, failure_message, log_task_failed
 
+if TYPE_CHECKING:
+    from common.runtime import Runtime
+
 logger = get_logger("planter.reaper")
 BATCH = 500
 
 
-def tick() -> TickResult:
+def tick(rt: Runtime) -> TickResult:
     """Re-enqueue or fail every stalled step found (one call locks and moves them), then enqueue."""
-    rows = run_statement(
+    rows = rt.db.statement(
         lambda conn: q.reap(
             conn,
-            get_settings().redelivery_grace_seconds,
+            rt.settings.redelivery_grace_seconds,
             BATCH,
             fail_messages={step.name: failure_message(step) for step in pipeline.ALL_STEPS},
             no_attempts_error=NO_ATTEMPTS_LEFT,
@@ -54,7 +57,7 @@ def tick() -> TickResult:
         logger.info("reaper re-sends step", extra={"fields": {**fields, "generation": row["generation"]}})
         to_enqueue.append((str(row["task_id"]), row["name"], row["generation"], row["priority"]))
     for task_id, step_name, generation, priority in to_enqueue:
-        hand_over(task_id, step_name, generation, priority)
+        hand_over(rt.enqueuer, task_id, step_name, generation, priority)
     if to_enqueue or failed:
         logger.info("reaper tick", extra={"fields": {"reenqueued": len(to_enqueue), "failed": failed}})
     return TickResult(reenqueued=len(to_enqueue), failed=failed)

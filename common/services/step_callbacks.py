@@ -9,24 +9,26 @@ as before; an outcome for a step that is not waiting is a conflict.
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from common import pipeline
-from common.db import run_in_transaction, run_statement
 from common.errors import Conflict, NotFound
 from common.models import ProgressCallback, Task
 from common.providers import StepOutcome
 from common.queries import steps as q
-from common.queries.tasks import TASK_COLUMNS
+from common.queries import tasks as task_q
 from common.services.step_records import TERMINAL, StepResult, after_commit, apply_failure, apply_success
 from common.services.tasks import to_task
 
-_READ_TASK = sa.text(f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = :task_id")
+if TYPE_CHECKING:
+    from common.runtime import Runtime
+
 URL_FACTS = ("org_url", "repo_url", "deployment_url", "gcp_project_id")
 
 
-def report_outcome(task_id: uuid.UUID, update: ProgressCallback) -> Task:
+def report_outcome(rt: Runtime, task_id: uuid.UUID, update: ProgressCallback) -> Task:
     """End a waiting step with the worker's outcome; the task as it stands afterwards."""
     assert update.step is not None and update.step_outcome is not None  # the model requires them together
     step = pipeline.BY_NAME[update.step]
@@ -45,19 +47,19 @@ def report_outcome(task_id: uuid.UUID, update: ProgressCallback) -> Task:
             raise Conflict(f"the step {step.name} is not waiting (it is {row['status']})")
         holder = q.Holder(task_id, step.name, None, "waiting", note=outcome)
         if outcome == "failed":
-            return apply_failure(conn, holder, step, row["attempts"], update.error or "the outside work failed")
+            return apply_failure(rt, conn, holder, step, row["attempts"], update.error or "the outside work failed")
         facts = {k: v for k in URL_FACTS if (v := getattr(update, k)) is not None}
         usage = dict((row["handoff"] or {}).get("usage") or {})
         # What the provider noted it made when it handed off (build id, log URL...) is the step's result.
         made = ((row["handoff"] or {}).get("state") or {}).get("made")
         result = {**made, "service_url": facts.get("deployment_url")} if isinstance(made, dict) else None
         found = StepOutcome(facts=facts, usage=usage, message=update.message, result=result)
-        return apply_success(conn, holder, step, found)
+        return apply_success(rt, conn, holder, step, found)
 
-    result = run_in_transaction(work)
+    result = rt.db.transaction(work)
     if result is not None:
-        after_commit(task_id, step.name, result)
-    task = run_statement(lambda conn: conn.execute(_READ_TASK, {"task_id": task_id}).mappings().first())
+        after_commit(rt, task_id, step.name, result)
+    task = rt.db.statement(lambda conn: task_q.task_by_id(conn, task_id))
     if task is None:
         raise NotFound("no task with that id")
-    return to_task(dict(task))
+    return to_task(task)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -23,7 +23,10 @@ from common.providers import FACT_COLUMNS, HandedOff, StepFailed, StepOutcome, S
 from common.queries import steps as q
 from common.queries import users as user_q
 from common.queue import hand_over, schedule
-from common.timeutil import iso, utcnow
+from common.timeutil import iso
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 logger = get_logger("planter.steps")
 TERMINAL = ("completed", "failed", "cancelled")
@@ -38,12 +41,6 @@ class StepResult:
     again: tuple[int, datetime, str] | None = field(default=None, repr=False)
     priority: str = "normal"  # the task's: its deliveries go to that priority's queue
 
-    def body(self, task_id: str, step: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"task_id": task_id, "step": step, "outcome": self.outcome, "detail": self.detail}
-        if self.again is not None:
-            body["next_delivery_at"] = iso(self.again[1])
-        return body
-
 
 NO_ATTEMPTS_LEFT = "the step stopped responding and has no attempts left"
 
@@ -57,8 +54,8 @@ def log_task_failed(task_id: uuid.UUID, step: str, error: str) -> None:
     logger.warning("task failed", extra={"fields": {"task_id": str(task_id), "step": step, "error": error}})
 
 
-def _period() -> date:
-    return user_q.billing_period_start(utcnow().date())
+def _period(rt: Runtime) -> date:
+    return user_q.billing_period_start(rt.clock.now().date())
 
 
 def needs_transaction(step: pipeline.StepDef, found: object) -> bool:
@@ -71,7 +68,9 @@ def _lost() -> StepResult:
     return StepResult("lost", "the step was taken over or finished meanwhile; nothing recorded")
 
 
-def apply_success(conn: sa.Connection, holder: q.Holder, step: pipeline.StepDef, outcome: StepOutcome) -> StepResult:
+def apply_success(
+    rt: Runtime, conn: sa.Connection, holder: q.Holder, step: pipeline.StepDef, outcome: StepOutcome
+) -> StepResult:
     """The step succeeded: store its result, meter its usage, advance or complete the task."""
     facts = {k: outcome.facts.get(k) for k in FACT_COLUMNS}
     following = pipeline.next_step(step.name)
@@ -80,7 +79,7 @@ def apply_success(conn: sa.Connection, holder: q.Holder, step: pipeline.StepDef,
         holder,
         status="skipped" if outcome.skipped else "succeeded",
         result={"facts": outcome.facts, "usage": outcome.usage, **(outcome.result or {})},
-        period=_period(),
+        period=_period(rt),
         usage=user_q.usage_values(outcome.usage),
         next_step=following.name if following is not None else None,
         facts=facts,
@@ -102,6 +101,7 @@ def apply_success(conn: sa.Connection, holder: q.Holder, step: pipeline.StepDef,
 
 
 def apply_failure(
+    rt: Runtime,
     conn: sa.Connection,
     holder: q.Holder,
     step: pipeline.StepDef,
@@ -121,7 +121,7 @@ def apply_failure(
         holder,
         attempt=attempt,
         error=error,
-        period=_period(),
+        period=_period(rt),
         usage=user_q.usage_values(cause.usage if isinstance(cause, StepFailed) else {}),
         refused=isinstance(cause, StepRefused),
         limited_after=cause.retry_after if isinstance(cause, StepRateLimited) else None,
@@ -169,13 +169,13 @@ def apply_handoff(
     return StepResult("waiting", detail, again=again, priority=found["priority"])
 
 
-def after_commit(task_id: uuid.UUID, step: str, result: StepResult) -> None:
+def after_commit(rt: Runtime, task_id: uuid.UUID, step: str, result: StepResult) -> None:
     """Hand over the next step or schedule this one's later delivery; then say what happened."""
     if result.next is not None:
-        hand_over(str(task_id), *result.next, result.priority)
+        hand_over(rt.enqueuer, str(task_id), *result.next, result.priority)
     if result.again is not None:
         generation, at, suffix = result.again
-        schedule(str(task_id), step, generation, at, suffix, result.priority)
+        schedule(rt.enqueuer, str(task_id), step, generation, at, suffix, result.priority)
     log_outcome(task_id, step, result)
 
 

@@ -20,17 +20,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from common import auth, pipeline
-from common.config import get_settings
-from common.db import run_in_transaction, run_statement
 from common.log import get_logger
-from common.providers import FACT_COLUMNS, HandedOff, StepContext, StepOutcome, StepProvider, get_provider
+from common.providers import FACT_COLUMNS, HandedOff, StepContext, StepOutcome, StepProvider
 from common.queries import steps as q
-from common.services.heartbeat import heartbeats
 from common.services.step_records import (
     NO_ATTEMPTS_LEFT,
     StepResult,
@@ -43,7 +40,10 @@ from common.services.step_records import (
     log_task_failed,
     needs_transaction,
 )
-from common.timeutil import iso, utcnow
+from common.timeutil import iso
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 logger = get_logger("planter.steps")
 MAX_ERROR_LENGTH = 1000
@@ -62,7 +62,9 @@ class Claim:
     checking: bool  # a scheduled check of a waiting step, not a new attempt
 
 
-def _context(task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, object], attempt: int) -> StepContext:
+def _context(
+    rt: Runtime, task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, object], attempt: int
+) -> StepContext:
     handoff = row.get("handoff") or {}
     return StepContext(
         task_id=str(task_id),
@@ -73,7 +75,7 @@ def _context(task_id: uuid.UUID, step: pipeline.StepDef, row: dict[str, object],
         mode=str(row["mode"]),
         payload=row["payload"] or {},  # type: ignore[arg-type]
         facts={k: row[k] for k in FACT_COLUMNS if row.get(k)},
-        callback_token=lambda: auth.issue_callback_token(str(task_id)),
+        callback_token=lambda: auth.issue_callback_token(str(task_id), rt.settings, rt.clock.time()),
         handoff=dict(handoff.get("state") or {}) if isinstance(handoff, dict) else {},
     )
 
@@ -91,18 +93,18 @@ _NOTHING_TO_DO: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
-def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
+def _claim(rt: Runtime, task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
     """One call: a new attempt (pending and due, or a run or outside work that outlived its lease),
     a check of a waiting step, the task failed (the last attempt's run died without recording
     anything), or a no-op saying why."""
     claim_id = uuid.uuid4()
-    row = run_statement(
+    row = rt.db.statement(
         lambda conn: q.claim_step(
             conn,
             task_id,
             step.name,
             claim_id,
-            timeout=pipeline.timeout(step, get_settings().step_timeout_seconds),
+            timeout=pipeline.timeout(step, rt.settings.step_timeout_seconds),
             message=step.message,
             percent=step.progress_percent,
             hold=CHECK_HOLD_SECONDS,
@@ -112,7 +114,7 @@ def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
     )
     verdict = row["verdict"]
     if verdict in ("claimed", "check"):
-        context = _context(task_id, step, row, row["attempt"])
+        context = _context(rt, task_id, step, row, row["attempt"])
         return Claim(claim_id, row["attempt"], context, row["user_id"], checking=verdict == "check")
     if verdict == "exhausted":
         log_task_failed(task_id, step.name, NO_ATTEMPTS_LEFT)
@@ -121,7 +123,7 @@ def _claim(task_id: uuid.UUID, step: pipeline.StepDef) -> Claim | StepResult:
 
 
 def _record(
-    task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, found: StepOutcome | HandedOff | Exception
+    rt: Runtime, task_id: uuid.UUID, step: pipeline.StepDef, claim: Claim, found: StepOutcome | HandedOff | Exception
 ) -> StepResult:
     """Record what the provider said, if the claim still holds."""
     holder = q.Holder(task_id, step.name, claim.claim_id, "waiting" if claim.checking else "running")
@@ -134,10 +136,10 @@ def _record(
             return apply_handoff(conn, holder, step, found, first=not claim.checking)
         if isinstance(found, Exception):
             error = str(found)[:MAX_ERROR_LENGTH] or type(found).__name__
-            return apply_failure(conn, holder, step, claim.attempt, error, found)
-        return apply_success(conn, holder, step, found)
+            return apply_failure(rt, conn, holder, step, claim.attempt, error, found)
+        return apply_success(rt, conn, holder, step, found)
 
-    return run_in_transaction(work) if needs_transaction(step, found) else run_statement(work)
+    return rt.db.transaction(work) if needs_transaction(step, found) else rt.db.statement(work)
 
 
 def _log_attempt(claim: Claim, step: str, outcome: str, provider_ok: bool | None, started: float) -> None:
@@ -155,24 +157,24 @@ def _log_attempt(claim: Claim, step: str, outcome: str, provider_ok: bool | None
     logger.info("step attempt", extra={"fields": fields})
 
 
-def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None = None) -> StepResult:
+def run_step(rt: Runtime, task_id: uuid.UUID, step_name: str, provider: StepProvider | None = None) -> StepResult:
     """Run one delivery of one step: claim, work (or check on outside work), record, hand over."""
     step = pipeline.BY_NAME[step_name]
-    claimed = _claim(task_id, step)
+    claimed = _claim(rt, task_id, step)
     if isinstance(claimed, StepResult):
         log_outcome(task_id, step_name, claimed)
         return claimed
-    fields = {"task_id": str(task_id), "step": step_name, "attempt": claimed.attempt, "claimed_at": iso(utcnow())}
+    fields = {"task_id": str(task_id), "step": step_name, "attempt": claimed.attempt, "claimed_at": iso(rt.clock.now())}
     logger.info("step check claimed" if claimed.checking else "step claimed", extra={"fields": fields})
     started = time.monotonic()
-    provider = provider or get_provider(get_settings().step_provider)
-    timeout = pipeline.timeout(step, get_settings().step_timeout_seconds)
+    provider = provider or rt.providers.get()
+    timeout = pipeline.timeout(step, rt.settings.step_timeout_seconds)
     found: StepOutcome | HandedOff | Exception
     # A check needs no heartbeat: it holds the waiting step through its due time (claim_check).
     beating = (
         contextlib.nullcontext()
         if claimed.checking
-        else heartbeats.keep(
+        else rt.heartbeats.keep(
             task_id,
             step_name,
             claimed.claim_id,
@@ -189,9 +191,9 @@ def run_step(task_id: uuid.UUID, step_name: str, provider: StepProvider | None =
             "step attempt failed", exc_info=True, extra={"fields": {"task_id": str(task_id), "step": step_name}}
         )
         found = error
-    result = _record(task_id, step, claimed, found)
+    result = _record(rt, task_id, step, claimed, found)
     if not (isinstance(found, HandedOff) and claimed.checking):  # a check that found "not yet" ends nothing
         provider_ok = None if isinstance(found, HandedOff) else not isinstance(found, Exception)
         _log_attempt(claimed, step_name, result.outcome, provider_ok, started)
-    after_commit(task_id, step_name, result)
+    after_commit(rt, task_id, step_name, result)
     return result

@@ -11,12 +11,11 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 
-from common.db import run_in_transaction
 from common.errors import Conflict, NotFound, ValidationFailed
 from common.models_tasks import CreateTask
 from common.pipeline import INITIAL_MESSAGE
@@ -24,10 +23,13 @@ from common.queries import idempotency as idempotency_q
 from common.queries import task_types as type_q
 from common.queries import tasks as task_q
 from common.queue import hand_over
-from common.services.projects import Created, _check_quota, _replay
+from common.services.projects import Created, _replay, check_quota
 from common.services.tasks import read_task, to_task
 from common.services.users import User
 from common.task_types import TYPES, TaskType
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,10 @@ def _project_facts(conn: sa.Connection, user: User, spec: TaskSpec) -> dict[str,
     return row
 
 
-def create_in(conn: sa.Connection, user: User, spec: TaskSpec) -> uuid.UUID:
+def create_in(rt: Runtime, conn: sa.Connection, user: User, spec: TaskSpec) -> uuid.UUID:
     """Check the project and the quota, then write the task; the caller enqueues after commit."""
     project = _project_facts(conn, user, spec)
-    _check_quota(conn, user)
+    check_quota(rt, conn, user)
     task_id = uuid.uuid4()
     payload = spec.payload_json
     task_q.insert_task(
@@ -125,7 +127,7 @@ def _fingerprint(spec: TaskSpec) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def create_task(user: User, spec: TaskSpec, idempotency_key: str | None) -> Created:
+def create_task(rt: Runtime, user: User, spec: TaskSpec, idempotency_key: str | None) -> Created:
     """Write the task (or find the one this Idempotency-Key made), then enqueue its first step."""
     fingerprint = _fingerprint(spec)
 
@@ -134,12 +136,12 @@ def create_task(user: User, spec: TaskSpec, idempotency_key: str | None) -> Crea
             existing = _replay(conn, user, idempotency_key, fingerprint)
             if existing is not None:
                 return read_task(conn, existing, user), True
-        task_id = create_in(conn, user, spec)
+        task_id = create_in(rt, conn, user, spec)
         if idempotency_key:
             idempotency_q.remember_key(conn, user.id, idempotency_key, fingerprint, task_id)
         return read_task(conn, task_id, user), False
 
-    row, replayed = run_in_transaction(work)
+    row, replayed = rt.db.transaction(work)
     if not replayed:
-        hand_over(str(row["id"]), first_step(spec), 0, spec.priority)
+        hand_over(rt.enqueuer, str(row["id"]), first_step(spec), 0, spec.priority)
     return Created(task=to_task(row), replayed=replayed)

@@ -8,17 +8,19 @@ import hashlib
 import hmac
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from common.config import get_settings
-from common.db import run_in_transaction, run_statement
 from common.errors import BadRequest, Conflict, NotFound
 from common.models import ProgressEntry, ProgressList, Step, Task, TaskList
 from common.queries import tasks as q
 from common.services.users import User
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -65,8 +67,16 @@ def _payload(row: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def etag(row: dict[str, Any]) -> str:
-    """A strong ETag: the task id and its version, which every change bumps."""
+@dataclass(frozen=True)
+class TaskVersion:
+    """A task as read, and its version tag (a strong ETag: the task id and its version, which
+    every change bumps)."""
+
+    task: Task
+    etag: str
+
+
+def _etag(row: dict[str, Any]) -> str:
     return f'"{row["id"]}-{row["version"]}"'
 
 
@@ -77,35 +87,36 @@ def read_task(conn: sa.Connection, task_id: uuid.UUID, user: User) -> dict[str, 
     return row
 
 
-def get_task(task_id: uuid.UUID, user: User) -> dict[str, Any]:
-    """The user's task row (404 for unknown ids and other users' tasks alike)."""
-    return run_statement(lambda conn: read_task(conn, task_id, user))
+def get_task(rt: Runtime, task_id: uuid.UUID, user: User) -> TaskVersion:
+    """The user's task (404 for unknown ids and other users' tasks alike)."""
+    row = rt.db.statement(lambda conn: read_task(conn, task_id, user))
+    return TaskVersion(task=to_task(row), etag=_etag(row))
 
 
-def get_progress(task_id: uuid.UUID, user: User) -> ProgressList:
-    rows = run_statement(lambda conn: q.list_progress(conn, task_id, user.id))
+def get_progress(rt: Runtime, task_id: uuid.UUID, user: User) -> ProgressList:
+    rows = rt.db.statement(lambda conn: q.list_progress(conn, task_id, user.id))
     if rows is None:
         raise NotFound("no task with that id")
     return ProgressList(task_id=str(task_id), progress=[ProgressEntry(**r) for r in rows])
 
 
-def _cursor_mac(payload: bytes, user: User) -> str:
+def _cursor_mac(rt: Runtime, payload: bytes, user: User) -> str:
     # Bound to the user: a cursor copied to another account, or edited, is refused.
-    key = get_settings().step_signing_secret.encode() + b"|cursor|" + user.id.bytes
+    key = rt.settings.step_signing_secret.encode() + b"|cursor|" + user.id.bytes
     return hmac.new(key, payload, hashlib.sha256).hexdigest()[:32]
 
 
-def encode_cursor(created_at: datetime, task_id: uuid.UUID, user: User) -> str:
+def encode_cursor(rt: Runtime, created_at: datetime, task_id: uuid.UUID, user: User) -> str:
     payload = json.dumps([created_at.isoformat(), str(task_id)]).encode()
     token = base64.urlsafe_b64encode(payload).decode().rstrip("=")
-    return f"{token}.{_cursor_mac(payload, user)}"
+    return f"{token}.{_cursor_mac(rt, payload, user)}"
 
 
-def decode_cursor(cursor: str, user: User) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(rt: Runtime, cursor: str, user: User) -> tuple[datetime, uuid.UUID]:
     try:
         token, _, mac = cursor.partition(".")
         payload = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        if not hmac.compare_digest(mac, _cursor_mac(payload, user)):
+        if not hmac.compare_digest(mac, _cursor_mac(rt, payload, user)):
             raise ValueError("bad signature")
         created, task_id = json.loads(payload)
         return datetime.fromisoformat(created), uuid.UUID(task_id)
@@ -114,6 +125,7 @@ def decode_cursor(cursor: str, user: User) -> tuple[datetime, uuid.UUID]:
 
 
 def list_tasks(
+    rt: Runtime,
     user: User,
     *,
     status: str | None,
@@ -122,18 +134,18 @@ def list_tasks(
     task_type: str | None = None,
     priority: str | None = None,
 ) -> TaskList:
-    after = decode_cursor(cursor, user) if cursor else None
-    rows = run_statement(
+    after = decode_cursor(rt, cursor, user) if cursor else None
+    rows = rt.db.statement(
         lambda conn: q.list_tasks(
             conn, user.id, status=status, limit=limit + 1, after=after, task_type=task_type, priority=priority
         )
     )
     page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor(page[-1]["created_at_raw"], page[-1]["id"], user) if more else None
+    next_cursor = encode_cursor(rt, page[-1]["created_at_raw"], page[-1]["id"], user) if more else None
     return TaskList(tasks=[to_task(r) for r in page], next_cursor=next_cursor)
 
 
-def cancel_task(task_id: uuid.UUID, user: User) -> Task:
+def cancel_task(rt: Runtime, task_id: uuid.UUID, user: User) -> Task:
     """Cancel an active task; the pipeline stops at its next step boundary. 409 when terminal."""
 
     def work(conn: sa.Connection) -> dict[str, Any]:
@@ -154,4 +166,4 @@ def cancel_task(task_id: uuid.UUID, user: User) -> Task:
         )
         return read_task(conn, task_id, user)
 
-    return to_task(run_in_transaction(work))
+    return to_task(rt.db.transaction(work))

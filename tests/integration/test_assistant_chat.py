@@ -9,11 +9,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import requests
 import sqlalchemy as sa
 
+from common.runtime import Runtime
 from common.services.assistant_context import HISTORY_CHAR_BUDGET, turns_within_budget
 from common.services.chat import title_of
+from tests.conftest import with_settings
 from tests.contract import assert_problem
 from tests.integration.assistant_seed import add_task, add_user, failed, ok
 
@@ -23,6 +26,12 @@ ALICE, BOB = "alice@example.test", "bob@example.test"
 ALICE_ERROR = "Cloud Build quota exceeded in us-central1: request a higher build quota"
 BOB_ERROR = "bob-only secret error 5eb0"
 Headers = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def client(gemini_client: Any) -> Any:
+    """Every request of this module goes to a runtime whose AI service is the Gemini stand-in."""
+    return gemini_client
 
 
 def count(engine: sa.Engine, sql: str, **params: Any) -> int:
@@ -224,7 +233,7 @@ def test_long_conversations_keep_the_newest_messages_within_the_budget() -> None
 
 
 def test_concurrent_requests_with_one_key_store_one_message_and_one_reply(
-    client: Any, gemini: Any, auth_header: Headers, engine: sa.Engine
+    client: Any, runtime: Runtime, gemini: Any, auth_header: Headers, engine: sa.Engine
 ) -> None:
     from dev.gateway import create_app
 
@@ -232,7 +241,7 @@ def test_concurrent_requests_with_one_key_store_one_message_and_one_reply(
     n = 6
     barrier = threading.Barrier(n)
     answers: list[tuple[int, Any]] = []
-    app = create_app()
+    app = create_app(with_settings(runtime, ai_base_url=gemini.base_url))
     headers = {**auth_header(ALICE), "Idempotency-Key": "double-click"}
 
     def submit() -> None:

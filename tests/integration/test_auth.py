@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import http.server
 import json
-import os
 import socket
 import threading
 import time
@@ -28,9 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from common import auth
+from common.runtime import Runtime
 from dev.gateway import create_app
 from functions.routes import ROUTES
-from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, apply_env, make_token
+from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, ManualClock, callback_token, make_token, with_settings
 
 LIST = "/api/v1/tasks"
 ISSUER = "https://issuer.example.test/"
@@ -171,7 +171,7 @@ def test_small_clock_skew_is_tolerated(client: Any) -> None:
 
 def test_callback_token_cannot_act_as_a_user(client: Any, auth_header: Any, enqueued: Any) -> None:
     task_id = client.post("/api/v1/projects", json={"project_name": "cb"}, headers=auth_header()).get_json()["task_id"]
-    callback = auth.issue_callback_token(task_id)
+    callback = callback_token(task_id)
     for method, path in (
         ("GET", LIST),
         ("GET", f"/api/v1/tasks/{task_id}"),
@@ -196,8 +196,8 @@ def test_every_user_route_requires_a_token(client: Any, engine: sa.Engine) -> No
     assert user_rows(engine) == []
 
 
-def test_issuer_and_audience_are_checked_when_configured(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    apply_env(monkeypatch, JWT_ISSUER=ISSUER, JWT_AUDIENCE=AUDIENCE)
+def test_issuer_and_audience_are_checked_when_configured(client_with: Any) -> None:
+    client = client_with(jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
     refused: dict[str, dict[str, Any]] = {
         "wrong-iss": {"iss": "https://evil.example.test/", "aud": AUDIENCE},
         "missing-iss": {"aud": AUDIENCE},
@@ -213,12 +213,12 @@ def test_issuer_and_audience_are_checked_when_configured(client: Any, monkeypatc
     assert client.get(LIST, headers=_bearer(make_token(iss=ISSUER, aud=["other", AUDIENCE]))).status_code == 200
 
 
-def test_concurrent_first_requests_create_one_user(client: Any, engine: sa.Engine) -> None:
+def test_concurrent_first_requests_create_one_user(client: Any, runtime: Runtime, engine: sa.Engine) -> None:
     threads_count = 8
     barrier = threading.Barrier(threads_count)
     token = make_token("newcomer@example.test")
     statuses: list[int] = []
-    app = create_app()
+    app = create_app(runtime)
 
     def first_request() -> None:
         own_client = app.test_client()
@@ -299,18 +299,23 @@ def key_set() -> Iterator[tuple[KeySet, str]]:
 
 
 @pytest.fixture
-def jwks(client: Any, key_set: tuple[KeySet, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[KeySet]:
-    """JWKS-only mode, as in production with Firebase: no JWT_SECRET; issuer and audience set."""
-    keys, url = key_set
+def jwks(key_set: tuple[KeySet, str]) -> KeySet:
+    keys, _ = key_set
     keys.reset()
-    auth._jwks_client.cache_clear()  # a fresh instance: no key set cached yet
-    apply_env(monkeypatch, JWT_SECRET="", JWT_JWKS_URL=url, JWT_ISSUER=ISSUER, JWT_AUDIENCE=AUDIENCE)
-    yield keys
-    auth._jwks_client.cache_clear()
+    return keys
 
 
-def _jwks_url() -> str:
-    return os.environ["JWT_JWKS_URL"]
+@pytest.fixture
+def jwks_runtime(runtime: Runtime, key_set: tuple[KeySet, str]) -> Runtime:
+    """JWKS-only mode, as in production with Firebase: no JWT_SECRET; issuer and audience set. A
+    fresh instance: no key set cached yet."""
+    _, url = key_set
+    return with_settings(runtime, jwt_secret="", jwt_jwks_url=url, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
+
+
+@pytest.fixture
+def jwks_client(jwks_runtime: Runtime) -> Any:
+    return create_app(jwks_runtime).test_client()
 
 
 def _signed(key: Any, alg: str, kid: str | None, email: str = "alice@example.test", **claims: Any) -> str:
@@ -319,10 +324,10 @@ def _signed(key: Any, alg: str, kid: str | None, email: str = "alice@example.tes
     return jwt.encode(body, key, algorithm=alg, headers=headers)
 
 
-def test_jwks_rs256_and_es256_tokens_are_accepted(client: Any, jwks: KeySet, engine: sa.Engine) -> None:
-    rs = client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1", "rs@example.test")))
+def test_jwks_rs256_and_es256_tokens_are_accepted(jwks_client: Any, jwks: KeySet, engine: sa.Engine) -> None:
+    rs = jwks_client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1", "rs@example.test")))
     assert rs.status_code == 200, rs.get_json()
-    es = client.get(LIST, headers=_bearer(_signed(jwks.ec, "ES256", "ec-1", "es@example.test")))
+    es = jwks_client.get(LIST, headers=_bearer(_signed(jwks.ec, "ES256", "ec-1", "es@example.test")))
     assert es.status_code == 200, es.get_json()
     assert user_rows(engine) == [("es@example.test", "sub-es@example.test"), ("rs@example.test", "sub-rs@example.test")]
     assert jwks.fetches == 1  # the key set is cached by the instance
@@ -362,11 +367,11 @@ def _bad_jwks_tokens() -> list[tuple[str, Callable[[KeySet], str]]]:
     ]
 
 
-def test_jwks_bad_token_is_401(client: Any, jwks: KeySet, engine: sa.Engine) -> None:
+def test_jwks_bad_token_is_401(jwks_client: Any, jwks: KeySet, engine: sa.Engine) -> None:
     wrong: dict[str, str] = {}
     for name, mint in _bad_jwks_tokens():
         try:
-            assert_invalid_token(client.get(LIST, headers=_bearer(mint(jwks))))
+            assert_invalid_token(jwks_client.get(LIST, headers=_bearer(mint(jwks))))
         except AssertionError as error:
             wrong[name] = str(error).splitlines()[0]
     assert wrong == {}
@@ -374,15 +379,15 @@ def test_jwks_bad_token_is_401(client: Any, jwks: KeySet, engine: sa.Engine) -> 
 
 
 def test_hs256_signed_with_public_pem_fails_when_a_secret_is_configured_too(
-    client: Any, jwks: KeySet, monkeypatch: pytest.MonkeyPatch
+    jwks_runtime: Runtime, jwks: KeySet
 ) -> None:
     # Mixed mode (JWKS for users, JWT_SECRET for self-issued tokens): the PEM is still no HMAC key.
-    apply_env(monkeypatch, JWT_JWKS_URL=_jwks_url(), JWT_ISSUER=ISSUER, JWT_AUDIENCE=AUDIENCE)
+    jwks_client = create_app(with_settings(jwks_runtime, jwt_secret=TEST_JWT_SECRET)).test_client()
     token = _hs256_by_hand(_claims(iss=ISSUER, aud=AUDIENCE), jwks.rsa_public_pem(), {"alg": "HS256", "kid": "rsa-1"})
-    assert_invalid_token(client.get(LIST, headers=_bearer(token)))
+    assert_invalid_token(jwks_client.get(LIST, headers=_bearer(token)))
     # ...while the genuine self-issued token and the provider's token both pass.
-    assert client.get(LIST, headers=_bearer(make_token(iss=ISSUER, aud=AUDIENCE))).status_code == 200
-    assert client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1"))).status_code == 200
+    assert jwks_client.get(LIST, headers=_bearer(make_token(iss=ISSUER, aud=AUDIENCE))).status_code == 200
+    assert jwks_client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1"))).status_code == 200
 
 
 def test_asymmetric_token_without_a_jwks_configured_is_401(client: Any, key_set: tuple[KeySet, str]) -> None:
@@ -391,77 +396,72 @@ def test_asymmetric_token_without_a_jwks_configured_is_401(client: Any, key_set:
     assert_invalid_token(client.get(LIST, headers=_bearer(token)))
 
 
-def test_unknown_kid_refreshes_the_key_set_once_then_401(client: Any, jwks: KeySet) -> None:
-    assert client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1"))).status_code == 200
+def test_unknown_kid_refreshes_the_key_set_once_then_401(jwks_client: Any, jwks_runtime: Runtime, jwks: KeySet) -> None:
+    assert jwks_client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1"))).status_code == 200
     assert jwks.fetches == 1
     # Past the refresh cool-down (which only rate-limits refreshes), an unknown kid refetches once.
-    auth._jwks_client(_jwks_url()).cooldown_duration = 0
-    assert_invalid_token(client.get(LIST, headers=_bearer(_signed(jwks.other_rsa, "RS256", "unknown"))))
+    jwks_runtime.tokens.jwks_client().cooldown_duration = 0
+    assert_invalid_token(jwks_client.get(LIST, headers=_bearer(_signed(jwks.other_rsa, "RS256", "unknown"))))
     assert jwks.fetches == 2
 
 
-def test_a_rotated_in_key_is_picked_up_by_the_one_refresh(client: Any, jwks: KeySet) -> None:
-    assert client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1"))).status_code == 200
-    auth._jwks_client(_jwks_url()).cooldown_duration = 0
+def test_a_rotated_in_key_is_picked_up_by_the_one_refresh(
+    jwks_client: Any, jwks_runtime: Runtime, jwks: KeySet
+) -> None:
+    assert jwks_client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1"))).status_code == 200
+    jwks_runtime.tokens.jwks_client().cooldown_duration = 0
     with jwks.lock:
         jwks.published.append(KeySet.jwk(jwks.other_rsa.public_key(), "rsa-2", "RS256"))
-    response = client.get(LIST, headers=_bearer(_signed(jwks.other_rsa, "RS256", "rsa-2")))
+    response = jwks_client.get(LIST, headers=_bearer(_signed(jwks.other_rsa, "RS256", "rsa-2")))
     assert response.status_code == 200, response.get_json()
     assert jwks.fetches == 2
 
 
-def test_unknown_kids_cannot_make_the_instance_hammer_the_provider(client: Any, jwks: KeySet) -> None:
-    assert client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1"))).status_code == 200
+def test_unknown_kids_cannot_make_the_instance_hammer_the_provider(jwks_client: Any, jwks: KeySet) -> None:
+    assert jwks_client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1"))).status_code == 200
     for i in range(10):
-        assert_invalid_token(client.get(LIST, headers=_bearer(_signed(jwks.other_rsa, "RS256", f"made-up-{i}"))))
+        assert_invalid_token(jwks_client.get(LIST, headers=_bearer(_signed(jwks.other_rsa, "RS256", f"made-up-{i}"))))
     assert jwks.fetches <= 2
 
 
 def test_a_key_removed_from_the_jwks_is_refused_once_the_set_is_refetched(
-    client: Any, jwks: KeySet, monkeypatch: pytest.MonkeyPatch
+    jwks_client: Any, jwks_runtime: Runtime, jwks: KeySet, clock: ManualClock
 ) -> None:
     token = _signed(jwks.rsa, "RS256", "rsa-1")
-    assert client.get(LIST, headers=_bearer(token)).status_code == 200
+    assert jwks_client.get(LIST, headers=_bearer(token)).status_code == 200
     with jwks.lock:  # the provider revokes rsa-1
         jwks.published = [k for k in jwks.published if k["kid"] != "rsa-1"]
-    jwks_client = auth._jwks_client(_jwks_url())
-    assert jwks_client.jwk_set_cache is not None
-    jwks_client.jwk_set_cache.put(None)  # what the cache lifespan running out does
+    key_client = jwks_runtime.tokens.jwks_client()
+    assert key_client.jwk_set_cache is not None
+    key_client.jwk_set_cache.put(None)  # what the cache lifespan running out does
     # A token the instance has not verified yet is refused at once...
-    assert_invalid_token(client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1", jti="new"))))
+    assert_invalid_token(jwks_client.get(LIST, headers=_bearer(_signed(jwks.rsa, "RS256", "rsa-1", jti="new"))))
     # ...and the one it verified a moment ago is still remembered, for at most a minute.
-    assert client.get(LIST, headers=_bearer(token)).status_code == 200
-    now = time.time()
-    monkeypatch.setattr(time, "time", lambda: now + 61)
-    assert_invalid_token(client.get(LIST, headers=_bearer(token)))
+    assert jwks_client.get(LIST, headers=_bearer(token)).status_code == 200
+    clock.advance(61)
+    assert_invalid_token(jwks_client.get(LIST, headers=_bearer(token)))
     assert jwks.fetches == 2
 
 
 def test_a_token_is_remembered_for_a_minute_at_most_and_never_past_its_exp(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, runtime: Runtime, clock: ManualClock
 ) -> None:
-    decoded: list[str] = []
-    real_decode = auth._decode
-
-    def counting_decode(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        decoded.append(token)
-        return real_decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(auth, "_decode", counting_decode)
-    now = time.time()
+    now = clock.time()
     brief = make_token("brief@example.test", exp=int(now) + 5)
     spelt = make_token("spelt@example.test", exp=str(int(now) + 5))  # PyJWT takes an exp int() takes
     long = make_token("long@example.test", exp=int(now) + 600)
+    assert not any(runtime.tokens.remembers(t) for t in (brief, spelt, long))
     for token in (brief, spelt, long, brief, spelt, long):
         assert client.get(LIST, headers=_bearer(token)).status_code == 200
-    assert decoded == [brief, spelt, long]  # the repeats were remembered
-    monkeypatch.setattr(time, "time", lambda: now + 6)  # past the brief tokens' exp
+    assert all(runtime.tokens.remembers(t) for t in (brief, spelt, long))  # the repeats need no PyJWT
+    clock.advance(6)  # past the brief tokens' exp (on the instance's clock; PyJWT's leeway still accepts them)
+    assert [runtime.tokens.remembers(t) for t in (brief, spelt, long)] == [False, False, True]
     for token in (brief, spelt, long):
         assert client.get(LIST, headers=_bearer(token)).status_code == 200
-    assert decoded == [brief, spelt, long, brief, spelt]
-    monkeypatch.setattr(time, "time", lambda: now + 61)  # past the minute
+    clock.advance(55)  # past the minute
+    assert not runtime.tokens.remembers(long)
     assert client.get(LIST, headers=_bearer(long)).status_code == 200
-    assert decoded == [brief, spelt, long, brief, spelt, long]
+    assert runtime.tokens.remembers(long)
 
 
 def test_a_tampered_copy_of_a_remembered_token_is_refused(client: Any) -> None:
@@ -475,17 +475,13 @@ def test_a_tampered_copy_of_a_remembered_token_is_refused(client: Any) -> None:
     assert_invalid_token(client.get(LIST, headers=_bearer(f"{header}.{payload}.{signature[:-2]}AA")))
 
 
-def test_unreachable_jwks_is_503_not_401(client: Any, monkeypatch: pytest.MonkeyPatch, key_set: Any) -> None:
+def test_unreachable_jwks_is_503_not_401(client_with: Any, key_set: Any) -> None:
     keys, _ = key_set
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    apply_env(monkeypatch, JWT_SECRET="", JWT_JWKS_URL=f"http://127.0.0.1:{port}/jwks.json")
-    auth._jwks_client.cache_clear()
-    try:
-        response = client.get(LIST, headers=_bearer(jwt.encode(_claims(), keys.rsa, "RS256", headers={"kid": "k"})))
-    finally:
-        auth._jwks_client.cache_clear()
+    client = client_with(jwt_secret="", jwt_jwks_url=f"http://127.0.0.1:{port}/jwks.json")
+    response = client.get(LIST, headers=_bearer(jwt.encode(_claims(), keys.rsa, "RS256", headers={"kid": "k"})))
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
     assert "Retry-After" in response.headers

@@ -19,6 +19,7 @@ from common import pipeline
 from common.models import TimeSeriesQuery
 from common.queries import dashboard as dq
 from common.queries.users import billing_period_start
+from common.runtime import Runtime
 from common.services import dashboard
 from common.services.users import User
 from tests.factories import add_step, add_task, add_user
@@ -113,38 +114,40 @@ def test_today_and_this_week_begin_at_the_callers_midnight(
     assert [p["value"] for p in weekly["data_points"]] == [1, 1]
 
 
-def test_the_same_instant_is_today_in_one_zone_and_yesterday_in_another(engine: sa.Engine) -> None:
+def test_the_same_instant_is_today_in_one_zone_and_yesterday_in_another(engine: sa.Engine, runtime: Runtime) -> None:
     alice = add_user(engine)
     at = utc("2026-11-02T12:00:00")  # Monday: 17:30 in Kolkata, 07:00 in New York
     completed_task(engine, alice, utc("2026-11-01T19:00:00"))  # Mon 00:30 in Kolkata, Sun 14:00 in New York
-    kolkata = dashboard.metrics(alice, "Asia/Kolkata", at=at).project_health
-    new_york = dashboard.metrics(alice, "America/New_York", at=at).project_health
+    kolkata = dashboard.metrics(runtime, alice, "Asia/Kolkata", at=at).project_health
+    new_york = dashboard.metrics(runtime, alice, "America/New_York", at=at).project_health
     assert (kolkata.tasks_completed_today, kolkata.tasks_completed_this_week) == (1, 1)
     assert (new_york.tasks_completed_today, new_york.tasks_completed_this_week) == (0, 0)
 
 
-def series(user: User, tz: str, metric: str, period: str, days: int, at: datetime) -> list[tuple[datetime, float]]:
+def series(
+    runtime: Runtime, user: User, tz: str, metric: str, period: str, days: int, at: datetime
+) -> list[tuple[datetime, float]]:
     query = TimeSeriesQuery(metric=metric, period=period, days=days, tz=tz)
-    return [(parse(p.timestamp), p.value) for p in dashboard.time_series(user, query, at=at).data_points]
+    return [(parse(p.timestamp), p.value) for p in dashboard.time_series(runtime, user, query, at=at).data_points]
 
 
-def test_daily_buckets_across_the_new_york_fall_back(engine: sa.Engine) -> None:
+def test_daily_buckets_across_the_new_york_fall_back(engine: sa.Engine, runtime: Runtime) -> None:
     # 2026-11-01 02:00 EDT became 01:00 EST: Sunday the 1st was 25 hours long.
     alice = add_user(engine)
     for created in ("2026-11-01T03:30", "2026-11-01T05:30", "2026-11-01T06:30", "2026-11-02T04:30", "2026-11-02T05:30"):
         add_task(engine, alice, status="creating_org", created=utc(created), current_step="creating_org")
     at = utc("2026-11-02T17:00:00")
-    assert series(alice, "America/New_York", "tasks_created", "daily", 3, at) == [
+    assert series(runtime, alice, "America/New_York", "tasks_created", "daily", 3, at) == [
         (utc("2026-10-31T04:00:00"), 1),  # Sat 23:30 EDT
         (utc("2026-11-01T04:00:00"), 3),  # 01:30 EDT, 01:30 EST, 23:30 EST
         (utc("2026-11-02T05:00:00"), 1),  # Mon 00:30 EST
     ]
-    hourly = series(alice, "America/New_York", "tasks_created", "hourly", 1, utc("2026-11-01T12:10:00"))
+    hourly = series(runtime, alice, "America/New_York", "tasks_created", "hourly", 1, utc("2026-11-01T12:10:00"))
     assert len(hourly) == 24
     assert all(b[0] - a[0] == timedelta(hours=1) for a, b in itertools.pairwise(hourly))
     by_hour = dict(hourly)
     assert (by_hour[utc("2026-11-01T05:00:00")], by_hour[utc("2026-11-01T06:00:00")]) == (1, 1)  # both 01:00s
-    weekly = series(alice, "America/New_York", "tasks_created", "weekly", 14, utc("2026-11-04T17:00:00"))
+    weekly = series(runtime, alice, "America/New_York", "tasks_created", "weekly", 14, utc("2026-11-04T17:00:00"))
     assert weekly == [
         (utc("2026-10-19T04:00:00"), 0),
         (utc("2026-10-26T04:00:00"), 4),  # Mon Oct 26 EDT .. Sun Nov 1 23:30 EST
@@ -152,42 +155,42 @@ def test_daily_buckets_across_the_new_york_fall_back(engine: sa.Engine) -> None:
     ]
 
 
-def test_today_across_the_new_york_fall_back(engine: sa.Engine) -> None:
+def test_today_across_the_new_york_fall_back(engine: sa.Engine, runtime: Runtime) -> None:
     alice = add_user(engine)
     completed_task(engine, alice, utc("2026-11-02T04:30:00"))  # Sunday 23:30 EST (would be Monday in EDT)
     completed_task(engine, alice, utc("2026-11-02T05:30:00"))  # Monday 00:30 EST
     at = utc("2026-11-02T17:00:00")
-    health = dashboard.metrics(alice, "America/New_York", at=at).project_health
+    health = dashboard.metrics(runtime, alice, "America/New_York", at=at).project_health
     assert (health.tasks_completed_today, health.tasks_completed_this_week) == (1, 1)
-    assert dashboard.active_tasks(alice, "America/New_York", at=at).total_completed_today == 1
+    assert dashboard.active_tasks(runtime, alice, "America/New_York", at=at).total_completed_today == 1
 
 
-def test_daily_buckets_across_the_new_york_spring_forward(engine: sa.Engine) -> None:
+def test_daily_buckets_across_the_new_york_spring_forward(engine: sa.Engine, runtime: Runtime) -> None:
     # 2026-03-08 02:00 EST became 03:00 EDT: Sunday the 8th was 23 hours long.
     alice = add_user(engine)
     completed_task(engine, alice, utc("2026-03-09T03:30:00"))  # Sun 23:30 EDT
     completed_task(engine, alice, utc("2026-03-09T04:30:00"))  # Mon 00:30 EDT
-    assert series(alice, "America/New_York", "tasks_completed", "daily", 2, utc("2026-03-09T16:00:00")) == [
+    assert series(runtime, alice, "America/New_York", "tasks_completed", "daily", 2, utc("2026-03-09T16:00:00")) == [
         (utc("2026-03-08T05:00:00"), 1),
         (utc("2026-03-09T04:00:00"), 1),
     ]
 
 
-def test_half_hour_offsets_and_their_dst_change(engine: sa.Engine) -> None:
+def test_half_hour_offsets_and_their_dst_change(engine: sa.Engine, runtime: Runtime) -> None:
     alice = add_user(engine)
     # Kolkata, +05:30 all year: days and hours begin at :30 UTC.
     failed_task(engine, alice, utc("2026-11-01T18:15:00"))  # Nov 1 23:45 IST
     failed_task(engine, alice, utc("2026-11-01T18:45:00"))  # Nov 2 00:15 IST
-    assert series(alice, "Asia/Kolkata", "tasks_failed", "daily", 2, utc("2026-11-02T12:00:00")) == [
+    assert series(runtime, alice, "Asia/Kolkata", "tasks_failed", "daily", 2, utc("2026-11-02T12:00:00")) == [
         (utc("2026-10-31T18:30:00"), 1),
         (utc("2026-11-01T18:30:00"), 1),
     ]
-    hourly = series(alice, "Asia/Kolkata", "tasks_failed", "hourly", 1, utc("2026-11-02T12:00:00"))
+    hourly = series(runtime, alice, "Asia/Kolkata", "tasks_failed", "hourly", 1, utc("2026-11-02T12:00:00"))
     assert hourly[-1][0] == utc("2026-11-02T11:30:00") and all(t.minute == 30 for t, _ in hourly)
     # Adelaide moved from +09:30 to +10:30 on 2026-10-04 at 02:00.
     completed_task(engine, alice, utc("2026-10-04T13:15:00"))  # Oct 4 23:45 ACDT
     completed_task(engine, alice, utc("2026-10-04T13:45:00"))  # Oct 5 00:15 ACDT
-    assert series(alice, "Australia/Adelaide", "tasks_completed", "daily", 3, utc("2026-10-05T02:00:00")) == [
+    assert series(runtime, alice, "Australia/Adelaide", "tasks_completed", "daily", 3, utc("2026-10-05T02:00:00")) == [
         (utc("2026-10-02T14:30:00"), 0),
         (utc("2026-10-03T14:30:00"), 1),
         (utc("2026-10-04T13:30:00"), 1),
@@ -347,14 +350,9 @@ def test_cost_of_this_billing_period(
     }
 
 
-def test_cost_per_operation_is_configured(
-    client: Any, auth_header: Any, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from common import config
-
+def test_cost_per_operation_is_configured(client_with: Any, auth_header: Any, engine: sa.Engine) -> None:
     set_plan(engine, add_user(engine), None, 100, 10)
-    monkeypatch.setenv("COST_PER_AI_OPERATION", "0.125")
-    config.get_settings.cache_clear()
+    client = client_with(cost_per_ai_operation=0.125)
     costs = get(client, auth_header, METRICS_PATH)["cost_metrics"]
     assert (costs["cost_per_operation"], costs["estimated_monthly_cost"]) == (0.125, 1.25)
 
@@ -470,7 +468,8 @@ def test_dashboard_needs_a_token(client: Any) -> None:
 
 
 # --- how the figures are computed ------------------------------------------------------------------
-def test_each_endpoint_is_one_round_trip(client: Any, auth_header: Any, wire: Any) -> None:
+def test_each_endpoint_is_one_round_trip(wired_client: Any, auth_header: Any, wire: Any) -> None:
+    client = wired_client
     # One statement, sent prepared (common.db.prepared): counted on the wire (tests/wire.py).
     series_params: dict[str, Any] = {"metric": "success_rate", "period": "hourly", "days": 90}
     for path, params in ((ACTIVE_PATH, {}), (METRICS_PATH, {}), (SERIES_PATH, series_params)):
@@ -517,7 +516,7 @@ def test_every_statement_can_be_served_by_indexes(engine: sa.Engine) -> None:
 
 # --- against the real pipeline ---------------------------------------------------------------------
 def test_a_real_pipeline_shows_up_and_the_ai_series_sums_to_the_meter(
-    client: Any, auth_header: Any, engine: sa.Engine
+    client: Any, runtime: Runtime, auth_header: Any, engine: sa.Engine
 ) -> None:
     from common.services import steps
 
@@ -528,7 +527,7 @@ def test_a_real_pipeline_shows_up_and_the_ai_series_sums_to_the_meter(
     assert [t["task_id"] for t in listed] == [str(task_id)] and listed[0]["estimated_completion_at"]
 
     for step in pipeline.STEP_NAMES:
-        assert steps.run_step(task_id, step).outcome == "succeeded"
+        assert steps.run_step(runtime, task_id, step).outcome == "succeeded"
 
     active = get(client, auth_header, ACTIVE_PATH)
     assert (active["total_active"], active["total_completed_today"]) == (0, 1)

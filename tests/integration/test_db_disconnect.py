@@ -70,7 +70,9 @@ def test_a_pooled_connection_cut_between_requests_is_not_seen_by_the_next(engine
     # SQLAlchemy alone would not count as a disconnect, handing the dead connection back to the pool
     # for the retry to find) or as a broken socket, depending on timing. The pause lets the FATAL arrive.
     for _ in range(5):
-        pid = db.run_in_transaction(lambda conn: int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()))
+        pid = db.run_in_transaction(
+            lambda conn: int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()), engine=engine
+        )
         terminate(admin, pid)  # the pool still holds this connection, now dead
         time.sleep(0.05)
         assert db.run_in_transaction(lambda conn: conn.execute(sa.text("SELECT 9")).scalar_one(), engine=engine) == 9

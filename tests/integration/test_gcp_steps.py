@@ -16,17 +16,17 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from common.auth import issue_callback_token
 from common.gcp.builds import attempt_tag, build_tags, task_tag
 from common.gcp.client import GcpClient
 from common.providers import HandedOff, StepContext, StepOutcome
 from common.providers.live import LiveProvider
 from common.providers.live_gcp import GcpConfig, GcpSteps
+from common.runtime import Runtime
 from common.services import steps
 from dev.stack import free_port
 from dev.standins.gcp.server import GcpStandIn
 from dev.standins.github.server import Running, start
-from tests.conftest import RecordingEnqueuer
+from tests.conftest import RecordingEnqueuer, callback_token
 from tests.integration.test_steps import progress_rows
 from tests.live_support import create, live_provider, make_due, step_row
 
@@ -78,8 +78,8 @@ def provider(github_server: Running, gemini: Any, gcp: GcpStandIn, planter_url: 
     return dataclasses.replace(live_provider(github_server.base_url, gemini.base_url), gcp=steps_)
 
 
-def run(task_id: str, name: str, provider: LiveProvider) -> steps.StepResult:
-    return steps.run_step(uuid.UUID(task_id), name, provider)
+def run(runtime: Runtime, task_id: str, name: str, provider: LiveProvider) -> steps.StepResult:
+    return steps.run_step(runtime, uuid.UUID(task_id), name, provider)
 
 
 def wait_for(engine: sa.Engine, task_id: str, step: str, status: str, seconds: float = 15) -> dict[str, Any]:
@@ -101,30 +101,30 @@ def wait_build_done(gcp: GcpStandIn, seconds: float = 10) -> None:
     raise AssertionError("the stand-in's builds did not finish")
 
 
-def to_gcp_project(client: Any, headers: dict[str, str], provider: LiveProvider, name: str) -> str:
+def to_gcp_project(runtime: Runtime, client: Any, headers: dict[str, str], provider: LiveProvider, name: str) -> str:
     task = create(client, headers, name)
     task_id: str = task["task_id"]
     for step in (*BEFORE_GCP, "creating_gcp_project"):
-        assert run(task_id, step, provider).outcome == "succeeded", step
+        assert run(runtime, task_id, step, provider).outcome == "succeeded", step
     return task_id
 
 
 def test_the_whole_pipeline_deploys_with_the_builds_own_progress_in_the_history(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Garden Planner")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Garden Planner")
     project = step_row(engine, task_id, "creating_gcp_project")["result"]
     assert project["gcp_project_id"] == "garden-planner" and project["parent"] == PARENT
     assert gcp.state.projects["garden-planner"]["labels"] == {"planter-task": task_id}
     assert gcp.state.billing["garden-planner"]["billingAccountName"] == BILLING
     assert "run.googleapis.com" in gcp.state.enabled["garden-planner"]
 
-    assert run(task_id, "deploying", provider).outcome == "waiting"
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
     row = wait_for(engine, task_id, "deploying", "succeeded")
     assert row["status"] == "succeeded", row
     assert row["result"]["build_id"] and row["result"]["log_url"].startswith(gcp.base_url)
     assert row["result"]["service_url"].endswith(".run.app")
-    assert run(task_id, "creating_issues", provider).outcome == "succeeded"
+    assert run(runtime, task_id, "creating_issues", provider).outcome == "succeeded"
 
     done = client.get(f"/api/v1/tasks/{task_id}", headers=auth_header()).get_json()
     assert done["status"] == "completed"
@@ -148,19 +148,19 @@ def test_the_whole_pipeline_deploys_with_the_builds_own_progress_in_the_history(
 
 
 def test_a_lost_final_callback_is_found_by_the_scheduled_check(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Lost Callback")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Lost Callback")
     httpx.post(f"{gcp.base_url}/_faults", json={"lose_final_callback": True, "times": 1})
-    assert run(task_id, "deploying", provider).outcome == "waiting"
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
     wait_build_done(gcp)
     assert step_row(engine, task_id, "deploying")["status"] == "waiting"  # no outcome came
     make_due(engine, task_id, "deploying")
-    assert run(task_id, "deploying", provider).outcome == "succeeded"
+    assert run(runtime, task_id, "deploying", provider).outcome == "succeeded"
     row = step_row(engine, task_id, "deploying")
     assert row["result"]["service_url"].endswith(".run.app") and row["result"]["build_id"]
     # The late outcome of the same success (a retried callback) is a no-op; a different one conflicts.
-    token = {"Authorization": f"Bearer {issue_callback_token(task_id)}"}
+    token = {"Authorization": f"Bearer {callback_token(task_id)}"}
     same = {"message": "late", "step": "deploying", "step_outcome": "succeeded"}
     assert client.post(f"/api/v1/tasks/{task_id}/progress", json=same, headers=token).status_code == 200
     other = {**same, "step_outcome": "failed", "error": "late failure"}
@@ -168,10 +168,10 @@ def test_a_lost_final_callback_is_found_by_the_scheduled_check(
 
 
 def test_a_taken_project_id_that_is_not_ours_gives_another_id(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
     httpx.post(f"{gcp.base_url}/_faults", json={"foreign_project": "taken-name"})
-    task_id = to_gcp_project(client, auth_header(), provider, "Taken Name")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Taken Name")
     made = step_row(engine, task_id, "creating_gcp_project")["result"]
     assert made["gcp_project_id"] == f"taken-name-{task_id.replace('-', '')[:8]}"
     assert made["adopted"] is False
@@ -186,15 +186,15 @@ def _ctx(task_id: str, name: str) -> StepContext:
 
 
 def test_a_failing_build_is_retried_then_fails_the_task_with_its_error_and_log(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Broken Build")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Broken Build")
     httpx.post(f"{gcp.base_url}/_faults", json={"fail_build": True, "times": 3, "message": "docker build failed"})
     for attempt in range(1, 4):
-        assert run(task_id, "deploying", provider).outcome == "waiting"
+        assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
         wait_build_done(gcp)
         make_due(engine, task_id, "deploying")
-        outcome = run(task_id, "deploying", provider).outcome  # the check finds the failure
+        outcome = run(runtime, task_id, "deploying", provider).outcome  # the check finds the failure
         assert outcome == ("retry" if attempt < 3 else "failed"), (attempt, outcome)
         make_due(engine, task_id, "deploying")
     task = client.get(f"/api/v1/tasks/{task_id}", headers=auth_header()).get_json()
@@ -204,18 +204,23 @@ def test_a_failing_build_is_retried_then_fails_the_task_with_its_error_and_log(
 
 
 def test_callback_tokens_of_another_task_or_expired_are_refused_and_an_outcome_for_a_step_not_waiting_conflicts(
-    client: Any, auth_header: Any, provider: LiveProvider, engine: sa.Engine, enqueued: RecordingEnqueuer
+    client: Any,
+    auth_header: Any,
+    provider: LiveProvider,
+    engine: sa.Engine,
+    enqueued: RecordingEnqueuer,
+    runtime: Runtime,
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Token Check")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Token Check")
     other = create(client, auth_header(), "Other Task")["task_id"]
     body = {"message": "done", "step": "deploying", "step_outcome": "succeeded"}
     url = f"/api/v1/tasks/{task_id}/progress"
-    wrong = {"Authorization": f"Bearer {issue_callback_token(other)}"}
+    wrong = {"Authorization": f"Bearer {callback_token(other)}"}
     assert client.post(url, json=body, headers=wrong).status_code == 401
-    expired = {"Authorization": f"Bearer {issue_callback_token(task_id, ttl_seconds=-60)}"}
+    expired = {"Authorization": f"Bearer {callback_token(task_id, ttl_seconds=-60)}"}
     assert client.post(url, json=body, headers=expired).status_code == 401
     # deploying has not started: it is not waiting.
-    right = {"Authorization": f"Bearer {issue_callback_token(task_id)}"}
+    right = {"Authorization": f"Bearer {callback_token(task_id)}"}
     answer = client.post(url, json=body, headers=right)
     assert answer.status_code == 409, answer.get_json()
     assert answer.headers["Content-Type"].startswith("application/problem+json")
@@ -229,20 +234,21 @@ def test_the_outcome_callback_and_the_check_arriving_together_have_one_effect(
     engine: sa.Engine,
     enqueued: RecordingEnqueuer,
     planter_url: str,
+    runtime: Runtime,
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Both At Once")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Both At Once")
     httpx.post(f"{gcp.base_url}/_faults", json={"lose_final_callback": True, "times": 1})
-    assert run(task_id, "deploying", provider).outcome == "waiting"
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
     wait_build_done(gcp)
     make_due(engine, task_id, "deploying")
-    token = {"Authorization": f"Bearer {issue_callback_token(task_id)}"}
+    token = {"Authorization": f"Bearer {callback_token(task_id)}"}
     body = {"message": "late outcome", "step": "deploying", "step_outcome": "succeeded"}
     answers: list[Any] = []
     go = threading.Barrier(2)
 
     def check() -> None:
         go.wait()
-        answers.append(run(task_id, "deploying", provider).outcome)
+        answers.append(run(runtime, task_id, "deploying", provider).outcome)
 
     def callback() -> None:
         go.wait()
@@ -264,10 +270,10 @@ def test_the_outcome_callback_and_the_check_arriving_together_have_one_effect(
 
 
 def test_a_release_build_redeploy_and_teardown_reuse_what_the_project_task_made(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Second Release")
-    assert run(task_id, "deploying", provider).outcome == "waiting"
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Second Release")
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
     first = wait_for(engine, task_id, "deploying", "succeeded")["result"]
     assert provider.gcp is not None
     facts = {"gcp_project_id": first["gcp_project_id"], "repo_url": f"http://127.0.0.1:9/o/{first['service']}"}
@@ -287,7 +293,7 @@ def test_a_release_build_redeploy_and_teardown_reuse_what_the_project_task_made(
 
 def _step_ctx(task_id: str, step: str, facts: dict[str, Any], handoff: dict[str, Any] | None = None) -> StepContext:
     return StepContext(
-        task_id, step, 1, "Second Release", "", "saas", {}, facts, lambda: issue_callback_token(task_id), handoff or {}
+        task_id, step, 1, "Second Release", "", "saas", {}, facts, lambda: callback_token(task_id), handoff or {}
     )
 
 
@@ -310,11 +316,11 @@ class KilledAfterSubmitting:
         return self.provider.check(ctx)
 
 
-def killed_after_submitting(engine: sa.Engine, task_id: str, provider: LiveProvider) -> None:
+def killed_after_submitting(runtime: Runtime, engine: sa.Engine, task_id: str, provider: LiveProvider) -> None:
     """Attempt 1 submits its build and dies; then its lease runs out (time passing, not slept), so
     the next delivery is attempt 2, as the reaper re-enqueues it."""
     with pytest.raises(Killed):
-        steps.run_step(uuid.UUID(task_id), "deploying", KilledAfterSubmitting(provider))
+        steps.run_step(runtime, uuid.UUID(task_id), "deploying", KilledAfterSubmitting(provider))
     assert step_row(engine, task_id, "deploying")["status"] == "running"  # nothing was recorded
     with engine.begin() as conn:
         conn.execute(
@@ -331,15 +337,15 @@ def task_builds(gcp: GcpStandIn, task_id: str) -> list[dict[str, Any]]:
 
 
 def test_a_new_attempt_after_a_kill_waits_on_the_running_build_and_starts_no_second_one(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Killed Deploy")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Killed Deploy")
     httpx.post(f"{gcp.base_url}/_faults", json={"hold_build": True, "times": 1})  # it stays QUEUED
-    killed_after_submitting(engine, task_id, provider)
+    killed_after_submitting(runtime, engine, task_id, provider)
     [first] = task_builds(gcp, task_id)
     assert first["status"] == "QUEUED" and first["tags"] == build_tags(task_id, "deploying", 1)
 
-    assert run(task_id, "deploying", provider).outcome == "waiting"  # attempt 2 waits on attempt 1's build
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"  # attempt 2 waits on attempt 1's build
     assert [b["id"] for b in task_builds(gcp, task_id)] == [first["id"]]
     httpx.delete(f"{gcp.base_url}/_faults")  # the build runs and posts its outcome
     row = wait_for(engine, task_id, "deploying", "succeeded")
@@ -349,31 +355,31 @@ def test_a_new_attempt_after_a_kill_waits_on_the_running_build_and_starts_no_sec
 
 
 def test_a_build_that_succeeded_while_no_attempt_waited_ends_the_next_attempt_at_once(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Finished Alone")
-    killed_after_submitting(engine, task_id, provider)
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Finished Alone")
+    killed_after_submitting(runtime, engine, task_id, provider)
     wait_build_done(gcp)  # its outcome callback found the step running, not waiting: refused
     [first] = task_builds(gcp, task_id)
     assert first["status"] == "SUCCESS" and step_row(engine, task_id, "deploying")["status"] == "running"
 
-    assert run(task_id, "deploying", provider).outcome == "succeeded"
+    assert run(runtime, task_id, "deploying", provider).outcome == "succeeded"
     row = step_row(engine, task_id, "deploying")
     assert row["attempts"] == 2 and row["result"]["build_id"] == first["id"]
     assert [b["id"] for b in task_builds(gcp, task_id)] == [first["id"]]
 
 
 def test_a_build_that_failed_while_no_attempt_waited_is_retried_with_a_new_build(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    task_id = to_gcp_project(client, auth_header(), provider, "Failed Alone")
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, "Failed Alone")
     httpx.post(f"{gcp.base_url}/_faults", json={"fail_build": True, "times": 1})
-    killed_after_submitting(engine, task_id, provider)
+    killed_after_submitting(runtime, engine, task_id, provider)
     wait_build_done(gcp)
     [failed] = task_builds(gcp, task_id)
     assert failed["status"] == "FAILURE"
 
-    assert run(task_id, "deploying", provider).outcome == "waiting"  # attempt 2: a new build
+    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"  # attempt 2: a new build
     row = wait_for(engine, task_id, "deploying", "succeeded")
     assert row["status"] == "succeeded" and row["attempts"] == 2, row
     builds = {b["id"]: b for b in task_builds(gcp, task_id)}

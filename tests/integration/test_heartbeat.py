@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from common import pipeline
+from common.runtime import Runtime
 from common.services.heartbeat import Heartbeats
 from tests.integration.test_steps import create, deliver, execute, step_rows
 
@@ -37,9 +38,9 @@ def wait_until(condition: Any, timeout: float) -> None:
 
 
 def test_one_thread_keeps_every_running_claim_alive_and_stops_a_cancelled_one(
-    client: Any, auth_header: Any, engine: sa.Engine, caplog: pytest.LogCaptureFixture
+    client: Any, auth_header: Any, engine: sa.Engine, caplog: pytest.LogCaptureFixture, runtime: Runtime
 ) -> None:
-    beats = Heartbeats(name="heartbeat-under-test")
+    beats = Heartbeats(runtime.db, name="heartbeat-under-test")
     tasks = [create(client, auth_header(), f"Beat {i}")["task_id"] for i in range(3)]
     claims = [uuid.uuid4() for _ in tasks]
     stops = [threading.Event() for _ in tasks]

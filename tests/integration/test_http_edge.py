@@ -3,17 +3,19 @@ bodies that leak nothing, and an unreachable database."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
-from common.queries import tasks as task_q
+from common import db
+from common.runtime import Database, Runtime
+from dev.gateway import create_app
 from functions.routes import ROUTES
-from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, apply_env
+from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, with_settings
 from tests.contract import assert_problem
 
 ORIGIN = "https://app.example.test"  # CORS_ORIGINS of the suite
@@ -134,10 +136,8 @@ def test_other_origins_get_no_cors_grant(client: Any, auth_header: Headers) -> N
             assert "Origin" in response.headers["Vary"]  # caches must not reuse a granted answer
 
 
-def test_several_configured_origins_and_never_a_wildcard(
-    client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    apply_env(monkeypatch, CORS_ORIGINS="https://one.example.test, https://two.example.test")
+def test_several_configured_origins_and_never_a_wildcard(client_with: Any, auth_header: Headers) -> None:
+    client = client_with(cors_origins=("https://one.example.test", "https://two.example.test"))
     for origin in ("https://one.example.test", "https://two.example.test"):
         response = client.get(TASKS, headers={**auth_header(), "Origin": origin})
         assert response.headers["Access-Control-Allow-Origin"] == origin
@@ -173,9 +173,7 @@ def test_preflight_is_answered_without_auth(client: Any, engine: sa.Engine) -> N
 # --- what error bodies may say -----------------------------------------------------------------------------
 
 
-def test_no_error_body_leaks_internals(
-    client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch, engine: sa.Engine
-) -> None:
+def test_no_error_body_leaks_internals(client: Any, auth_header: Headers, engine: sa.Engine) -> None:
     task = client.post(PROJECTS, json={"project_name": "x"}, headers=auth_header()).get_json()
     client.post(f"{TASKS}/{task['task_id']}/cancel", headers=auth_header())
     answers = {
@@ -189,29 +187,31 @@ def test_no_error_body_leaks_internals(
         422: client.post(PROJECTS, json={"project_name": "\x00", "sql": "SELECT 1"}, headers=auth_header()),
     }
 
-    # A real database error that is not a disconnect (here: a query on a table that is not there)
-    # becomes a generic 500: the SQL and the driver's message stay in the log.
-    def broken_query(conn: sa.Connection, *args: Any, **kwargs: Any) -> Any:
-        return conn.execute(sa.text("SELECT secret_column FROM no_such_table")).all()
-
-    monkeypatch.setattr(task_q, "list_tasks", broken_query)
+    # A real database error that is not a disconnect (here: a query on a table that is no longer
+    # there) becomes a generic 500: the SQL and the driver's message stay in the log.
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE tasks RENAME TO no_such_table"))
     answers[500] = client.get(TASKS, headers=auth_header())
     for status, response in answers.items():
         body = assert_problem(response, status)
         assert set(body) <= {"type", "title", "status", "detail", "errors"}
         assert_no_leak(response)
     assert answers[500].get_json()["detail"] == "an unexpected error occurred"
-    assert "no_such_table" not in answers[500].get_data(as_text=True)
+    assert "tasks" not in answers[500].get_data(as_text=True)
 
 
-def test_an_unexpected_exception_is_a_generic_500(
-    client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def explode(*args: Any, **kwargs: Any) -> Any:
+class ExplodingDatabase(Database):
+    """A database whose reads fail with an exception nobody expects, naming SQL and a secret."""
+
+    def statement(self, work: Any) -> Any:
         raise RuntimeError(f"boom in SELECT * FROM users with {TEST_JWT_SECRET}")
 
-    monkeypatch.setattr(task_q, "get_task", explode)
-    response = client.get(f"{TASKS}/{uuid.uuid4()}", headers=auth_header())
+
+def test_an_unexpected_exception_is_a_generic_500(client: Any, runtime: Runtime, auth_header: Headers) -> None:
+    client.get(TASKS, headers=auth_header())  # the user exists (its upsert is a statement too)
+    exploding = dataclasses.replace(runtime, db=ExplodingDatabase(runtime.db.engine))
+    exploding.users.remember("alice@example.test", runtime.users.get("alice@example.test"))  # type: ignore[arg-type]
+    response = create_app(exploding).test_client().get(f"{TASKS}/{uuid.uuid4()}", headers=auth_header())
     assert assert_problem(response, 500)["detail"] == "an unexpected error occurred"
     assert_no_leak(response)
     assert "boom" not in response.get_data(as_text=True)
@@ -220,10 +220,9 @@ def test_an_unexpected_exception_is_a_generic_500(
 # --- the database is down ------------------------------------------------------------------------------------
 
 
-def test_database_down_is_503_with_retry_after(
-    client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    apply_env(monkeypatch, DATABASE_URL=DEAD_DATABASE)
+def test_database_down_is_503_with_retry_after(runtime: Runtime, auth_header: Headers) -> None:
+    down = with_settings(runtime, database_url=DEAD_DATABASE)
+    client = create_app(dataclasses.replace(down, db=Database(db.create_engine(down.settings)))).test_client()
     answers = [
         client.get(TASKS, headers=auth_header()),
         client.get(f"{TASKS}/{uuid.uuid4()}", headers=auth_header()),

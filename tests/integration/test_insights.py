@@ -9,11 +9,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
+import pytest
 import requests
 import sqlalchemy as sa
 from pydantic import BaseModel
 
 from common.ai import AISettings, ChatTurn, GeminiClient
+from common.runtime import Runtime
 from common.services.insights import InsightDeps, get_insights
 from common.services.users import User
 from tests.integration.assistant_seed import StepRun, add_task, add_user, failed, ok
@@ -22,6 +24,12 @@ M = TypeVar("M", bound=BaseModel)
 ALICE, BOB = "alice@example.test", "bob@example.test"
 DEPLOY_ERROR = "Cloud Build quota exceeded"
 Headers = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def client(gemini_client: Any) -> Any:
+    """Every request of this module goes to a runtime whose AI service is the Gemini stand-in."""
+    return gemini_client
 
 
 class Clock:
@@ -110,7 +118,7 @@ def seed_mixed(engine: sa.Engine, now: datetime) -> User:
     return alice
 
 
-def test_insights_of_a_user_with_mixed_outcomes(gemini: Any, engine: sa.Engine) -> None:
+def test_insights_of_a_user_with_mixed_outcomes(gemini: Any, engine: sa.Engine, runtime: Runtime) -> None:
     now = datetime.now(UTC)
     alice = seed_mixed(engine, now)
     bob = add_user(engine, BOB)
@@ -122,7 +130,7 @@ def test_insights_of_a_user_with_mixed_outcomes(gemini: Any, engine: sa.Engine) 
         created=now - timedelta(hours=1),
         steps=[failed("creating_org", 1, "bob-only error")],
     )
-    served = get_insights(alice, InsightDeps(ai=ai_client(gemini), clock=Clock(now)))
+    served = get_insights(runtime, alice, InsightDeps(ai=ai_client(gemini), clock=Clock(now)))
     assert (served.cached, served.stale) == (False, False)
     by_type = {i.type: i for i in served.insights}
     assert set(by_type) == {"stuck_tasks", "failure_hotspot", "quota_forecast", "weekly_trend"}
@@ -148,7 +156,7 @@ def test_insights_of_a_user_with_mixed_outcomes(gemini: Any, engine: sa.Engine) 
         assert stored.scalar_one() == len(served.insights)
 
 
-def test_cached_for_an_hour_single_flight_then_recomputed(gemini: Any, engine: sa.Engine) -> None:
+def test_cached_for_an_hour_single_flight_then_recomputed(gemini: Any, engine: sa.Engine, runtime: Runtime) -> None:
     start = datetime.now(UTC)
     alice = seed_mixed(engine, start)
     clock = Clock(start)
@@ -161,7 +169,7 @@ def test_cached_for_an_hour_single_flight_then_recomputed(gemini: Any, engine: s
 
     def request() -> None:
         barrier.wait()
-        results.append(get_insights(alice, deps))
+        results.append(get_insights(runtime, alice, deps))
 
     threads = [threading.Thread(target=request) for _ in range(10)]
     for t in threads:
@@ -173,32 +181,34 @@ def test_cached_for_an_hour_single_flight_then_recomputed(gemini: Any, engine: s
     assert sorted(r.cached for r in results) == [False] + [True] * 9
 
     clock.now = start + timedelta(minutes=59)
-    within = get_insights(alice, deps)
+    within = get_insights(runtime, alice, deps)
     assert within.cached and within.generated_at == results[0].generated_at and ai.calls == 1
 
     clock.now = start + timedelta(minutes=61)
-    after = get_insights(alice, deps)
+    after = get_insights(runtime, alice, deps)
     assert not after.cached and after.generated_at != within.generated_at and ai.calls == 2
 
 
-def test_stale_when_the_ai_service_fails_and_plain_words_without_a_cache(gemini: Any, engine: sa.Engine) -> None:
+def test_stale_when_the_ai_service_fails_and_plain_words_without_a_cache(
+    gemini: Any, engine: sa.Engine, runtime: Runtime
+) -> None:
     start = datetime.now(UTC)
     alice = seed_mixed(engine, start)
     clock = Clock(start)
     deps = InsightDeps(ai=ai_client(gemini), clock=clock)
     requests.post(f"{gemini.base_url}/_faults", json={"path": ".", "status": 503, "times": 1}, timeout=5)
 
-    plain = get_insights(alice, deps)  # nothing cached yet: the computed insights in plain words
+    plain = get_insights(runtime, alice, deps)  # nothing cached yet: the computed insights in plain words
     assert (plain.cached, plain.stale) == (False, False)
     assert "Step deploying fails most often" in [i.title for i in plain.insights]
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM dashboard_insights")).scalar_one() == 0
 
-    first = get_insights(alice, deps)  # the AI service is back
+    first = get_insights(runtime, alice, deps)  # the AI service is back
     assert not first.cached
     clock.now = start + timedelta(hours=2)
     requests.post(f"{gemini.base_url}/_faults", json={"path": ".", "status": 429, "times": 1}, timeout=5)
-    stale = get_insights(alice, deps)
+    stale = get_insights(runtime, alice, deps)
     assert (stale.cached, stale.stale) == (True, True)
     assert stale.generated_at == first.generated_at and stale.insights == first.insights
 
@@ -220,7 +230,7 @@ def test_the_insights_route(client: Any, gemini: Any, auth_header: Headers, engi
     assert "stuck-one" not in str(bob) and "deploying" not in str(bob)
 
 
-def test_a_step_slower_than_its_usual_median(gemini: Any, engine: sa.Engine) -> None:
+def test_a_step_slower_than_its_usual_median(gemini: Any, engine: sa.Engine, runtime: Runtime) -> None:
     now = datetime.now(UTC)
     alice, bob = add_user(engine, ALICE), add_user(engine, BOB)
     for days in (10, 11, 12, 13, 14):  # everyone's usual deploy: 100 s (bob's older runs)
@@ -241,6 +251,6 @@ def test_a_step_slower_than_its_usual_median(gemini: Any, engine: sa.Engine) -> 
             created=now - timedelta(hours=hours),
             steps=[ok("deploying", 1000), ok("creating_issues", 3)],
         )
-    served = get_insights(alice, InsightDeps(ai=ai_client(gemini), clock=Clock(now)))
+    served = get_insights(runtime, alice, InsightDeps(ai=ai_client(gemini), clock=Clock(now)))
     slow = [i for i in served.insights if i.type == "slow_step"]
     assert [i.data for i in slow] == [{"step": "deploying", "median_seconds_7d": 1000.0, "usual_median_seconds": 100.0}]

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from common.auth import Identity
 from common.models_jobs import CreateJob
 from common.models_tasks import CreateTask
+from common.runtime import Runtime
 from common.services import job_scheduler, jobs
 from common.services.users import User, resolve_user
 from tests.conftest import RecordingEnqueuer, new_id
@@ -27,19 +28,17 @@ T0 = datetime(2026, 6, 1, 12, 0, 10, tzinfo=UTC)
 PROJECT = {"type": "create_project", "payload": {"project_name": "Cron App"}}
 
 
-def alice() -> User:
-    return resolve_user(Identity(email="alice@example.test", subject=None))
+def alice(rt: Runtime) -> User:
+    return resolve_user(rt, Identity(email="alice@example.test", subject=None))
 
 
-def new_job(now: datetime, schedule: str = "* * * * *", timezone: str = "UTC", task: Any = None) -> str:
+def new_job(rt: Runtime, now: datetime, schedule: str = "* * * * *", timezone: str = "UTC", task: Any = None) -> str:
     body = CreateJob(name="job", schedule=schedule, timezone=timezone, task=CreateTask(**(task or PROJECT)))
-    return jobs.create_job(alice(), body, now, simulate_allowed=True).job_id
+    return jobs.create_job(rt, alice(rt), body, now, simulate_allowed=True).job_id
 
 
-def tick(now: datetime, enqueued: RecordingEnqueuer) -> job_scheduler.TickOutcome:
-    return job_scheduler.fire_due_jobs(
-        job_scheduler.JobTick(now=now, simulate_allowed=True, enqueue=enqueued.enqueue_step)
-    )
+def tick(rt: Runtime, now: datetime) -> job_scheduler.TickOutcome:
+    return job_scheduler.fire_due_jobs(rt, job_scheduler.JobTick(now=now, simulate_allowed=True))
 
 
 def runs(engine: sa.Engine, job_id: str) -> list[dict[str, Any]]:
@@ -51,8 +50,8 @@ def runs(engine: sa.Engine, job_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in rows]
 
 
-def job(job_id: str) -> dict[str, Any]:
-    return jobs.get_job(uuid.UUID(job_id), alice()).model_dump()
+def job(rt: Runtime, job_id: str) -> dict[str, Any]:
+    return jobs.get_job(rt, uuid.UUID(job_id), alice(rt)).model_dump()
 
 
 # --- routes ---------------------------------------------------------------------------------------
@@ -142,16 +141,16 @@ def test_a_user_has_at_most_the_documented_number_of_jobs(client: Any, auth_head
 
 
 def test_every_minute_fires_once_per_minute_whatever_the_number_of_ticks(
-    database_url: str, enqueued: RecordingEnqueuer, engine: sa.Engine
+    database_url: str, enqueued: RecordingEnqueuer, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    job_id = new_job(T0)
+    job_id = new_job(runtime, T0)
     minute = T0.replace(second=0) + timedelta(minutes=1)
     for m in range(3):
         base = minute + timedelta(minutes=m)
         for second in (0, 5, 20, 40, 59):
-            tick(base + timedelta(seconds=second), enqueued)
+            tick(runtime, base + timedelta(seconds=second))
         # Two instances ticking at the same moment.
-        threads = [threading.Thread(target=tick, args=(base + timedelta(seconds=30), enqueued)) for _ in range(2)]
+        threads = [threading.Thread(target=tick, args=(runtime, base + timedelta(seconds=30))) for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
@@ -159,34 +158,34 @@ def test_every_minute_fires_once_per_minute_whatever_the_number_of_ticks(
     fired = runs(engine, job_id)
     assert [r["scheduled_for"] for r in fired] == [minute + timedelta(minutes=m) for m in range(3)]
     assert len({r["task_id"] for r in fired}) == 3 and len(enqueued.calls) == 3
-    state = job(job_id)
+    state = job(runtime, job_id)
     assert state["next_run"] == (minute + timedelta(minutes=3)).isoformat().replace("+00:00", ".000000Z")
     assert state["last_task_id"] == str(fired[-1]["task_id"])
 
 
 def test_an_overdue_job_fires_once_not_once_per_missed_period(
-    database_url: str, enqueued: RecordingEnqueuer, engine: sa.Engine
+    database_url: str, enqueued: RecordingEnqueuer, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    job_id = new_job(T0, "*/5 * * * *")
+    job_id = new_job(runtime, T0, "*/5 * * * *")
     late = T0 + timedelta(minutes=47)
-    assert tick(late, enqueued).fired == 1
-    assert tick(late + timedelta(seconds=1), enqueued).fired == 0
+    assert tick(runtime, late).fired == 1
+    assert tick(runtime, late + timedelta(seconds=1)).fired == 0
     assert len(runs(engine, job_id)) == 1
-    assert job(job_id)["next_run"] == "2026-06-01T12:50:00.000000Z"
+    assert job(runtime, job_id)["next_run"] == "2026-06-01T12:50:00.000000Z"
 
 
 def test_pause_stops_it_and_resume_restarts_it_with_no_catch_up(
-    database_url: str, enqueued: RecordingEnqueuer, engine: sa.Engine
+    database_url: str, enqueued: RecordingEnqueuer, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    job_id = new_job(T0)
+    job_id = new_job(runtime, T0)
     uid = uuid.UUID(job_id)
-    tick(T0 + timedelta(minutes=1), enqueued)
-    jobs.pause_job(uid, alice())
+    tick(runtime, T0 + timedelta(minutes=1))
+    jobs.pause_job(runtime, uid, alice(runtime))
     for m in range(2, 10):
-        assert tick(T0 + timedelta(minutes=m), enqueued).fired == 0
-    resumed = jobs.resume_job(uid, alice(), T0 + timedelta(minutes=10))
+        assert tick(runtime, T0 + timedelta(minutes=m)).fired == 0
+    resumed = jobs.resume_job(runtime, uid, alice(runtime), T0 + timedelta(minutes=10))
     assert resumed.next_run == "2026-06-01T12:11:00.000000Z"
-    assert tick(T0 + timedelta(minutes=11), enqueued).fired == 1
+    assert tick(runtime, T0 + timedelta(minutes=11)).fired == 1
     assert [r["scheduled_for"].minute for r in runs(engine, job_id)] == [1, 11]
 
 
@@ -199,23 +198,23 @@ def _fail_runs(client: Any, enqueued: RecordingEnqueuer, engine: sa.Engine, star
 
 
 def test_three_failing_runs_in_a_row_fail_the_job_until_it_is_resumed(
-    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine
+    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine, runtime: Runtime
 ) -> None:
     project = planted(client, auth_header(), enqueued)
     simulate = {"fail_step": "building_release", "failures": 100}
     task = {"type": "redeploy", "payload": {"project_task_id": project["task_id"], "simulate": simulate}}
-    job_id = new_job(T0, task=task)
+    job_id = new_job(runtime, T0, task=task)
     for m in range(1, 4):
         start = len(enqueued.calls)
-        tick(T0 + timedelta(minutes=m), enqueued)
+        tick(runtime, T0 + timedelta(minutes=m))
         _fail_runs(client, enqueued, engine, start)
-    assert job(job_id)["status"] == "active" and job(job_id)["consecutive_failures"] == 2
-    tick(T0 + timedelta(minutes=3, seconds=30), enqueued)  # settles the third run
-    state = job(job_id)
+    assert job(runtime, job_id)["status"] == "active" and job(runtime, job_id)["consecutive_failures"] == 2
+    tick(runtime, T0 + timedelta(minutes=3, seconds=30))  # settles the third run
+    state = job(runtime, job_id)
     assert (state["status"], state["consecutive_failures"], state["next_run"]) == ("failed", 3, None)
     assert [r["outcome"] for r in runs(engine, job_id)] == ["failed"] * 3
-    assert tick(T0 + timedelta(minutes=9), enqueued).fired == 0
-    resumed = jobs.resume_job(uuid.UUID(job_id), alice(), T0 + timedelta(minutes=10))
+    assert tick(runtime, T0 + timedelta(minutes=9)).fired == 0
+    resumed = jobs.resume_job(runtime, uuid.UUID(job_id), alice(runtime), T0 + timedelta(minutes=10))
     assert (resumed.status, resumed.consecutive_failures) == ("active", 0)
     listed = client.get(f"/api/v1/jobs/{job_id}/runs?limit=2", headers=auth_header()).get_json()
     assert [t["status"] for t in listed["runs"]] == ["failed", "failed"] and listed["next_cursor"]
@@ -224,12 +223,12 @@ def test_three_failing_runs_in_a_row_fail_the_job_until_it_is_resumed(
 
 
 def test_a_completed_run_ends_the_failure_streak_and_quota_refusals_count_as_failures(
-    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine
+    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    job_id = new_job(T0)
-    tick(T0 + timedelta(minutes=1), enqueued)
+    job_id = new_job(runtime, T0)
+    tick(runtime, T0 + timedelta(minutes=1))
     drain(client, enqueued)
-    tick(T0 + timedelta(minutes=1, seconds=30), enqueued)
+    tick(runtime, T0 + timedelta(minutes=1, seconds=30))
     assert [r["outcome"] for r in runs(engine, job_id)] == ["completed"]
     with engine.begin() as conn:
         conn.execute(
@@ -240,50 +239,50 @@ def test_a_completed_run_ends_the_failure_streak_and_quota_refusals_count_as_fai
         )
     calls = len(enqueued.calls)
     for m in range(2, 5):
-        tick(T0 + timedelta(minutes=m), enqueued)
+        tick(runtime, T0 + timedelta(minutes=m))
     assert len(enqueued.calls) == calls  # refused: no task, nothing enqueued
     assert [r["outcome"] for r in runs(engine, job_id)] == ["completed", "refused", "refused", "refused"]
-    assert job(job_id)["status"] == "failed"
+    assert job(runtime, job_id)["status"] == "failed"
 
 
 # --- DST, in the job's zone, with the clock injected ----------------------------------------------
 
 
-def _fire_times(
-    enqueued: RecordingEnqueuer, engine: sa.Engine, schedule: str, zone: str, start: datetime, n: int
-) -> list[str]:
+def _fire_times(runtime: Runtime, engine: sa.Engine, schedule: str, zone: str, start: datetime, n: int) -> list[str]:
     """Create the job at ``start`` and tick one second after each next_run, ``n`` times (and again)."""
-    job_id = new_job(start, schedule, zone)
+    job_id = new_job(runtime, start, schedule, zone)
     for _ in range(n):
-        due = datetime.fromisoformat(job(job_id)["next_run"].replace("Z", "+00:00"))
-        tick(due + timedelta(seconds=1), enqueued)
-        tick(due + timedelta(minutes=59), enqueued)  # a later tick in the same hour fires nothing
+        due = datetime.fromisoformat(job(runtime, job_id)["next_run"].replace("Z", "+00:00"))
+        tick(runtime, due + timedelta(seconds=1))
+        tick(runtime, due + timedelta(minutes=59))  # a later tick in the same hour fires nothing
     return [r["scheduled_for"].astimezone(UTC).strftime("%m-%d %H:%M") for r in runs(engine, job_id)]
 
 
 def test_new_york_spring_forward_fires_once_at_the_next_valid_time(
-    database_url: str, enqueued: Any, engine: sa.Engine
+    database_url: str, enqueued: Any, engine: sa.Engine, runtime: Runtime
 ) -> None:
     # 2026-03-08 02:00 EST jumps to 03:00 EDT: 02:30 does not exist that day.
     start = datetime(2026, 3, 7, 17, 0, tzinfo=UTC)
-    times = _fire_times(enqueued, engine, "30 2 * * *", "America/New_York", start, 3)
+    times = _fire_times(runtime, engine, "30 2 * * *", "America/New_York", start, 3)
     assert times == ["03-08 07:00", "03-09 06:30", "03-10 06:30"]
 
 
-def test_new_york_fall_back_fires_a_repeated_time_once(database_url: str, enqueued: Any, engine: sa.Engine) -> None:
+def test_new_york_fall_back_fires_a_repeated_time_once(
+    database_url: str, enqueued: Any, engine: sa.Engine, runtime: Runtime
+) -> None:
     # 2026-11-01 02:00 EDT falls back to 01:00 EST: 01:30 happens twice that day.
     start = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)
-    times = _fire_times(enqueued, engine, "30 1 * * *", "America/New_York", start, 3)
+    times = _fire_times(runtime, engine, "30 1 * * *", "America/New_York", start, 3)
     assert times == ["11-01 05:30", "11-02 06:30", "11-03 06:30"]
 
 
-def test_lord_howe_half_hour_shifts_both_ways(database_url: str, enqueued: Any, engine: sa.Engine) -> None:
+def test_lord_howe_half_hour_shifts_both_ways(engine: sa.Engine, runtime: Runtime) -> None:
     # Lord Howe moves by 30 minutes: 2026-10-04 02:00 -> 02:30 (+10:30 -> +11), 2026-04-05 02:00 -> 01:30.
     spring = _fire_times(
-        enqueued, engine, "15 2 * * *", "Australia/Lord_Howe", datetime(2026, 10, 3, 1, 0, tzinfo=UTC), 2
+        runtime, engine, "15 2 * * *", "Australia/Lord_Howe", datetime(2026, 10, 3, 1, 0, tzinfo=UTC), 2
     )
     assert spring == ["10-03 15:30", "10-04 15:15"]  # 02:15 does not exist: once, at 02:30 +11
     autumn = _fire_times(
-        enqueued, engine, "45 1 * * *", "Australia/Lord_Howe", datetime(2026, 4, 4, 1, 0, tzinfo=UTC), 2
+        runtime, engine, "45 1 * * *", "Australia/Lord_Howe", datetime(2026, 4, 4, 1, 0, tzinfo=UTC), 2
     )
     assert autumn == ["04-04 14:45", "04-05 15:15"]  # 01:45 happens twice: once, the first time

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.providers import StepContext
+from common.runtime import Runtime
 from common.services import steps
 from dev.standins.github.server import Running, start
 from dev.standins.github.templates import PLANTER_ORG
@@ -60,10 +61,10 @@ def _issues(github: Running, full: str) -> list[dict[str, Any]]:
 
 
 def test_a_pipeline_plants_a_repository_that_git_clone_fetches(
-    client: Any, auth_header: Any, provider: Any, github: Running, tmp_path: pathlib.Path
+    client: Any, auth_header: Any, provider: Any, github: Running, tmp_path: pathlib.Path, runtime: Runtime
 ) -> None:
     task = create(client, auth_header(), "Recipe Box")
-    results = run_pipeline(task["task_id"], provider)
+    results = run_pipeline(runtime, task["task_id"], provider)
     assert [r.outcome for r in results] == ["succeeded"] * 6
 
     done = client.get(f"/api/v1/tasks/{task['task_id']}", headers=auth_header()).get_json()
@@ -94,15 +95,15 @@ def test_a_pipeline_plants_a_repository_that_git_clone_fetches(
 
 
 def test_a_redelivery_of_every_step_after_success_changes_nothing(
-    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine
+    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine, runtime: Runtime
 ) -> None:
     task = create(client, auth_header(), "Garden Planner")
-    run_pipeline(task["task_id"], provider)
+    run_pipeline(runtime, task["task_id"], provider)
     full = f"{PLANTER_ORG}/garden-planner"
     head, issues = _head(github, full), _issues(github, full)
 
     # Deliveries after success: the steps service does nothing...
-    assert {r.outcome for r in run_pipeline(task["task_id"], provider)} == {"noop"}
+    assert {r.outcome for r in run_pipeline(runtime, task["task_id"], provider)} == {"noop"}
     # ...and the provider itself, run again for every step (a run whose record was lost), adopts.
     done = client.get(f"/api/v1/tasks/{task['task_id']}", headers=auth_header()).get_json()
     facts = {"org_url": done["org_url"], "repo_url": done["repo_url"], "project_id": full}
@@ -127,7 +128,7 @@ def test_a_redelivery_of_every_step_after_success_changes_nothing(
 
 
 def test_a_name_clash_gets_a_suffix_in_planters_org(
-    client: Any, auth_header: Any, provider: Any, github: Running
+    client: Any, auth_header: Any, provider: Any, github: Running, runtime: Runtime
 ) -> None:
     with rest(github.base_url) as http:
         made = http.post(f"/repos/{TEMPLATE}/generate", json={"owner": PLANTER_ORG, "name": "weather-station"})
@@ -135,7 +136,7 @@ def test_a_name_clash_gets_a_suffix_in_planters_org(
     other_head = _head(github, f"{PLANTER_ORG}/weather-station")
 
     task = create(client, auth_header(), "Weather Station")
-    assert [r.outcome for r in run_pipeline(task["task_id"], provider)] == ["succeeded"] * 6
+    assert [r.outcome for r in run_pipeline(runtime, task["task_id"], provider)] == ["succeeded"] * 6
     done = client.get(f"/api/v1/tasks/{task['task_id']}", headers=auth_header()).get_json()
     assert done["repo_url"].endswith(f"/{PLANTER_ORG}/weather-station-{task['task_id'][:6]}")
     assert _head(github, f"{PLANTER_ORG}/weather-station") == other_head
@@ -143,7 +144,7 @@ def test_a_name_clash_gets_a_suffix_in_planters_org(
 
 
 def test_a_name_clash_in_the_users_org_fails_at_once_and_leaves_the_other_repository(
-    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine
+    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine, runtime: Runtime
 ) -> None:
     github.app.state.add_org("acme-labs")
     with rest(github.base_url) as http:
@@ -154,7 +155,7 @@ def test_a_name_clash_in_the_users_org_fails_at_once_and_leaves_the_other_reposi
     other_head = _head(github, "acme-labs/inventory")
 
     task = create(client, auth_header(), "Inventory", mode="user", github_owner="acme-labs")
-    results = run_pipeline(task["task_id"], provider, ("creating_org", "forking_template"))
+    results = run_pipeline(runtime, task["task_id"], provider, ("creating_org", "forking_template"))
     assert [r.outcome for r in results] == ["succeeded", "failed"]
     row = step_row(engine, task["task_id"], "forking_template")
     assert row["status"] == "failed" and row["attempts"] == 1  # no retries spent on a refusal
@@ -165,10 +166,10 @@ def test_a_name_clash_in_the_users_org_fails_at_once_and_leaves_the_other_reposi
 
 
 def test_a_secondary_rate_limit_delays_the_redelivery_by_retry_after_then_succeeds(
-    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine
+    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine, runtime: Runtime
 ) -> None:
     task = create(client, auth_header(), "Rate Limited")
-    assert run_pipeline(task["task_id"], provider, ("creating_org",))[0].outcome == "succeeded"
+    assert run_pipeline(runtime, task["task_id"], provider, ("creating_org",))[0].outcome == "succeeded"
     github.app.faults.add(
         {
             "method": "POST",
@@ -182,7 +183,7 @@ def test_a_secondary_rate_limit_delays_the_redelivery_by_retry_after_then_succee
             },
         }
     )
-    limited = steps.run_step(uuid.UUID(task["task_id"]), "forking_template", provider)
+    limited = steps.run_step(runtime, uuid.UUID(task["task_id"]), "forking_template", provider)
     assert limited.outcome == "retry" and "rate limit" in limited.detail
     # The later delivery is scheduled at GitHub's time (Cloud Tasks schedule_time), not the 1 s backoff.
     assert limited.again is not None
@@ -192,17 +193,17 @@ def test_a_secondary_rate_limit_delays_the_redelivery_by_retry_after_then_succee
     assert 28 <= row["due_in"] <= 30  # redelivered at GitHub's time, not the step's 1 s backoff
 
     # An early redelivery is told to wait; once the time has passed, the step succeeds.
-    assert steps.run_step(uuid.UUID(task["task_id"]), "forking_template", provider).outcome == "noop"
+    assert steps.run_step(runtime, uuid.UUID(task["task_id"]), "forking_template", provider).outcome == "noop"
     make_due(engine, task["task_id"], "forking_template")
-    assert steps.run_step(uuid.UUID(task["task_id"]), "forking_template", provider).outcome == "succeeded"
+    assert steps.run_step(runtime, uuid.UUID(task["task_id"]), "forking_template", provider).outcome == "succeeded"
 
 
 def test_an_app_not_installed_fails_at_once_with_the_reason(
-    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine
+    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine, runtime: Runtime
 ) -> None:
     github.app.state.add_org("no-app-org", installed=False)
     task = create(client, auth_header(), "Orphan", mode="user", github_owner="no-app-org")
-    assert run_pipeline(task["task_id"], provider, ("creating_org",))[0].outcome == "failed"
+    assert run_pipeline(runtime, task["task_id"], provider, ("creating_org",))[0].outcome == "failed"
     assert step_row(engine, task["task_id"], "creating_org")["attempts"] == 1
     done = client.get(f"/api/v1/tasks/{task['task_id']}", headers=auth_header()).get_json()
     assert done["status"] == "failed"
@@ -215,10 +216,10 @@ _NOT_JSON = {"candidates": [{"content": {"role": "model", "parts": [{"text": "Su
 
 
 def test_an_invalid_ai_answer_is_asked_again_and_never_committed(
-    client: Any, auth_header: Any, provider: Any, github: Running, gemini: Any, engine: sa.Engine
+    client: Any, auth_header: Any, provider: Any, github: Running, gemini: Any, engine: sa.Engine, runtime: Runtime
 ) -> None:
     task = create(client, auth_header(), "Bad Answers")
-    run_pipeline(task["task_id"], provider, ("creating_org", "forking_template"))
+    run_pipeline(runtime, task["task_id"], provider, ("creating_org", "forking_template"))
     full = f"{PLANTER_ORG}/bad-answers"
     initial = _head(github, full)
 
@@ -226,7 +227,7 @@ def test_an_invalid_ai_answer_is_asked_again_and_never_committed(
     # and the three calls are metered all the same.
     with gemini.lock:
         gemini.faults.append(_gemini_fault(times=3))
-    assert steps.run_step(uuid.UUID(task["task_id"]), "customizing_project", provider).outcome == "retry"
+    assert steps.run_step(runtime, uuid.UUID(task["task_id"]), "customizing_project", provider).outcome == "retry"
     assert _head(github, full) == initial
     assert "without a valid plan" in step_row(engine, task["task_id"], "customizing_project")["error"]
     assert _usage(engine, task["task_id"]) == 3
@@ -235,7 +236,7 @@ def test_an_invalid_ai_answer_is_asked_again_and_never_committed(
     with gemini.lock:
         gemini.faults.append(_gemini_fault(times=1))
     make_due(engine, task["task_id"], "customizing_project")
-    assert steps.run_step(uuid.UUID(task["task_id"]), "customizing_project", provider).outcome == "succeeded"
+    assert steps.run_step(runtime, uuid.UUID(task["task_id"]), "customizing_project", provider).outcome == "succeeded"
     result = step_row(engine, task["task_id"], "customizing_project")["result"]
     assert result["ai_calls"] == 2 and result["usage"] == {"ai_operations": 2}
     assert _head(github, full) == result["commit_sha"] != initial
@@ -263,20 +264,20 @@ def _usage(engine: sa.Engine, task_id: str) -> int:
 
 
 def test_an_empty_new_repository_and_a_5xx_are_retried_with_backoff_without_duplicates(
-    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine
+    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine, runtime: Runtime
 ) -> None:
     task = create(client, auth_header(), "Slow Copy")
-    run_pipeline(task["task_id"], provider, ("creating_org", "forking_template"))
+    run_pipeline(runtime, task["task_id"], provider, ("creating_org", "forking_template"))
     full = f"{PLANTER_ORG}/slow-copy"
     # Right after creation GitHub may answer 409 "Git Repository is empty" for a moment.
     github.app.faults.add(
         {"method": "GET", "path": "/git/ref/", "status": 409, "body": {"message": "Git Repository is empty."}}
     )
-    assert steps.run_step(uuid.UUID(task["task_id"]), "customizing_project", provider).outcome == "retry"
+    assert steps.run_step(runtime, uuid.UUID(task["task_id"]), "customizing_project", provider).outcome == "retry"
     row = step_row(engine, task["task_id"], "customizing_project")
     assert row["attempts"] == 1 and "not ready" in row["error"] and 0 < row["due_in"] <= 1
     make_due(engine, task["task_id"], "customizing_project")
-    run_pipeline(task["task_id"], provider, ("customizing_project", "creating_gcp_project", "deploying"))
+    run_pipeline(runtime, task["task_id"], provider, ("customizing_project", "creating_gcp_project", "deploying"))
 
     # An earlier attempt opened issue 1 of 3 and died; then GitHub answers 502 once.
     with rest(github.base_url) as http:
@@ -284,9 +285,9 @@ def test_an_empty_new_repository_and_a_5xx_are_retried_with_backoff_without_dupl
         body = {"title": "Opened by an earlier attempt", "body": f"kept\n\n{marker}", "labels": ["planter"]}
         assert http.post(f"/repos/{full}/issues", json=body).status_code == 201
     github.app.faults.add({"method": "POST", "path": "/issues$", "status": 502, "times": 1})
-    assert steps.run_step(uuid.UUID(task["task_id"]), "creating_issues", provider).outcome == "retry"
+    assert steps.run_step(runtime, uuid.UUID(task["task_id"]), "creating_issues", provider).outcome == "retry"
     make_due(engine, task["task_id"], "creating_issues")
-    assert steps.run_step(uuid.UUID(task["task_id"]), "creating_issues", provider).outcome == "succeeded"
+    assert steps.run_step(runtime, uuid.UUID(task["task_id"]), "creating_issues", provider).outcome == "succeeded"
     opened = _issues(github, full)
     assert len(opened) == 3 and "Opened by an earlier attempt" in [i["title"] for i in opened]
     result = step_row(engine, task["task_id"], "creating_issues")["result"]

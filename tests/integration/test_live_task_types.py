@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.providers import StepContext
+from common.runtime import Runtime
 from common.services import steps
 from dev.standins.github.server import Running, start
 from dev.standins.github.templates import PLANTER_ORG
@@ -35,9 +36,9 @@ def provider(github: Running, gemini: Any) -> Any:
     return live_provider(github.base_url, gemini.base_url)
 
 
-def _planted(client: Any, headers: dict[str, str], provider: Any, name: str) -> str:
+def _planted(runtime: Runtime, client: Any, headers: dict[str, str], provider: Any, name: str) -> str:
     task = create(client, headers, name)
-    assert {r.outcome for r in run_pipeline(task["task_id"], provider)} == {"succeeded"}
+    assert {r.outcome for r in run_pipeline(runtime, task["task_id"], provider)} == {"succeeded"}
     return str(task["task_id"])
 
 
@@ -69,15 +70,15 @@ def _context(task_id: str, step: str, payload: dict[str, Any], facts: dict[str, 
 
 
 def test_generate_issues_opens_count_new_issues_once(
-    client: Any, auth_header: Any, provider: Any, github: Running
+    client: Any, auth_header: Any, provider: Any, github: Running, runtime: Runtime
 ) -> None:
-    project = _planted(client, auth_header(), provider, "Book Club")
+    project = _planted(runtime, client, auth_header(), provider, "Book Club")
     full = f"{PLANTER_ORG}/book-club"
     before = {i["number"] for i in _issues(github, full)}
     payload = {"project_task_id": project, "count": 4, "focus": "accessibility of the reading list"}
     task_id = _new_task(client, auth_header(), "generate_issues", payload)
 
-    assert steps.run_step(uuid.UUID(task_id), "generating_issues", provider).outcome == "succeeded"
+    assert steps.run_step(runtime, uuid.UUID(task_id), "generating_issues", provider).outcome == "succeeded"
     done = client.get(f"/api/v1/tasks/{task_id}", headers=auth_header()).get_json()
     assert done["status"] == "completed", done
     step = done["steps"][0]["result"]
@@ -89,7 +90,7 @@ def test_generate_issues_opens_count_new_issues_once(
     assert done["result"]["issues_opened"] == 4
 
     # Delivered again after success: a no-op; the provider run again adopts, with no AI call.
-    assert steps.run_step(uuid.UUID(task_id), "generating_issues", provider).outcome == "noop"
+    assert steps.run_step(runtime, uuid.UUID(task_id), "generating_issues", provider).outcome == "noop"
     facts = {"project_id": full, "repo_url": done["result"]["repo_url"]}
     again = provider.run(_context(task_id, "generating_issues", payload, facts))
     assert again.usage == {}
@@ -99,9 +100,9 @@ def test_generate_issues_opens_count_new_issues_once(
 
 
 def test_a_half_done_generate_issues_opens_only_the_missing_ones(
-    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine
+    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    project = _planted(client, auth_header(), provider, "Bike Share")
+    project = _planted(runtime, client, auth_header(), provider, "Bike Share")
     full = f"{PLANTER_ORG}/bike-share"
     task_id = _new_task(client, auth_header(), "generate_issues", {"project_task_id": project, "count": 3})
     # An earlier attempt opened issue 2 of 3 and died; then GitHub answers 502 once.
@@ -110,9 +111,9 @@ def test_a_half_done_generate_issues_opens_only_the_missing_ones(
         body = {"title": "Opened by an earlier attempt", "body": f"kept\n\n{marker}", "labels": ["planter"]}
         assert http.post(f"/repos/{full}/issues", json=body).status_code == 201
     github.app.faults.add({"method": "POST", "path": "/issues$", "status": 502, "times": 1})
-    assert steps.run_step(uuid.UUID(task_id), "generating_issues", provider).outcome == "retry"
+    assert steps.run_step(runtime, uuid.UUID(task_id), "generating_issues", provider).outcome == "retry"
     make_due(engine, task_id, "generating_issues")
-    assert steps.run_step(uuid.UUID(task_id), "generating_issues", provider).outcome == "succeeded"
+    assert steps.run_step(runtime, uuid.UUID(task_id), "generating_issues", provider).outcome == "succeeded"
 
     mine = [i for i in _issues(github, full) if f"planter:task={task_id}" in i["body"]]
     assert len(mine) == 3 and "Opened by an earlier attempt" in [i["title"] for i in mine]
@@ -122,12 +123,12 @@ def test_a_half_done_generate_issues_opens_only_the_missing_ones(
 
 
 def test_teardown_archives_the_repository_and_a_second_teardown_is_a_noop(
-    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine
+    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    project = _planted(client, auth_header(), provider, "Old Shop")
+    project = _planted(runtime, client, auth_header(), provider, "Old Shop")
     full = f"{PLANTER_ORG}/old-shop"
     first = _new_task(client, auth_header(), "teardown", {"project_task_id": project})
-    outcomes = [steps.run_step(uuid.UUID(first), s, provider).outcome for s in TEARDOWN]
+    outcomes = [steps.run_step(runtime, uuid.UUID(first), s, provider).outcome for s in TEARDOWN]
     assert outcomes == ["succeeded", "succeeded"]
     done = client.get(f"/api/v1/tasks/{first}", headers=auth_header()).get_json()
     assert done["status"] == "completed", done
@@ -145,31 +146,37 @@ def test_teardown_archives_the_repository_and_a_second_teardown_is_a_noop(
 
     # A second teardown (the first one completed, so it is accepted) changes nothing.
     second = _new_task(client, auth_header(), "teardown", {"project_task_id": project})
-    assert [steps.run_step(uuid.UUID(second), s, provider).outcome for s in TEARDOWN] == ["succeeded", "succeeded"]
+    assert [steps.run_step(runtime, uuid.UUID(second), s, provider).outcome for s in TEARDOWN] == [
+        "succeeded",
+        "succeeded",
+    ]
     again = step_row(engine, second, "archiving_repository")["result"]
     assert again["state"] == "already_archived"
 
 
 def test_teardown_of_a_repository_already_gone_succeeds(
-    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine
+    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    project = _planted(client, auth_header(), provider, "Gone Soon")
+    project = _planted(runtime, client, auth_header(), provider, "Gone Soon")
     task_id = _new_task(client, auth_header(), "teardown", {"project_task_id": project})
     github.app.faults.add({"method": "GET", "path": f"/repos/{PLANTER_ORG}/gone-soon$", "status": 404, "times": 1})
-    assert [steps.run_step(uuid.UUID(task_id), s, provider).outcome for s in TEARDOWN] == ["succeeded", "succeeded"]
+    assert [steps.run_step(runtime, uuid.UUID(task_id), s, provider).outcome for s in TEARDOWN] == [
+        "succeeded",
+        "succeeded",
+    ]
     assert step_row(engine, task_id, "archiving_repository")["result"]["state"] == "absent"
 
 
 def test_generate_issues_on_an_archived_repository_fails_at_once_with_the_reason(
-    client: Any, auth_header: Any, provider: Any, github: Running, gemini: Any, engine: sa.Engine
+    client: Any, auth_header: Any, provider: Any, github: Running, gemini: Any, engine: sa.Engine, runtime: Runtime
 ) -> None:
-    project = _planted(client, auth_header(), provider, "Archived Elsewhere")
+    project = _planted(runtime, client, auth_header(), provider, "Archived Elsewhere")
     full = f"{PLANTER_ORG}/archived-elsewhere"
     task_id = _new_task(client, auth_header(), "generate_issues", {"project_task_id": project, "count": 2})
     with rest(github.base_url) as http:  # archived by a person on GitHub, not by a Planter teardown
         assert http.patch(f"/repos/{full}", json={"archived": True}).status_code == 200
     asked_before = len(gemini.requests)
-    assert steps.run_step(uuid.UUID(task_id), "generating_issues", provider).outcome == "failed"
+    assert steps.run_step(runtime, uuid.UUID(task_id), "generating_issues", provider).outcome == "failed"
     row = step_row(engine, task_id, "generating_issues")
     assert row["attempts"] == 1 and "is archived" in row["error"]
     assert len(gemini.requests) == asked_before  # refused before the AI was asked (nothing metered)

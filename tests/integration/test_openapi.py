@@ -11,13 +11,13 @@ import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-import main
 from common import auth
 from common.http import Route
+from common.runtime import Runtime, build_runtime
 from dev.gateway import create_app
-from functions.entry import Entry
+from functions.entry import entrypoint
 from functions.routes import FUNCTIONS, ROUTES
-from tests.conftest import TEST_STEP_SECRET, apply_env
+from tests.conftest import TEST_STEP_SECRET, callback_token, suite_settings
 from tests.contract import STEP_FIELDS, TASK_FIELDS
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -41,9 +41,9 @@ def test_every_route_that_parses_input_declares_400() -> None:
 
 
 @pytest.fixture
-def document(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    apply_env(monkeypatch)  # the document needs no database: served even when it is down
-    response = create_app().test_client().get("/openapi.json")
+def document() -> dict[str, Any]:
+    # The production runtime with no database at all: the document needs none, served even when it is down.
+    response = create_app(build_runtime(suite_settings())).test_client().get("/openapi.json")
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     body: dict[str, Any] = response.get_json()
@@ -176,10 +176,10 @@ def test_declared_response_headers(document: dict[str, Any]) -> None:
 # --- the routes are really served ---------------------------------------------------------------------
 
 
-def _function_client(name: str) -> Any:
+def _function_client(name: str, runtime: Runtime) -> Any:
     """One deployed function on its own, as Cloud Functions runs it (functions-framework style)."""
     app = flask.Flask(name)
-    entry: Entry = getattr(main, name)
+    entry = entrypoint(name, lambda: runtime)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
     @app.route("/", defaults={"path": ""}, methods=methods)
@@ -215,7 +215,7 @@ def _request(
     if route.auth == "user":
         headers = user
     elif route.auth == "callback":
-        headers = {"Authorization": f"Bearer {auth.issue_callback_token(task_id)}"}
+        headers = {"Authorization": f"Bearer {callback_token(task_id)}"}
     elif route.auth == "internal":
         # Signed, but with an empty object: the request reaches the function and is refused there.
         headers = {auth.SIGNATURE_HEADER: auth.sign_body(b"{}", TEST_STEP_SECRET)}
@@ -243,10 +243,12 @@ def _example(model: type[BaseModel]) -> dict[str, Any]:
     return examples.get(model.__name__, {})
 
 
-def test_every_documented_route_is_served(client: Any, auth_header: Any, enqueued: Any, engine: Any) -> None:
+def test_every_documented_route_is_served(
+    client: Any, runtime: Runtime, auth_header: Any, enqueued: Any, engine: Any
+) -> None:
     task_id = client.post("/api/v1/projects", json={"project_name": "x"}, headers=auth_header()).get_json()["task_id"]
     conversation_id = _conversation_of(engine, task_id)
-    functions = {name: _function_client(name) for name in FUNCTIONS}
+    functions = {name: _function_client(name, runtime) for name in FUNCTIONS}
     wrong: list[Any] = []
     for route in ROUTES:
         for via, each in (("gateway", client), (route.function, functions[route.function])):
@@ -256,11 +258,13 @@ def test_every_documented_route_is_served(client: Any, auth_header: Any, enqueue
     assert wrong == []
 
 
-def test_each_function_serves_only_its_own_routes(client: Any, auth_header: Any, enqueued: Any) -> None:
+def test_each_function_serves_only_its_own_routes(
+    client: Any, runtime: Runtime, auth_header: Any, enqueued: Any
+) -> None:
     task_id = client.post("/api/v1/projects", json={"project_name": "x"}, headers=auth_header()).get_json()["task_id"]
     wrong: list[Any] = []
     for name in FUNCTIONS:
-        function = _function_client(name)
+        function = _function_client(name, runtime)
         for route in ROUTES:
             if route.function == name:
                 continue

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from common import pipeline
-from common.auth import CALLBACK_AUDIENCE, SIGNATURE_HEADER, issue_callback_token, sign_body
+from common.auth import CALLBACK_AUDIENCE, SIGNATURE_HEADER, sign_body
 from common.queue import step_body
-from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET
+from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, callback_token
 
 
 def create(client: Any, headers: dict[str, str], name: str = "Callback App") -> dict[str, Any]:
@@ -28,7 +28,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def post(client: Any, task_id: str, body: dict[str, Any], token: str | None = None) -> Any:
-    token = token if token is not None else issue_callback_token(task_id)
+    token = token if token is not None else callback_token(task_id)
     return client.post(f"/api/v1/tasks/{task_id}/progress", json=body, headers=bearer(token))
 
 
@@ -157,7 +157,7 @@ def test_a_nul_character_is_422_and_stores_nothing(client: Any, auth_header: Any
 
 def test_the_task_id_may_be_spelt_in_capitals_or_without_dashes(client: Any, auth_header: Any) -> None:
     task = create(client, auth_header())
-    token = issue_callback_token(task["task_id"])
+    token = callback_token(task["task_id"])
     for spelling in (task["task_id"].upper(), task["task_id"].replace("-", "")):
         response = post(client, spelling, {"message": spelling}, token=token)
         assert response.status_code == 200, response.get_json()
@@ -213,7 +213,7 @@ def test_a_user_token_is_refused(client: Any, auth_header: Any, engine: sa.Engin
 def test_a_token_for_another_task_is_refused(client: Any, auth_header: Any, engine: sa.Engine) -> None:
     mine = create(client, auth_header())
     other = create(client, auth_header(), "Other App")
-    response = post(client, mine["task_id"], {"message": "x"}, token=issue_callback_token(other["task_id"]))
+    response = post(client, mine["task_id"], {"message": "x"}, token=callback_token(other["task_id"]))
     assert response.status_code == 401
     assert len(progress_rows(engine, mine["task_id"])) == 1
 
@@ -222,7 +222,7 @@ def test_missing_expired_and_misaddressed_tokens_are_refused(client: Any, auth_h
     task = create(client, auth_header())
     url = f"/api/v1/tasks/{task['task_id']}/progress"
     assert client.post(url, json={"message": "x"}).status_code == 401
-    expired = issue_callback_token(task["task_id"], ttl_seconds=-300)
+    expired = callback_token(task["task_id"], ttl_seconds=-300)
     assert post(client, task["task_id"], {"message": "x"}, token=expired).status_code == 401
     now = int(time.time())
     other_audience = jwt.encode(
@@ -235,7 +235,7 @@ def test_missing_expired_and_misaddressed_tokens_are_refused(client: Any, auth_h
 
 def test_a_callback_token_cannot_read_the_task_as_a_user(client: Any, auth_header: Any) -> None:
     task = create(client, auth_header())
-    response = client.get(f"/api/v1/tasks/{task['task_id']}", headers=bearer(issue_callback_token(task["task_id"])))
+    response = client.get(f"/api/v1/tasks/{task['task_id']}", headers=bearer(callback_token(task["task_id"])))
     assert response.status_code == 401
 
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common import db, pipeline
+from common import pipeline
+from common.runtime import Runtime
+from tests.conftest import callback_token
 from tests.integration.test_steps import create, deliver
 
 MIDDLE = pipeline.STEPS[2]  # neither the first step nor the last
@@ -23,7 +25,8 @@ def _up_to_middle(client: Any, headers: dict[str, str], name: str) -> str:
     return task_id
 
 
-def test_a_middle_step_is_two_round_trips(client: Any, auth_header: Any, wire: Any) -> None:
+def test_a_middle_step_is_two_round_trips(wired_client: Any, auth_header: Any, wire: Any) -> None:
+    client = wired_client
     warm, counted = (_up_to_middle(client, auth_header(), f"Budget {i}") for i in range(2))
     # The first delivery of the step prepares its statements on the connection.
     assert deliver(client, warm, MIDDLE.name).get_json()["outcome"] == "succeeded"
@@ -33,12 +36,13 @@ def test_a_middle_step_is_two_round_trips(client: Any, auth_header: Any, wire: A
     assert trips == [2]  # claim + record; the budget is 6
 
 
-def test_a_progress_callback_and_a_task_read_are_one_round_trip_each(client: Any, auth_header: Any, wire: Any) -> None:
-    from common.auth import issue_callback_token
-
+def test_a_progress_callback_and_a_task_read_are_one_round_trip_each(
+    wired_client: Any, auth_header: Any, wire: Any
+) -> None:
+    client = wired_client
     headers = auth_header()
     task_id = create(client, headers, name="Hot Paths")["task_id"]
-    callback = {"Authorization": f"Bearer {issue_callback_token(task_id)}"}
+    callback = {"Authorization": f"Bearer {callback_token(task_id)}"}
     counts = []
     for i in range(2):  # the first of each prepares its statement
         with wire.counting() as posted:
@@ -54,10 +58,10 @@ def test_a_progress_callback_and_a_task_read_are_one_round_trip_each(client: Any
     assert counts[1] == (1, 1)
 
 
-def test_the_wire_sees_each_exchange(wire: Any) -> None:
+def test_the_wire_sees_each_exchange(wired: Runtime, wire: Any) -> None:
     # The guard on the count itself: pg8000 sends an unprepared parameterised statement as three
     # exchanges (Parse, Describe, Bind/Execute); if the proxy merged them, it would read 1 here.
-    with db.get_engine().connect() as conn:
+    with wired.db.engine.connect() as conn:
         conn.execute(sa.text("SELECT 1"))  # the connection is made
         with wire.counting() as trips:
             conn.execute(sa.text("SELECT CAST(:n AS int)"), {"n": 1})

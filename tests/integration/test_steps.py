@@ -17,8 +17,9 @@ import sqlalchemy as sa
 
 from common import pipeline
 from common.auth import SIGNATURE_HEADER, sign_body
-from common.config import get_settings
+from common.config import Settings
 from common.queue import step_body
+from common.runtime import Runtime
 from tests.conftest import TEST_STEP_SECRET, RecordingEnqueuer
 
 STEPS = pipeline.STEP_NAMES
@@ -561,9 +562,9 @@ def test_a_due_step_that_never_arrived_is_reenqueued_after_the_grace(
 
 
 def test_a_step_waiting_in_a_busy_queue_is_sent_again_with_doubling_spacing(
-    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine
+    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine, settings: Settings
 ) -> None:
-    grace = get_settings().redelivery_grace_seconds
+    grace = settings.redelivery_grace_seconds
     task = create(client, auth_header())
     deliver(client, task["task_id"], "creating_org")
 
@@ -627,10 +628,12 @@ def test_a_lease_expired_delivery_without_attempts_left_fails_instead_of_running
     assert read(client, auth_header(), task["task_id"])["status"] == "failed"
 
 
-def test_a_heartbeat_does_not_revive_an_expired_lease(client: Any, auth_header: Any, engine: sa.Engine) -> None:
-    from common.db import run_in_transaction
+def test_a_heartbeat_does_not_revive_an_expired_lease(
+    client: Any, auth_header: Any, engine: sa.Engine, runtime: Runtime
+) -> None:
     from common.queries import steps as q
 
+    run_in_transaction = runtime.db.transaction
     task = create(client, auth_header())
     claim_id = uuid.uuid4()
     execute(

@@ -19,7 +19,7 @@ from common.pipeline import INITIAL_MESSAGE, STEP_NAMES, STEPS
 from common.queries import tasks as task_q
 from common.queries import users as user_q
 from dev.gateway import create_app
-from tests.conftest import apply_env, make_token
+from tests.conftest import make_token
 from tests.contract import STEP_FIELDS, TASK_FIELDS, assert_problem, padded_body
 
 PROJECTS = "/api/v1/projects"
@@ -164,9 +164,9 @@ def test_every_validation_rule_is_a_422_naming_the_field(
 
 
 def test_simulate_is_refused_by_any_other_step_provider(
-    client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch, engine: sa.Engine
+    client_with: Any, auth_header: Headers, engine: sa.Engine
 ) -> None:
-    apply_env(monkeypatch, STEP_PROVIDER="live")
+    client = client_with(step_provider="live")
     response = client.post(PROJECTS, json={"project_name": "x", "simulate": {"step_seconds": 1}}, headers=auth_header())
     assert "simulate" in assert_problem(response, 422)["errors"]
     assert count(engine, "SELECT count(*) FROM tasks") == 0
@@ -265,10 +265,8 @@ def test_an_oversized_body_is_413(client: Any, auth_header: Headers, engine: sa.
     assert at_limit.status_code == 422
 
 
-def test_the_body_limit_is_configurable(
-    client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch, engine: sa.Engine
-) -> None:
-    apply_env(monkeypatch, MAX_BODY_BYTES="1000")
+def test_the_body_limit_is_configurable(client_with: Any, auth_header: Headers, engine: sa.Engine) -> None:
+    client = client_with(max_body_bytes=1000)
     over = client.post(PROJECTS, data=padded_body(1001), content_type="application/json", headers=auth_header())
     assert_problem(over, 413)
     at = client.post(PROJECTS, data=padded_body(1000), content_type="application/json", headers=auth_header())
@@ -319,13 +317,13 @@ def test_an_invalid_idempotency_key_is_422(client: Any, auth_header: Headers, en
 
 
 def test_concurrent_requests_with_one_key_create_one_task(
-    client: Any, auth_header: Headers, enqueued: Any, engine: sa.Engine
+    client: Any, runtime: Any, auth_header: Headers, enqueued: Any, engine: sa.Engine
 ) -> None:
     client.get(TASKS, headers=auth_header())  # the user exists; the race is about the key
     n = 8
     barrier = threading.Barrier(n)
     answers: list[tuple[int, str | None]] = []
-    app = create_app()
+    app = create_app(runtime)
     headers = {**auth_header(), "Idempotency-Key": "double-click"}
 
     def submit() -> None:
@@ -650,19 +648,17 @@ def test_the_email_is_the_identity_whatever_its_case(client: Any) -> None:
     assert again.status_code == 200
 
 
-def test_simulate_is_refused_where_it_is_not_allowed(
-    client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch, engine: sa.Engine
-) -> None:
-    apply_env(monkeypatch, ALLOW_SIMULATE="false")
+def test_simulate_is_refused_where_it_is_not_allowed(client_with: Any, auth_header: Headers, engine: sa.Engine) -> None:
+    client = client_with(allow_simulate=False)
     response = client.post(PROJECTS, json={"project_name": "x", "simulate": {"step_seconds": 1}}, headers=auth_header())
     assert "simulate" in assert_problem(response, 422)["errors"]
     assert count(engine, "SELECT count(*) FROM tasks") == 0
 
 
 def test_simulated_step_seconds_are_capped_in_development(
-    client: Any, auth_header: Headers, monkeypatch: pytest.MonkeyPatch, engine: sa.Engine
+    client_with: Any, auth_header: Headers, engine: sa.Engine
 ) -> None:
-    apply_env(monkeypatch, SIMULATE_MAX_STEP_SECONDS="30")
+    client = client_with(simulate_max_step_seconds=30.0)
     response = client.post(
         PROJECTS, json={"project_name": "x", "simulate": {"step_seconds": 31}}, headers=auth_header()
     )

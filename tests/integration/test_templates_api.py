@@ -7,13 +7,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import apply_env
+from common.config import Settings
+from tests.conftest import suite_settings
 
 
 @pytest.fixture
-def templated(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    apply_env(
-        monkeypatch,
+def settings(database_url: str) -> Settings:
+    """Every test of this module: two templates configured, and the live provider (no simulate)."""
+    return suite_settings(
         DATABASE_URL=database_url,
         GITHUB_TEMPLATES="acme/service=A web service,acme/site",
         PLANTER_GITHUB_ORG="planter-projects",
@@ -29,7 +30,7 @@ def _payload(engine: sa.Engine, task_id: str) -> dict[str, Any]:
     return payload
 
 
-def test_templates_lists_the_configured_ones_first_is_default(templated: None, client: Any, auth_header: Any) -> None:
+def test_templates_lists_the_configured_ones_first_is_default(client: Any, auth_header: Any) -> None:
     response = client.get("/api/v1/templates", headers=auth_header())
     assert response.status_code == 200
     assert response.get_json() == {
@@ -41,9 +42,7 @@ def test_templates_lists_the_configured_ones_first_is_default(templated: None, c
     assert client.get("/api/v1/templates").status_code == 401
 
 
-def test_a_project_records_its_github_choices(
-    templated: None, client: Any, auth_header: Any, engine: sa.Engine
-) -> None:
+def test_a_project_records_its_github_choices(client: Any, auth_header: Any, engine: sa.Engine) -> None:
     saas = client.post("/api/v1/projects", json={"project_name": "One"}, headers=auth_header()).get_json()
     assert _payload(engine, saas["task_id"]) == {
         "template": "acme/service",
@@ -71,7 +70,7 @@ def test_a_project_records_its_github_choices(
     ],
 )
 def test_choices_it_cannot_honour_are_422_naming_the_field(
-    templated: None, client: Any, auth_header: Any, engine: sa.Engine, extra: dict[str, Any], field: str
+    client: Any, auth_header: Any, engine: sa.Engine, extra: dict[str, Any], field: str
 ) -> None:
     response = client.post("/api/v1/projects", json={"project_name": "Refused", **extra}, headers=auth_header())
     assert response.status_code == 422, response.get_json()

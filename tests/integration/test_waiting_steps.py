@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from common.auth import issue_callback_token
 from common.providers.simulated import INLINE_SECONDS
-from tests.conftest import RecordingEnqueuer
+from tests.conftest import RecordingEnqueuer, callback_token
 from tests.integration.test_steps import create, deliver, execute, progress_rows, read, step_rows, tick
 
 LONG = INLINE_SECONDS + 30  # handed off, and far from finishing unless the test says so
@@ -44,7 +43,7 @@ def finish_outside_work(engine: sa.Engine, task_id: str, step: str = "creating_o
 
 def outcome(client: Any, task_id: str, **body: Any) -> Any:
     body = {"message": "the worker reports", "step": "creating_org", **body}
-    headers = {"Authorization": f"Bearer {issue_callback_token(task_id)}"}
+    headers = {"Authorization": f"Bearer {callback_token(task_id)}"}
     return client.post(f"/api/v1/tasks/{task_id}/progress", json=body, headers=headers)
 
 
@@ -126,7 +125,7 @@ def test_an_outcome_must_name_its_step_and_be_well_formed(
     client: Any, auth_header: Any, engine: sa.Engine, body: dict[str, Any]
 ) -> None:
     task = create(client, auth_header())
-    headers = {"Authorization": f"Bearer {issue_callback_token(task['task_id'])}"}
+    headers = {"Authorization": f"Bearer {callback_token(task['task_id'])}"}
     response = client.post(f"/api/v1/tasks/{task['task_id']}/progress", json={"message": "m", **body}, headers=headers)
     assert response.status_code == 422 and response.mimetype == "application/problem+json"
 

@@ -10,10 +10,14 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from common.runtime import Runtime
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLOUDBUILD = ROOT / "cloudbuild.yaml"
@@ -126,12 +130,60 @@ def step_env(step_id: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in step(step_id).get("env", []))
 
 
-def function_app(target: str) -> Any:
-    """The Flask app functions-framework serves for ``target`` of main.py (as Cloud Functions does)."""
+def function_app(target: str, runtime: Runtime) -> Any:
+    """The Flask app functions-framework serves for ``target`` (its own URL rules, through its
+    _configure_app), around the entry point main.py builds, with ``runtime`` as the instance's."""
+    import flask
     import functions_framework
 
-    os.environ["FUNCTION_TARGET"] = target
-    return functions_framework.create_app(target, str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
+    from functions.entry import entrypoint, unrouted
+
+    app = flask.Flask(target)
+    functions_framework._configure_app(app, entrypoint(target, lambda: runtime), "http")  # type: ignore[no-untyped-call]
+    app.register_error_handler(404, unrouted(lambda: runtime))
+    app.register_error_handler(405, unrouted(lambda: runtime))
+    return app
+
+
+def main_py_answers(env: dict[str, str], targets: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Load main.py under the real functions-framework once per target, in a child process given
+    ``env`` (as Cloud Functions starts an instance), and answer one request each: status, type, JSON."""
+    probe = """
+import json, sys
+import functions_framework
+answers = {}
+for target, method, path in json.loads(sys.argv[1]):
+    app = functions_framework.create_app(target, sys.argv[2])
+    response = app.test_client().open(path, method=method)
+    body = response.get_json(silent=True)
+    answers[target] = {"status": response.status_code, "mimetype": response.mimetype, "json": body}
+print(json.dumps(answers))
+"""
+    requests = [[t, *request_for(t)] for t in targets]
+    child_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), **env}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(requests), str(ROOT / "main.py")],
+        capture_output=True,
+        text=True,
+        env=child_env,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    )
+    answers: dict[str, dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answers
+
+
+def request_for(function: str) -> tuple[str, str]:
+    """One request each function answers without a user: its first route, with sample ids."""
+    from functions.routes import routes_of
+
+    if function == "healthz":
+        return "GET", "/healthz"
+    if function == "openapi":
+        return "GET", "/openapi.json"
+    route = routes_of(function)[0]
+    return route.method, sample_path(route.path)
 
 
 def internal_functions() -> set[str]:
@@ -141,15 +193,12 @@ def internal_functions() -> set[str]:
     return {f for f in FUNCTIONS if all(r.auth == "internal" for r in routes_of(f))}
 
 
-def secure_env(monkeypatch: Any) -> None:
-    """Test settings with real secrets and no database (functions answer 401 or 503)."""
-    from common import config
-    from tests.conftest import apply_env
+def secure_runtime() -> Runtime:
+    """The production runtime under the suite's settings with no database (functions answer 401 or 503)."""
+    from common.runtime import build_runtime
+    from tests.conftest import suite_settings
 
-    apply_env(monkeypatch)
-    monkeypatch.setenv("FUNCTION_TARGET", "")  # functions-framework sets it; restored after the test
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    config.get_settings.cache_clear()
+    return build_runtime(suite_settings())
 
 
 def sample_path(path: str) -> str:

@@ -16,12 +16,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
 import main
 from dev import gateway_config
-from functions.routes import FUNCTIONS, ROUTES, routes_of
+from functions.routes import FUNCTIONS, ROUTES
 from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET
 from tests.unit import deploy_support as ds
 
@@ -219,45 +220,39 @@ def test_build_gcloud_commands_parse_with_the_real_gcloud(tmp_path: pathlib.Path
 # --- functions-framework --------------------------------------------------------------------
 
 
-def _request_for(function: str) -> tuple[str, str]:
-    if function == "healthz":
-        return "GET", "/healthz"
-    if function == "openapi":
-        return "GET", "/openapi.json"
-    route = routes_of(function)[0]
-    return route.method, ds.sample_path(route.path)
+@pytest.fixture(scope="module")
+def main_py_answers() -> dict[str, dict[str, Any]]:
+    """Every function of main.py loaded under functions-framework in a child process whose
+    environment has real secrets and no database."""
+    from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET
+
+    env = {"PLANTER_ENV": "test", "JWT_SECRET": TEST_JWT_SECRET, "STEP_SIGNING_SECRET": TEST_STEP_SECRET}
+    return ds.main_py_answers({**env, "STEP_PROVIDER": "simulated"}, FUNCTIONS)
 
 
 @pytest.mark.parametrize("target", FUNCTIONS)
 def test_each_entry_point_loads_and_answers_under_functions_framework(
-    target: str, monkeypatch: pytest.MonkeyPatch
+    target: str, main_py_answers: dict[str, dict[str, Any]]
 ) -> None:
-    ds.secure_env(monkeypatch)
-    monkeypatch.setenv("FUNCTION_TARGET", target)
-    app = ds.function_app(target)
-    method, path = _request_for(target)
-    response = app.test_client().open(path, method=method)
+    response = main_py_answers[target]
     if target == "openapi":
-        assert response.status_code == 200
-        assert response.get_json()["openapi"].startswith("3.")
+        assert response["status"] == 200
+        assert response["json"]["openapi"].startswith("3.")
     elif target == "web":
-        assert response.status_code == 200
-        assert response.mimetype == "text/html"
+        assert response["status"] == 200
+        assert response["mimetype"] == "text/html"
     elif target == "healthz":
         # No database here: the function loaded and answered, and says so.
-        assert response.status_code == 503
-        assert response.get_json()["database"] == "unreachable"
+        assert response["status"] == 503
+        assert response["json"]["database"] == "unreachable"
     else:
-        assert response.status_code == 401, response.get_data(as_text=True)
-        assert response.mimetype == "application/problem+json"
+        assert response["status"] == 401, response
+        assert response["mimetype"] == "application/problem+json"
 
 
-def test_healthz_entry_point_reaches_the_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FUNCTION_TARGET", "healthz")
-    app = ds.function_app("healthz")
-    response = app.test_client().get("/healthz")
-    assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok"}
+def test_healthz_entry_point_reaches_the_database(database_url: str) -> None:
+    env = {"PLANTER_ENV": "test", "DATABASE_URL": database_url}
+    assert ds.main_py_answers(env, ["healthz"])["healthz"]["json"] == {"status": "ok", "database": "ok"}
 
 
 _UPLOADED_PROBE = textwrap.dedent(
@@ -352,7 +347,7 @@ def test_the_uploaded_source_alone_serves_every_function(tmp_path: pathlib.Path)
     for rel in ds.uploaded_files((ds.ROOT / ".gcloudignore").read_text(encoding="utf-8")):
         (upload / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ds.ROOT / rel, upload / rel)
-    requests = {f: _request_for(f) for f in FUNCTIONS}
+    requests = {f: ds.request_for(f) for f in FUNCTIONS}
     env = {
         "PATH": "/usr/bin:/bin",
         "PLANTER_ENV": "test",

@@ -30,8 +30,7 @@ def _gateway_document() -> dict[str, Any]:
     return gateway_config.build_gateway_config(gateway_config.backend_urls("123456789012", "us-central1"))
 
 
-def test_local_gateway_routes_every_route_to_its_function(monkeypatch: pytest.MonkeyPatch) -> None:
-    ds.secure_env(monkeypatch)
+def test_local_gateway_routes_every_route_to_its_function() -> None:
     called: list[str] = []
 
     def recorder(name: str) -> Any:
@@ -41,19 +40,18 @@ def test_local_gateway_routes_every_route_to_its_function(monkeypatch: pytest.Mo
 
         return entry
 
-    for name in FUNCTIONS:
-        monkeypatch.setattr(vars(dev.gateway)["main"], name, recorder(name))
-    client = dev.gateway.create_app().test_client()
+    entries = {name: recorder(name) for name in FUNCTIONS}
+    client = dev.gateway.create_app(ds.secure_runtime(), entries).test_client()
     for route in ROUTES:
         called.clear()
         response = client.open(ds.sample_path(route.path), method=route.method)
         assert (response.status_code, called) == (299, [route.function]), route
 
 
-def test_each_function_serves_its_own_routes_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    ds.secure_env(monkeypatch)
+def test_each_function_serves_its_own_routes_only() -> None:
+    runtime = ds.secure_runtime()
     for name in FUNCTIONS:
-        app = ds.function_app(name)
+        app = ds.function_app(name, runtime)
         client = app.test_client()
         for route in ROUTES:
             if route.function in ("healthz", "openapi", "web") and route.function == name:
@@ -111,7 +109,7 @@ def _fallback_client(document: dict[str, Any]) -> Any:
     assert document["x-google-allow"] == "all"
     fallback = by_address[document["x-google-backend"]["address"]]
     assert fallback not in INTERNAL
-    return ds.function_app(fallback).test_client()
+    return ds.function_app(fallback, ds.secure_runtime()).test_client()
 
 
 @pytest.mark.parametrize(
@@ -123,14 +121,11 @@ def _fallback_client(document: dict[str, Any]) -> Any:
         ("GET", "/assets/nothing.js"),
     ],
 )
-def test_requests_no_operation_matches_are_answered_as_the_local_gateway_does(
-    method: str, path: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ds.secure_env(monkeypatch)
+def test_requests_no_operation_matches_are_answered_as_the_local_gateway_does(method: str, path: str) -> None:
     document = _gateway_document()
     assert not _configured(document, method, path)
     remote = _fallback_client(document).open(path, method=method)
-    local = dev.gateway.create_app().test_client().open(path, method=method)
+    local = dev.gateway.create_app(ds.secure_runtime()).test_client().open(path, method=method)
     assert remote.status_code in (404, 405)
     assert (remote.status_code, remote.mimetype, remote.headers.get("Allow")) == (
         local.status_code,
@@ -140,23 +135,22 @@ def test_requests_no_operation_matches_are_answered_as_the_local_gateway_does(
 
 
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.auth == "internal"], ids=lambda r: r.path)
-def test_internal_routes_cannot_be_reached_through_the_gateway(route: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    ds.secure_env(monkeypatch)
+def test_internal_routes_cannot_be_reached_through_the_gateway(route: Any) -> None:
     document = _gateway_document()
     assert not _configured(document, route.method, route.path)
     response = _fallback_client(document).open(route.path, method=route.method, data=b"{}")
     assert response.status_code == 404 and response.mimetype == "application/problem+json"
 
 
-def test_gateway_config_paths_are_served_by_the_functions_they_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    ds.secure_env(monkeypatch)
+def test_gateway_config_paths_are_served_by_the_functions_they_name() -> None:
+    runtime = ds.secure_runtime()
     by_address = {gateway_config.run_url(f, "123456789012", "us-central1"): f for f in FUNCTIONS}
     apps: dict[str, Any] = {}
     for path, ops in _gateway_document()["paths"].items():
         for method, op in ops.items():
             function = by_address[op["x-google-backend"]["address"]]
             if function not in apps:
-                apps[function] = ds.function_app(function).test_client()
+                apps[function] = ds.function_app(function, runtime).test_client()
             headers = {"Origin": "https://app.example.test", "Access-Control-Request-Method": "GET"}
             response = apps[function].open(ds.sample_path(path), method=method.upper(), headers=headers)
             if method == "options":

@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 
 from common.auth import sign_body
+from common.runtime import Runtime
 from dev import gateway_config
 from functions.routes import FUNCTIONS
-from tests.conftest import apply_env
+from tests.conftest import with_settings
 from tests.unit import deploy_support as ds
 
 DEPLOY = ds.ROOT / "deploy"
@@ -247,14 +248,10 @@ def test_scheduler_refuses_to_run_without_the_secret(gcloud: Gcloud) -> None:
     assert gcloud.calls == []
 
 
-def test_the_tick_the_scheduler_sends_is_accepted(
-    gcloud: Gcloud, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_tick_the_scheduler_sends_is_accepted(gcloud: Gcloud, runtime: Runtime) -> None:
     gcloud.run("scheduler.sh", env=_scheduler_env())
     headers = _headers(_command_with(gcloud.calls, "jobs", "create"))
-    apply_env(monkeypatch, DATABASE_URL=database_url, STEP_SIGNING_SECRET=SECRET)
-    monkeypatch.setenv("FUNCTION_TARGET", "scheduler_tick")
-    app = ds.function_app("scheduler_tick")
+    app = ds.function_app("scheduler_tick", with_settings(runtime, step_signing_secret=SECRET))
     path = "/internal/scheduler/tick"
     accepted = app.test_client().post(path, data=b"{}", headers=headers)
     assert accepted.status_code == 200, accepted.get_data(as_text=True)

@@ -9,16 +9,19 @@ from common import auth
 from common.config import Settings, load_settings
 from common.errors import Unauthorized
 from common.queue import DISPATCH_DEADLINE_SECONDS, CloudTasksEnqueuer, task_name
+from common.runtime import SystemClock
 
 TASK_ID = "0b6c3f5e-8a1d-4c1e-9d7e-2f0a1b2c3d4e"
 
 
 @pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("PLANTER_ENV", "test")
-    monkeypatch.setenv("STEP_SIGNING_SECRET", "s" * 40)
-    monkeypatch.setenv("STEP_URL", "https://steps.example.test/internal/steps")
-    return load_settings()
+def settings() -> Settings:
+    environ = {
+        "PLANTER_ENV": "test",
+        "STEP_SIGNING_SECRET": "s" * 40,
+        "STEP_URL": "https://steps.example.test/internal/steps",
+    }
+    return load_settings(environ)
 
 
 def test_task_names_are_deterministic_per_generation_and_valid_for_cloud_tasks() -> None:
@@ -35,9 +38,10 @@ def test_the_task_carries_a_body_signed_the_way_the_step_handler_checks(settings
     assert json.loads(request["body"]) == {"task_id": TASK_ID, "step": "deploying", "generation": 2}
     assert request["url"] == "https://steps.example.test/internal/steps"
     signature = request["headers"][auth.SIGNATURE_HEADER]
-    auth.verify_step_caller(signature, None, request["body"], settings)
+    verifier = auth.TokenVerifier(settings, SystemClock())
+    verifier.step_caller(signature, None, request["body"])
     with pytest.raises(Unauthorized):
-        auth.verify_step_caller(signature, None, request["body"] + b" ", settings)
+        verifier.step_caller(signature, None, request["body"] + b" ")
     assert task["name"].endswith(f"/tasks/{task_name(TASK_ID, 'deploying', 2)}")
     assert task["dispatch_deadline"] == {"seconds": DISPATCH_DEADLINE_SECONDS}
     assert "oidc_token" not in request

@@ -19,9 +19,8 @@ from tests.unit import deploy_support as ds
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> Any:
-    ds.secure_env(monkeypatch)  # no database: the page needs none
-    return ds.function_app("web").test_client()
+def client() -> Any:
+    return ds.function_app("web", ds.secure_runtime()).test_client()  # no database: the page needs none
 
 
 class _Tags(html.parser.HTMLParser):
