@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import PoolProxiedConnection
 
 from common.config import Settings
 from common.errors import DatabaseUnavailable
@@ -203,7 +204,13 @@ def _retrying(opener: Callable[[sa.Engine], Any], work: Callable[[sa.Connection]
     raise AssertionError("unreachable")
 
 
-def prepared(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+Rows = list[dict[str, Any]]
+# Runs one prepared statement (its SQL, its parameters) and answers its rows: ``on(conn)`` inside a
+# transaction, ``Database.prepared`` for a statement alone (run_prepared).
+Prepared = Callable[[str, dict[str, Any]], Rows]
+
+
+def prepared(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Rows:
     """Run ``sql`` (``:name`` parameters) as a named prepared statement of this connection; its rows.
 
     pg8000 sends an ordinary parameterised statement unnamed, as three exchanges (Parse, Describe,
@@ -215,34 +222,96 @@ def prepared(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[dict
     autocommit connection, whose transactions are explicit (BEGIN/COMMIT): pg8000 would not
     begin one for us here. For the engine's hot statements; the SQL must be a constant.
     """
-    from pg8000.converters import make_params
-    from pg8000.native import to_statement
-
     fairy = conn.connection
-    driver: Any = fairy.dbapi_connection
-    if not getattr(driver, "autocommit", False):  # another engine (migrations): the ordinary path
+    if not _autocommit(fairy):  # another engine (migrations): the ordinary path
         return [dict(row) for row in conn.execute(sa.text(sql), params).mappings()]
-    statements: dict[str, Any] = fairy.info.setdefault("prepared_statements", {})
     dbapi = conn.dialect.loaded_dbapi
     try:
-        if sql not in statements:
-            text, arguments = to_statement(sql)
-            name, columns, decoders = driver.prepare_statement(text, ())
-            statements[sql] = (name, columns, decoders, arguments)
-        name, columns, decoders, arguments = statements[sql]
-        values = make_params(driver.py_types, arguments(params))
-        rows = driver.execute_named(name, values, columns, decoders, sql).rows or []
+        return _execute_prepared(fairy, sql, params)
     except dbapi.Error as error:
         # What SQLAlchemy does for its own statements: a disconnect invalidates the connection (the
         # retry gets a fresh one) and a driver error becomes a DBAPIError.
-        gone = conn.dialect.is_disconnect(error, driver, None) or _is_session_ending(
-            _driver_error_fields(error).get("C", "")
-        )
+        gone = _driver_disconnect(conn.dialect, error, fairy.dbapi_connection)
         if gone:
             conn.invalidate(error)
         raise sa_exc.DBAPIError.instance(sql, params, error, dbapi.Error, connection_invalidated=gone) from error
-    names = [column["name"] for column in columns or ()]
+
+
+def on(conn: sa.Connection) -> Prepared:
+    """Prepared statements of ``conn`` (for queries written against ``Prepared``)."""
+    return functools.partial(prepared, conn)
+
+
+def _autocommit(fairy: PoolProxiedConnection) -> bool:
+    return bool(getattr(fairy.dbapi_connection, "autocommit", False))
+
+
+def _driver_disconnect(dialect: sa.Dialect, error: Any, driver: Any) -> bool:
+    return dialect.is_disconnect(error, driver, None) or _is_session_ending(_driver_error_fields(error).get("C", ""))
+
+
+def _execute_prepared(fairy: PoolProxiedConnection, sql: str, params: dict[str, Any]) -> Rows:
+    """``sql`` as a named prepared statement of the pooled connection ``fairy`` (prepared on first
+    use); the driver's own errors pass through."""
+    from pg8000.converters import make_params
+    from pg8000.native import to_statement
+
+    driver: Any = fairy.dbapi_connection
+    statements: dict[str, Any] = fairy.info.setdefault("prepared_statements", {})
+    if sql not in statements:
+        text, arguments = to_statement(sql)
+        name, columns, decoders = driver.prepare_statement(text, ())
+        statements[sql] = (name, [column["name"] for column in columns or ()], decoders, columns, arguments)
+    name, names, decoders, columns, arguments = statements[sql]
+    values = make_params(driver.py_types, arguments(params))
+    rows = driver.execute_named(name, values, columns, decoders, sql).rows or []
     return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def run_prepared(sql: str, params: dict[str, Any], *, engine: sa.Engine) -> Rows:
+    """ONE prepared statement (see ``prepared``) on a pooled DB-API connection: what
+    ``run_statement(lambda conn: prepared(conn, sql, params))`` does, without a SQLAlchemy
+    Connection built and torn down around the one call (a tenth of a progress callback's Python
+    time). Failures end as they do there: the same DBAPIError, a disconnect invalidating its
+    connection and retried once, DatabaseUnavailable when the retry fails too."""
+    dialect = engine.dialect
+    dbapi = dialect.loaded_dbapi
+    for attempt in (1, 2):
+        try:
+            fairy = engine.raw_connection()
+        except (dbapi.Error, ConnectionError, sa_exc.TimeoutError) as error:  # no connection to be had
+            failure: BaseException = error
+            if isinstance(error, dbapi.Error):  # wrapped as SQLAlchemy's Connection wraps it
+                gone = _driver_disconnect(dialect, error, None)
+                failure = sa_exc.DBAPIError.instance(None, None, error, dbapi.Error, connection_invalidated=gone)
+                failure.__cause__ = error
+        else:
+            if not _autocommit(fairy):  # another engine (migrations): the ordinary path
+                fairy.close()
+                return run_statement(lambda conn: prepared(conn, sql, params), engine=engine)
+            try:
+                rows = _execute_prepared(fairy, sql, params)
+            except (dbapi.Error, ConnectionError) as error:
+                failure = error
+                gone = isinstance(error, ConnectionError) or _driver_disconnect(dialect, error, fairy.dbapi_connection)
+                if isinstance(error, dbapi.Error):
+                    failure = sa_exc.DBAPIError.instance(sql, params, error, dbapi.Error, connection_invalidated=gone)
+                    failure.__cause__ = error
+                if gone:
+                    fairy.invalidate(error)  # which returns it to the pool, to be replaced
+                else:
+                    fairy.close()
+            except BaseException:
+                fairy.close()
+                raise
+            else:
+                fairy.close()
+                return rows
+        if not is_disconnect(failure):
+            raise failure
+        if attempt == 2:
+            raise DatabaseUnavailable("the database is unreachable") from failure
+    raise AssertionError("unreachable")
 
 
 def run_in_transaction(work: Callable[[sa.Connection], T], *, engine: sa.Engine) -> T:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -95,6 +95,10 @@ class Database:
     def statement(self, work: Callable[[sa.Connection], T]) -> T:
         """``work`` that issues ONE statement (atomic alone), with no BEGIN/COMMIT around it."""
         return db.run_statement(work, engine=self.engine)
+
+    def prepared(self, sql: str, params: dict[str, Any]) -> db.Rows:
+        """ONE prepared statement alone (db.run_prepared): the hot reads and the progress callback."""
+        return db.run_prepared(sql, params, engine=self.engine)
 
     def ping(self) -> None:
         db.ping(self.engine)

@@ -32,6 +32,8 @@ from dev import pg
 logging.getLogger("pgserver").setLevel(logging.WARNING)
 TEST_JWT_SECRET = "test-jwt-secret-for-the-suite-only-0123456789"
 TEST_STEP_SECRET = "test-step-secret-for-the-suite-only-0123456789"
+# A database URL nothing answers at (its socket's directory does not exist).
+DEAD_DATABASE = "postgresql+pg8000://postgres@/planter?unix_sock=/tmp/planter-no-such-dir/.s.PGSQL.5432"
 _BASE_ENV = {
     "PLANTER_ENV": "test",
     "JWT_SECRET": TEST_JWT_SECRET,

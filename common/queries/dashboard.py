@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common.db import prepared
+from common.db import Prepared
 from common.pipeline import TYPE_STEPS
 from common.queries.tasks import TERMINAL_SQL, iso_sql
 
@@ -277,24 +277,24 @@ def time_series_statement(
     return _TIME_SERIES[(metric, period)], params
 
 
-def active_tasks(conn: sa.Connection, user_id: uuid.UUID, tz: str, at: datetime | None = None) -> dict[str, Any]:
+def active_tasks(run: Prepared, user_id: uuid.UUID, tz: str, at: datetime | None = None) -> dict[str, Any]:
     """The user's active tasks (newest first, with completion estimates) and today's totals."""
     sql, params = active_tasks_statement(user_id, tz, at)
-    (row,) = prepared(conn, sql.text, params)
+    (row,) = run(sql.text, params)
     if isinstance(row["active_tasks"], str):
         row["active_tasks"] = json.loads(row["active_tasks"])
     return row
 
 
-def metrics(conn: sa.Connection, user_id: uuid.UUID, tz: str, **kwargs: Any) -> dict[str, Any]:
+def metrics(run: Prepared, user_id: uuid.UUID, tz: str, **kwargs: Any) -> dict[str, Any]:
     """Counts and averages behind the health and cost figures, with the plan and this period's usage."""
     sql, params = metrics_statement(user_id, tz, **kwargs)
-    (row,) = prepared(conn, sql.text, params)
+    (row,) = run(sql.text, params)
     return row
 
 
 def time_series(
-    conn: sa.Connection,
+    run: Prepared,
     user_id: uuid.UUID,
     tz: str,
     *,
@@ -308,4 +308,4 @@ def time_series(
     sql, params = time_series_statement(
         user_id, tz, metric=metric, period=period, days=days, at=at, task_type=task_type
     )
-    return prepared(conn, sql.text, params)
+    return run(sql.text, params)

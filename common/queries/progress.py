@@ -5,9 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
-
-from common.db import prepared
+from common.db import Prepared
 from common.queries.tasks import PHASE_ORDER_PARAM, PROGRESS_FACTS, TASK_COLUMNS
 
 # One statement, so one round trip and no BEGIN/COMMIT: planter_record_progress (migration
@@ -25,7 +23,7 @@ _RECORD = f"""
     """
 
 
-def record(conn: sa.Connection, task_id: uuid.UUID, update: dict[str, Any]) -> dict[str, Any] | None:
+def record(run: Prepared, task_id: uuid.UUID, update: dict[str, Any]) -> dict[str, Any] | None:
     """Apply a worker's update; the task row with ``locked_status``, or None when there is no task."""
-    rows = prepared(conn, _RECORD, {"task_id": task_id, "phases": PHASE_ORDER_PARAM, **update})
+    rows = run(_RECORD, {"task_id": task_id, "phases": PHASE_ORDER_PARAM, **update})
     return rows[0] if rows else None

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common.db import prepared
+from common.db import Prepared
 from common.pipeline import ALL_STEPS, PHASES, STEPS, StepDef
 
 TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
@@ -98,9 +98,9 @@ STATUS_FILTERS = {
 }
 
 
-def get_task(conn: sa.Connection, task_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any] | None:
+def get_task(run: Prepared, task_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any] | None:
     """The user's task with its steps, or None (also when it belongs to someone else)."""
-    rows = prepared(conn, _GET_TASK, {"task_id": task_id, "user_id": user_id})
+    rows = run(_GET_TASK, {"task_id": task_id, "user_id": user_id})
     return rows[0] if rows else None
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from common import pipeline
@@ -36,6 +36,8 @@ from common.services.users import User
 
 if TYPE_CHECKING:
     from common.runtime import Runtime
+
+T = TypeVar("T")
 
 UNITS = {
     "tasks_created": "tasks",
@@ -76,9 +78,9 @@ def _unknown_zone(error: sa_exc.DBAPIError) -> bool:
     return fields.get("C") == "22023" and "time zone" in fields.get("M", "")
 
 
-def _read(rt: Runtime, zone: str, work: Any) -> Any:
+def _read(zone: str, work: Callable[[], T]) -> T:
     try:
-        return rt.db.statement(work)
+        return work()
     except sa_exc.DBAPIError as error:
         if _unknown_zone(error):
             raise UnknownTimeZone(zone) from None
@@ -112,7 +114,7 @@ def health_score(h: HealthInputs) -> int:
 def active_tasks(rt: Runtime, user: User, tz: str, *, at: datetime | None = None) -> ActiveTasks:
     """The caller's active tasks with completion estimates, and today's totals in ``tz``."""
     zone = check_zone(tz)
-    row = _read(rt, zone, lambda conn: q.active_tasks(conn, user.id, zone, at))
+    row = _read(zone, lambda: q.active_tasks(rt.db.prepared, user.id, zone, at))
     return ActiveTasks(
         active_tasks=[ActiveTask(**{**t, "task_id": str(t["task_id"])}) for t in row["active_tasks"]],
         total_active=row["total_active"],
@@ -127,9 +129,9 @@ def metrics(rt: Runtime, user: User, tz: str, *, at: datetime | None = None, tas
     settings = rt.settings
     period_start = user_q.billing_period_start((at or rt.clock.now()).astimezone(UTC).date())
 
-    def work(conn: sa.Connection) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
         return q.metrics(
-            conn,
+            rt.db.prepared,
             user.id,
             zone,
             period_start=period_start,
@@ -140,7 +142,7 @@ def metrics(rt: Runtime, user: User, tz: str, *, at: datetime | None = None, tas
             task_type=task_type,
         )
 
-    row = _read(rt, zone, work)
+    row = _read(zone, work)
     inputs = HealthInputs(
         completed_30d=row["completed_30d"],
         failed_30d=row["failed_30d"],
@@ -190,10 +192,16 @@ def time_series(rt: Runtime, user: User, query: TimeSeriesQuery, *, at: datetime
     """One point per hour, day or week of the last ``days`` days in ``tz``; empty buckets are 0."""
     zone = check_zone(query.tz)
     rows = _read(
-        rt,
         zone,
-        lambda conn: q.time_series(
-            conn, user.id, zone, metric=query.metric, period=query.period, days=query.days, at=at, task_type=query.type
+        lambda: q.time_series(
+            rt.db.prepared,
+            user.id,
+            zone,
+            metric=query.metric,
+            period=query.period,
+            days=query.days,
+            at=at,
+            task_type=query.type,
         ),
     )
     return TimeSeries(

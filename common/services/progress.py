@@ -33,7 +33,7 @@ def post_progress(rt: Runtime, task_id: uuid.UUID, update: ProgressCallback) -> 
         "message": update.message,
         **update.model_dump(include=set(PROGRESS_FACTS)),
     }
-    row = rt.db.statement(lambda conn: q.record(conn, task_id, params))
+    row = q.record(rt.db.prepared, task_id, params)
     if row is None:
         raise NotFound("no task with that id")
     if row["locked_status"] in TERMINAL:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from common.db import on
 from common.errors import BadRequest, Conflict, NotFound
 from common.models import ProgressEntry, ProgressList, Step, Task, TaskList
 from common.queries import tasks as q
@@ -81,7 +82,11 @@ def _etag(row: dict[str, Any]) -> str:
 
 
 def read_task(conn: sa.Connection, task_id: uuid.UUID, user: User) -> dict[str, Any]:
-    row = q.get_task(conn, task_id, user.id)
+    """The user's task row, read inside ``conn``'s transaction (404 as get_task)."""
+    return _found(q.get_task(on(conn), task_id, user.id))
+
+
+def _found(row: dict[str, Any] | None) -> dict[str, Any]:
     if row is None:
         raise NotFound("no task with that id")
     return row
@@ -89,7 +94,7 @@ def read_task(conn: sa.Connection, task_id: uuid.UUID, user: User) -> dict[str, 
 
 def get_task(rt: Runtime, task_id: uuid.UUID, user: User) -> TaskVersion:
     """The user's task (404 for unknown ids and other users' tasks alike)."""
-    row = rt.db.statement(lambda conn: read_task(conn, task_id, user))
+    row = _found(q.get_task(rt.db.prepared, task_id, user.id))
     return TaskVersion(task=to_task(row), etag=_etag(row))
 
 

@@ -4,6 +4,7 @@ Retry-After), never an error of SQLAlchemy's own bookkeeping (a 500) — and the
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 
 from common import db
 from common.errors import DatabaseUnavailable
+from tests.conftest import DEAD_DATABASE
 
 
 def terminate(admin: sa.Engine, pid: int) -> None:
@@ -90,3 +92,47 @@ def test_the_servers_error_fields_are_read_from_a_real_pg8000_error(engine: sa.E
     client_side = sa_exc.InterfaceError("SELECT 1", {}, Exception("network error"))
     assert db.server_error_fields(client_side) == {}
     assert db.is_disconnect(client_side)
+
+
+# --- a prepared statement alone (db.run_prepared): the same endings without a SQLAlchemy Connection ---
+
+_PID = "SELECT pg_backend_pid() AS pid"
+
+
+def test_a_prepared_statement_on_a_cut_pooled_connection_is_retried_on_a_fresh_one(
+    engine: sa.Engine, admin: sa.Engine
+) -> None:
+    for _ in range(5):  # the FATAL message or a broken socket, whichever arrives (see above)
+        (first,) = db.run_prepared(_PID, {}, engine=engine)
+        terminate(admin, first["pid"])  # the pool's one connection, now dead
+        time.sleep(0.05)
+        (second,) = db.run_prepared(_PID, {}, engine=engine)
+        assert second["pid"] != first["pid"]
+    assert engine.pool.checkedout() == 0
+
+
+def test_a_prepared_statement_cut_on_every_attempt_is_database_unavailable(engine: sa.Engine) -> None:
+    with pytest.raises(DatabaseUnavailable) as raised:  # the statement ends its own backend, twice
+        db.run_prepared("SELECT pg_terminate_backend(pg_backend_pid()) AS gone", {}, engine=engine)
+    assert int(raised.value.headers["Retry-After"]) > 0
+    assert engine.pool.checkedout() == 0
+    assert db.run_prepared("SELECT CAST(:n AS int) + 1 AS n", {"n": 6}, engine=engine) == [{"n": 7}]
+
+
+def test_a_server_error_of_a_prepared_statement_is_a_dbapi_error_and_keeps_the_connection(engine: sa.Engine) -> None:
+    (before,) = db.run_prepared(_PID, {}, engine=engine)
+    with pytest.raises(sa_exc.DBAPIError) as raised:
+        db.run_prepared("SELECT now() AT TIME ZONE CAST(:tz AS text) AS t", {"tz": "Nowhere/Atlantis"}, engine=engine)
+    assert db.server_error_fields(raised.value)["C"] == "22023"
+    assert not db.is_disconnect(raised.value)
+    assert db.run_prepared(_PID, {}, engine=engine) == [before]  # the same connection, back in the pool
+    assert engine.pool.checkedout() == 0
+
+
+def test_a_prepared_statement_without_a_server_is_database_unavailable(settings: Any) -> None:
+    dead = db.create_engine(dataclasses.replace(settings, database_url=DEAD_DATABASE))
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            db.run_prepared(_PID, {}, engine=dead)
+    finally:
+        dead.dispose()

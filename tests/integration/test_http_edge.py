@@ -15,14 +15,13 @@ from common import db
 from common.runtime import Database, Runtime
 from dev.gateway import create_app
 from functions.routes import ROUTES
-from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET, with_settings
+from tests.conftest import DEAD_DATABASE, TEST_JWT_SECRET, TEST_STEP_SECRET, with_settings
 from tests.contract import assert_problem
 
 ORIGIN = "https://app.example.test"  # CORS_ORIGINS of the suite
 EVIL = "https://evil.example.test"
 TASKS = "/api/v1/tasks"
 PROJECTS = "/api/v1/projects"
-DEAD_DATABASE = "postgresql+pg8000://postgres@/planter?unix_sock=/tmp/planter-no-such-dir/.s.PGSQL.5432"
 # What must never reach a client: traces, SQL, driver and framework names, secrets, file paths.
 LEAKS = (
     "Traceback",
@@ -204,6 +203,9 @@ class ExplodingDatabase(Database):
     """A database whose reads fail with an exception nobody expects, naming SQL and a secret."""
 
     def statement(self, work: Any) -> Any:
+        raise RuntimeError(f"boom in SELECT * FROM users with {TEST_JWT_SECRET}")
+
+    def prepared(self, sql: str, params: dict[str, Any]) -> Any:
         raise RuntimeError(f"boom in SELECT * FROM users with {TEST_JWT_SECRET}")
 
 
