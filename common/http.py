@@ -6,11 +6,13 @@ route table gives that function, so the local gateway and the API Gateway agree 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import typing
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -146,21 +148,60 @@ def if_none_match(request: flask.Request, tag: str) -> bool:
 def conditional_reply(request: flask.Request, reply: Reply) -> Reply:
     """Add an ETag over the reply's figures (its JSON without VOLATILE_FIELDS) and answer 304 when
     the client already has them. Browsers revalidate every time (no-cache), so a dashboard that
-    refreshes every few seconds gets 304s, without a body, until a figure changes."""
-    if reply.status != 200 or reply.body is None or "ETag" in reply.headers:
+    refreshes every few seconds gets 304s, without a body, until a figure changes. The body is
+    serialised once here, and that text is what a 200 sends."""
+    body = reply.body
+    if reply.status != 200 or "ETag" in reply.headers or not isinstance(body, BaseModel | dict):
         return reply
-    data = reply.body.model_dump(mode="json") if isinstance(reply.body, BaseModel) else reply.body
-    if isinstance(data, dict):
-        data = {k: v for k, v in data.items() if k not in VOLATILE_FIELDS}
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    tag = f'"{digest[:32]}"'
+    text = _json_text(body)
+    if isinstance(body, BaseModel) and _declared_keys_only(type(body)):
+        # Its JSON holds its fields in their declared order: the same figures give the same text.
+        volatile = set(VOLATILE_FIELDS.intersection(type(body).model_fields))
+        figures = body.model_dump_json(exclude=volatile) if volatile else text
+    else:  # free-form keys (a dict read back from jsonb comes in another order): sorted
+        data = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+        kept = {k: v for k, v in data.items() if k not in VOLATILE_FIELDS}
+        figures = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    tag = f'"{hashlib.sha256(figures.encode()).hexdigest()[:32]}"'
     headers = {**reply.headers, "ETag": tag, "Cache-Control": "private, no-cache"}
     if if_none_match(request, tag):
         return Reply(None, 304, headers)
-    return Reply(reply.body, reply.status, headers)
+    return Reply(JsonText(text), reply.status, headers)
 
 
-ReplyBody = BaseModel | dict[str, Any] | bytes | EventStream | None
+@functools.cache
+def _declared_keys_only(model: type[BaseModel]) -> bool:
+    """Whether every object in the model's JSON is a model (nested ones included), never a dict
+    or an Any, whose keys come in whatever order they were made."""
+    return all(_declared_keys_in(field.annotation) for field in model.model_fields.values())
+
+
+def _declared_keys_in(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _declared_keys_only(annotation)
+    origin = typing.get_origin(annotation)
+    container = origin or annotation
+    if annotation is Any or (isinstance(container, type) and issubclass(container, Mapping)):
+        return False
+    if origin is Literal:
+        return True
+    return all(_declared_keys_in(arg) for arg in typing.get_args(annotation))
+
+
+@dataclass(frozen=True)
+class JsonText:
+    """A JSON body already serialised (conditional_reply hashed it)."""
+
+    text: str
+
+
+def _json_text(body: BaseModel | dict[str, Any]) -> str:
+    if isinstance(body, BaseModel):
+        return body.model_dump_json()  # pydantic-core: a quarter of model_dump + json.dumps (BENCHMARKS.md)
+    return json.dumps(body, separators=(",", ":"))
+
+
+ReplyBody = BaseModel | dict[str, Any] | JsonText | bytes | EventStream | None
 Handler = Callable[[Call], Reply]
 UserResolver = Callable[["Runtime", auth.Identity], "User"]
 
@@ -296,10 +337,7 @@ def _to_response(reply: Reply) -> flask.Response:
         response.headers["X-Accel-Buffering"] = "no"
         response.headers.update(reply.headers)
         return response
-    if isinstance(body, BaseModel):
-        text = body.model_dump_json()  # pydantic-core: a quarter of model_dump + json.dumps (BENCHMARKS.md)
-    else:
-        text = "" if body is None else json.dumps(body, separators=(",", ":"))
+    text = body.text if isinstance(body, JsonText) else "" if body is None else _json_text(body)
     response = flask.Response(text, status=reply.status, mimetype="application/json" if text else None)
     response.headers.update(reply.headers)
     return response

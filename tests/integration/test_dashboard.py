@@ -544,3 +544,20 @@ def test_a_real_pipeline_shows_up_and_the_ai_series_sums_to_the_meter(
                 " WHERE s.status = 'succeeded'"
             )
         ).scalar_one()
+
+
+@pytest.mark.parametrize("path", [ACTIVE_PATH, METRICS_PATH])
+def test_a_dashboard_read_is_revalidated_by_its_figures(
+    client: Any, auth_header: Any, engine: sa.Engine, path: str
+) -> None:
+    alice = add_user(engine, ALICE)
+    first = client.get(path, headers=auth_header())
+    tag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    assert first.mimetype == "application/json" and first.get_json()  # the body sent with its tag
+    # The same figures (the metrics' timestamp moves on: it is not one of them): 304, no body.
+    again = client.get(path, headers={**auth_header(), "If-None-Match": f"W/{tag}"})
+    assert (again.status_code, again.get_data(), again.headers["ETag"]) == (304, b"", tag)
+    add_task(engine, alice, status="deploying", created=db_now(engine), current_step="deploying")
+    changed = client.get(path, headers={**auth_header(), "If-None-Match": tag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != tag

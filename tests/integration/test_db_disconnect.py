@@ -99,6 +99,13 @@ def test_the_servers_error_fields_are_read_from_a_real_pg8000_error(engine: sa.E
 _PID = "SELECT pg_backend_pid() AS pid"
 
 
+def checked_out(engine: sa.Engine) -> int:
+    """Connections not back in the pool (none may be left out, whatever the ending)."""
+    pool = engine.pool
+    assert isinstance(pool, sa.QueuePool)
+    return pool.checkedout()
+
+
 def test_a_prepared_statement_on_a_cut_pooled_connection_is_retried_on_a_fresh_one(
     engine: sa.Engine, admin: sa.Engine
 ) -> None:
@@ -108,14 +115,14 @@ def test_a_prepared_statement_on_a_cut_pooled_connection_is_retried_on_a_fresh_o
         time.sleep(0.05)
         (second,) = db.run_prepared(_PID, {}, engine=engine)
         assert second["pid"] != first["pid"]
-    assert engine.pool.checkedout() == 0
+    assert checked_out(engine) == 0
 
 
 def test_a_prepared_statement_cut_on_every_attempt_is_database_unavailable(engine: sa.Engine) -> None:
     with pytest.raises(DatabaseUnavailable) as raised:  # the statement ends its own backend, twice
         db.run_prepared("SELECT pg_terminate_backend(pg_backend_pid()) AS gone", {}, engine=engine)
     assert int(raised.value.headers["Retry-After"]) > 0
-    assert engine.pool.checkedout() == 0
+    assert checked_out(engine) == 0
     assert db.run_prepared("SELECT CAST(:n AS int) + 1 AS n", {"n": 6}, engine=engine) == [{"n": 7}]
 
 
@@ -126,7 +133,7 @@ def test_a_server_error_of_a_prepared_statement_is_a_dbapi_error_and_keeps_the_c
     assert db.server_error_fields(raised.value)["C"] == "22023"
     assert not db.is_disconnect(raised.value)
     assert db.run_prepared(_PID, {}, engine=engine) == [before]  # the same connection, back in the pool
-    assert engine.pool.checkedout() == 0
+    assert checked_out(engine) == 0
 
 
 def test_a_prepared_statement_without_a_server_is_database_unavailable(settings: Any) -> None:
