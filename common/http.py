@@ -46,6 +46,7 @@ AuthKind = Literal["user", "callback", "internal", "none", "stream"]
 PROBLEM_TYPE_BASE = "https://planter.dev/problems/"
 _ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-None-Match"
 _EXPOSED_HEADERS = "Location, ETag, Retry-After"
+_SIGNATURE_ENVIRON = "HTTP_" + auth.SIGNATURE_HEADER.upper().replace("-", "_")  # how WSGI names the header
 # GETs under these prefixes answer with an ETag over their body and 304 to a matching
 # If-None-Match (conditional_reply), whoever writes the handler: new dashboard routes get it too.
 CONDITIONAL_PREFIXES = ("/api/v1/dashboard/",)
@@ -141,7 +142,7 @@ class EventStream:
 def if_none_match(request: flask.Request, tag: str) -> bool:
     """Whether the request's If-None-Match names ``tag``. Weak comparison (RFC 9110 13.1.2): a
     proxy that compresses the body sends the tag back as W/"..."."""
-    candidates = [t.strip().removeprefix("W/") for t in request.headers.get("If-None-Match", "").split(",")]
+    candidates = [t.strip().removeprefix("W/") for t in request.environ.get("HTTP_IF_NONE_MATCH", "").split(",")]
     return tag in candidates or candidates == ["*"]
 
 
@@ -343,6 +344,35 @@ def _to_response(reply: Reply) -> flask.Response:
     return response
 
 
+class RouteTable:
+    """Finds the first of ``routes`` (in order) that serves a method and path. Built once per
+    instance: a path without parameters is answered by one dict lookup, the rest by the scan."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = tuple(routes)
+        self._literal: dict[tuple[str, str], Route] = {}
+        for route in self.routes:
+            # Unless an earlier route's pattern takes that path first (then the scan finds it).
+            found = self._scan(route.method, route.path) if "{" not in route.path else None
+            if found is not None and found[0] is route:
+                self._literal[(route.method, route.path)] = route
+
+    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route and its path parameters (a fresh dict: a handler may keep it), or None."""
+        literal = self._literal.get((method, path))
+        if literal is not None:
+            return literal, {}
+        return self._scan(method, path)
+
+    def _scan(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            if route.method == method:
+                found = route.pattern.match(path)
+                if found:
+                    return route, found.groupdict()
+        return None
+
+
 @dataclass
 class Router:
     """Matches requests to a set of routes and runs their handlers with the instance's runtime."""
@@ -353,12 +383,15 @@ class Router:
     resolve_user: UserResolver
     # Every route of the API: preflights and 405s name the methods of all functions on a path.
     all_routes: Sequence[Route] = ()
+    table: RouteTable = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.table = RouteTable(self.routes)
 
     def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        for route in self.routes:
-            found = route.pattern.match(path)
-            if found and route.method == method:
-                return route, found.groupdict()
+        found = self.table.find(method, path)
+        if found is not None:
+            return found
         allowed = self.allowed_methods(path)
         # A method that another function serves on this path is not "not allowed": it is not here.
         if allowed and method not in allowed:
@@ -370,18 +403,22 @@ class Router:
 
     def handle(self, request: flask.Request) -> flask.Response:
         """Answer one request; every failure becomes problem+json, never a trace."""
-        origin = request.headers.get("Origin")
+        # Headers read from the WSGI environ: werkzeug's Headers.get raises and catches an
+        # exception for each absent header (Origin and the trace header, on most requests).
+        environ = request.environ
+        origin = environ.get("HTTP_ORIGIN")
+        method, path = request.method, request.path
         log.request_fields.set({})
-        trace = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0]
-        log.bind(trace=trace, path=request.path, method=request.method)
+        trace = environ.get("HTTP_X_CLOUD_TRACE_CONTEXT", "").split("/")[0]
+        log.bind(trace=trace, path=path, method=method)
         cors_origins: tuple[str, ...] = ()
         try:
             rt = self.runtime()
             cors_origins = rt.settings.cors_origins
-            if request.method == "OPTIONS":
+            if method == "OPTIONS":
                 response = self._preflight(request, cors_origins)
             else:
-                route, params = self._match(request.method, request.path)
+                route, params = self._match(method, path)
                 call = Call(rt=rt, request=request, params=params, route=route)
                 self._authenticate(call)
                 reply = route.handler(call)
@@ -404,23 +441,24 @@ class Router:
 
     def _authenticate(self, call: Call) -> None:
         kind = call.route.auth
-        headers = call.request.headers
+        environ = call.request.environ
+        authorization = environ.get("HTTP_AUTHORIZATION")
         tokens = call.rt.tokens
         if kind == "user":
-            identity = tokens.user(auth.bearer_token(headers.get("Authorization")))
+            identity = tokens.user(auth.bearer_token(authorization))
             call.caller = self.resolve_user(call.rt, identity)
             log.bind(user=identity.email)
         elif kind == "stream":
             token = call.request.args.get("access_token")
             if token is None:
-                identity = tokens.user(auth.bearer_token(headers.get("Authorization")))
+                identity = tokens.user(auth.bearer_token(authorization))
             else:
                 named = verify_stream_token(token, call.rt.settings)
                 identity = auth.Identity(email=named.email, subject=None)
             call.caller = self.resolve_user(call.rt, identity)
             log.bind(user=identity.email)
         elif kind == "callback":
-            tokens.callback(auth.bearer_token(headers.get("Authorization")), call.params.get("task_id", ""))
+            tokens.callback(auth.bearer_token(authorization), call.params.get("task_id", ""))
             log.bind(task_id=call.params.get("task_id", ""))
         elif kind == "internal":
             body = read_body(call.request, call.rt.settings.max_body_bytes)
@@ -428,7 +466,7 @@ class Router:
                 # A GET has no body: its signature covers the path with its query string.
                 query = call.request.query_string.decode("latin-1")
                 body = (call.request.path + (f"?{query}" if query else "")).encode()
-            tokens.step_caller(headers.get(auth.SIGNATURE_HEADER), headers.get("Authorization"), body)
+            tokens.step_caller(environ.get(_SIGNATURE_ENVIRON), authorization, body)
 
     def _preflight(self, request: flask.Request, cors_origins: tuple[str, ...]) -> flask.Response:
         methods = self.allowed_methods(request.path)
@@ -437,7 +475,7 @@ class Router:
         response = flask.Response(status=204)
         response.headers.pop("Content-Type", None)  # no body, so no type (Flask would say text/html)
         response.headers["Allow"] = ", ".join([*methods, "OPTIONS"])
-        if request.headers.get("Origin") in cors_origins:
+        if request.environ.get("HTTP_ORIGIN") in cors_origins:
             response.headers["Access-Control-Allow-Methods"] = ", ".join([*methods, "OPTIONS"])
             response.headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS
             response.headers["Access-Control-Max-Age"] = "600"
@@ -445,7 +483,10 @@ class Router:
 
 
 def _add_cors(response: flask.Response, origin: str | None, cors_origins: tuple[str, ...]) -> None:
-    response.vary.add("Origin")
+    if "Vary" in response.headers:
+        response.vary.add("Origin")
+    else:  # the usual case, without parsing an empty header set first
+        response.headers["Vary"] = "Origin"
     if origin and origin in cors_origins:
         # The origin is echoed, never "*": tokens travel with these requests.
         response.headers["Access-Control-Allow-Origin"] = origin

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 import flask
 import functions_framework
 
+from common.http import RouteTable
 from common.runtime import Runtime
 from functions.entry import Entry, edge, entrypoint, instance_runtime, unrouted
 from functions.routes import FUNCTIONS, ROUTES
@@ -22,12 +23,13 @@ def serve(runtime: Callable[[], Runtime], entries: Mapping[str, Entry] | None = 
     """The gateway: each request handed to the entry point of the function that serves its route."""
     entries = entries or {name: entrypoint(name, runtime) for name in FUNCTIONS}
     router = edge(runtime)
+    table = RouteTable(ROUTES)
 
     def gateway(request: flask.Request) -> flask.Response:
-        if request.method != "OPTIONS":
-            for route in ROUTES:
-                if route.method == request.method and route.pattern.match(request.path):
-                    return entries[route.function](request)
+        method = request.method
+        found = table.find(method, request.path) if method != "OPTIONS" else None
+        if found is not None:
+            return entries[found[0].function](request)
         return router.handle(request)
 
     return gateway
