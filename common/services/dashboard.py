@@ -20,7 +20,6 @@ from common import pipeline
 from common.db import server_error_fields
 from common.errors import UnknownTimeZone
 from common.models import (
-    ActiveTask,
     ActiveTasks,
     CostMetrics,
     DataPoint,
@@ -115,11 +114,15 @@ def active_tasks(rt: Runtime, user: User, tz: str, *, at: datetime | None = None
     """The caller's active tasks with completion estimates, and today's totals in ``tz``."""
     zone = check_zone(tz)
     row = _read(zone, lambda: q.active_tasks(rt.db.prepared, user.id, zone, at))
-    return ActiveTasks(
-        active_tasks=[ActiveTask(**{**t, "task_id": str(t["task_id"])}) for t in row["active_tasks"]],
-        total_active=row["total_active"],
-        total_completed_today=row["total_completed_today"],
-        total_failed_today=row["total_failed_today"],
+    # One validation of the whole list (pydantic-core), not one model built per task; the ids
+    # come as JSON strings.
+    return ActiveTasks.model_validate(
+        {
+            "active_tasks": row["active_tasks"],
+            "total_active": row["total_active"],
+            "total_completed_today": row["total_completed_today"],
+            "total_failed_today": row["total_failed_today"],
+        }
     )
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from common.db import on
 from common.errors import BadRequest, Conflict, NotFound
-from common.models import ProgressEntry, ProgressList, Step, Task, TaskList
+from common.models import ProgressEntry, ProgressList, Task, TaskList
 from common.queries import tasks as q
 from common.services.users import User
 
@@ -31,31 +31,34 @@ def to_task(row: dict[str, Any]) -> Task:
     steps = row["steps"]
     if isinstance(steps, str):
         steps = json.loads(steps)
-    return Task(
-        task_id=str(row["id"]),
-        type=row["type"],
-        project_name=row["project_name"],
-        project_description=row["project_description"],
-        mode=row["mode"],
-        status=row["status"],
-        progress_percent=row["progress_percent"],
-        message=row["message"],
-        current_step=row["current_step"],
-        org_url=row["org_url"],
-        repo_url=row["repo_url"],
-        deployment_url=row["deployment_url"],
-        gcp_project_id=row["gcp_project_id"],
-        error_message=row["error_message"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        completed_at=row["completed_at"],
-        failed_at=row["failed_at"],
-        cancelled_at=row["cancelled_at"],
-        steps=[Step(**s) for s in steps],
-        priority=row.get("priority") or "normal",
-        payload=_payload(row),
-        result=row.get("result") if row["status"] == "completed" else None,
-        error=row["error_message"],
+    # One validation of the whole object, its steps included (pydantic-core), not one per step.
+    return Task.model_validate(
+        {
+            "task_id": str(row["id"]),
+            "type": row["type"],
+            "project_name": row["project_name"],
+            "project_description": row["project_description"],
+            "mode": row["mode"],
+            "status": row["status"],
+            "progress_percent": row["progress_percent"],
+            "message": row["message"],
+            "current_step": row["current_step"],
+            "org_url": row["org_url"],
+            "repo_url": row["repo_url"],
+            "deployment_url": row["deployment_url"],
+            "gcp_project_id": row["gcp_project_id"],
+            "error_message": row["error_message"],
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+            "completed_at": row["completed_at"],
+            "failed_at": row["failed_at"],
+            "cancelled_at": row["cancelled_at"],
+            "steps": steps,
+            "priority": row.get("priority") or "normal",
+            "payload": _payload(row),
+            "result": row.get("result") if row["status"] == "completed" else None,
+            "error": row["error_message"],
+        }
     )
 
 
