@@ -43,7 +43,15 @@ def service_name(repo: str) -> str:
 
 
 def build_config(
-    clone_url: str, service: str, region: str, callback_url: str, token: str, step: str, percent: int
+    clone_url: str,
+    service: str,
+    region: str,
+    callback_url: str,
+    token: str,
+    step: str,
+    percent: int,
+    *,
+    timeout_seconds: float,
 ) -> dict[str, Any]:
     """Clone, build, push and deploy; between them the build posts its progress to Planter (the
     step's phase, a few percent above the step's own), and its last step posts the outcome with the
@@ -52,7 +60,10 @@ def build_config(
     The posting steps may fail (`allowFailure`) without failing the build: what Planter does with
     a callback must not undo a deploy. Planter may be down (its functions killed) or refuse the
     outcome with 409 (after a kill the step is not waiting until the next attempt adopts the build);
-    the scheduled check, or the next attempt, reads the build's own status instead."""
+    the scheduled check, or the next attempt, reads the build's own status instead.
+
+    The build's own `timeout` is the step's wait for it: past it, Planter gives up on the build and
+    Cloud Build stops it too (its default is 60 minutes), so a build nobody waits for no longer deploys."""
 
     def report(phase: str, offset: int) -> dict[str, Any]:
         update = f'"update_id":"$BUILD_ID-{phase}","status":"$_STEP","progress_percent":{percent + offset}'
@@ -99,6 +110,7 @@ def build_config(
             "_IMAGE": f"{region}-docker.pkg.dev/$PROJECT_ID/planter/{service}:$BUILD_ID",
         },
         "options": {"substitutionOption": "ALLOW_LOOSE"},
+        "timeout": f"{int(timeout_seconds)}s",
     }
 
 

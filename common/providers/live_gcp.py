@@ -105,7 +105,14 @@ class GcpSteps:
             percent = pipeline.BY_NAME[ctx.step].progress_percent
             callback = f"{self.config.callback_base_url.rstrip('/')}/api/v1/tasks/{ctx.task_id}/progress"
             config = builds.build_config(
-                f"{repo_url}.git", service, self.config.region, callback, ctx.callback_token(), ctx.step, percent
+                f"{repo_url}.git",
+                service,
+                self.config.region,
+                callback,
+                ctx.callback_token(),
+                ctx.step,
+                percent,
+                timeout_seconds=self.config.build_timeout_seconds,
             )
             build = builds.create_build(
                 self.gcp, project_id, config, builds.build_tags(ctx.task_id, ctx.step, ctx.attempt)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from common import db
 from common.config import Settings
-from common.services import step_callbacks
+from common.queries import tasks as task_q
 
 REQUIREMENTS = pathlib.Path(__file__).resolve().parents[2] / "requirements.txt"
 
@@ -29,7 +29,7 @@ CORPUS = [
     "SELECT \"odd%%name\" FROM t WHERE a = %s AND b = E'it''s %%' -- %s in a comment\n AND c = %s",
     "SELECT $$ %%s inside a dollar quote $$, %s::int, CAST(%s AS text)",
     "SELECT 100 %% 7, %s",
-    str(step_callbacks._READ_TASK.compile(dialect=sa.create_engine("postgresql+pg8000://").dialect)),
+    str(task_q._TASK_BY_ID.compile(dialect=sa.create_engine("postgresql+pg8000://").dialect)),
 ]
 
 

@@ -43,3 +43,11 @@ def test_every_attempt_tags_its_build_with_the_step_tag_that_later_attempts_look
     assert step == f"planter-building-release-{TASK}"
     assert step in first and step in third and first[-1] != third[-1]
     assert builds.step_tag(TASK, "deploying") not in first  # one step's builds are not another's
+
+
+def test_the_build_stops_itself_when_the_step_stops_waiting_for_it() -> None:
+    config = builds.build_config(
+        "https://example.test/o/r.git", "r", "us-central1", "https://api.test/cb", "token", "deploying", 80,
+        timeout_seconds=1800.0,
+    )  # fmt: skip
+    assert config["timeout"] == "1800s"  # Cloud Build's Duration; its default (60 min) would outlive the step
