@@ -228,8 +228,9 @@ def prepared(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[dict
         if sql not in statements:
             text, arguments = to_statement(sql)
             name, columns, decoders = driver.prepare_statement(text, ())
-            statements[sql] = (name, columns, decoders, arguments)
-        name, columns, decoders, arguments = statements[sql]
+            names = [column["name"] for column in columns or ()]
+            statements[sql] = (name, columns, decoders, arguments, names)
+        name, columns, decoders, arguments, names = statements[sql]
         values = make_params(driver.py_types, arguments(params))
         rows = driver.execute_named(name, values, columns, decoders, sql).rows or []
     except dbapi.Error as error:
@@ -241,7 +242,6 @@ def prepared(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[dict
         if gone:
             conn.invalidate(error)
         raise sa_exc.DBAPIError.instance(sql, params, error, dbapi.Error, connection_invalidated=gone) from error
-    names = [column["name"] for column in columns or ()]
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
