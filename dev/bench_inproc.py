@@ -2,9 +2,12 @@
 bench builds by construction (a `Database` over an engine made here, an enqueuer that only keeps
 the hand-overs, the simulated provider through `ProviderRegistry.of`).
 
-Round trips are counted without touching pg8000: the engine's connections are opened over a
-`CountingSocket`, and each flush of pg8000's write buffer (after which it blocks on the answer) is
-one round trip. Statements are SQLAlchemy's `before_cursor_execute` events of that same engine.
+Round trips and statements are counted on the wire, without touching pg8000: the engine's
+connections are opened over a `CountingSocket`, and each flush of pg8000's write buffer (after
+which it blocks on the answer) is one round trip. The protocol messages flushed are parsed: each
+Bind (extended protocol: a parameterised or named prepared statement run) and each simple Query
+(BEGIN, COMMIT) is one statement, as the peer's libpq trace counts them (dev/bench_peer.py). Not
+SQLAlchemy's events: the engine's prepared statements (common.db.prepared) bypass them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import itertools
 import json
 import socket
 import threading
@@ -62,18 +66,63 @@ class KeptHandOvers:
 
 @dataclass
 class Tally:
-    trips: int = 0
-    statements: list[str] = field(default_factory=list)
+    """What the engine's connections sent: one entry per flush (a round trip), read afterwards."""
+
+    flushes: list[tuple[_CountingFile, bytes]] = field(default_factory=list)
+    _statements: list[list[str]] = field(default_factory=list)  # per flush, parsed so far
+
+    @property
+    def trips(self) -> int:
+        return len(self.flushes)
+
+    def statements(self, first: int = 0, last: int | None = None) -> list[str]:
+        """The SQL of each statement sent by flushes ``first`` to ``last`` (trip marks).
+
+        Parsed on demand, after the measured work: the bench's own parsing is not charged to it."""
+        for connection, sent in self.flushes[len(self._statements) :]:
+            self._statements.append(connection.statements(sent))
+        return [sql for flush in self._statements[first:last] for sql in flush]
 
 
 class _CountingFile:
+    """pg8000's buffered file on one connection: what it writes is kept until the flush sends it."""
+
     def __init__(self, inner: Any, tally: Tally) -> None:
         self._inner, self._tally = inner, tally
-        self.write, self.read, self.close = inner.write, inner.read, inner.close
+        self.read, self.close = inner.read, inner.close
+        self._unsent: list[bytes] = []
+        self._started = False  # the startup message, the first one sent, has no type byte
+        self._prepared: dict[bytes, str] = {}  # statement name (b"" unnamed) -> its SQL, from Parse
+
+    def write(self, data: bytes) -> int:
+        self._unsent.append(bytes(data))
+        written: int = self._inner.write(data)
+        return written
 
     def flush(self) -> None:
-        self._tally.trips += 1
+        self._tally.flushes.append((self, b"".join(self._unsent)))
+        self._unsent.clear()
         self._inner.flush()
+
+    def statements(self, sent: bytes) -> list[str]:
+        """The SQL of each Bind and simple Query among the protocol messages of one flush, in the
+        order this connection sent them (a Bind names a statement an earlier Parse defined)."""
+        found, at = [], 0
+        if not self._started:
+            self._started = True
+            at = int.from_bytes(sent[:4], "big")
+        while at < len(sent):
+            kind, length = sent[at : at + 1], int.from_bytes(sent[at + 1 : at + 5], "big")
+            body = sent[at + 5 : at + 1 + length]
+            at += 1 + length
+            if kind == b"P":  # Parse: statement name, SQL
+                name, sql = body.split(b"\0")[:2]
+                self._prepared[name] = sql.decode()
+            elif kind == b"B":  # Bind: portal name, statement name, ...
+                found.append(self._prepared.get(body.split(b"\0")[1], "?"))
+            elif kind == b"Q":  # simple Query: SQL
+                found.append(body.split(b"\0")[0].decode())
+        return found
 
 
 class CountingSocket:
@@ -128,10 +177,6 @@ def bench_runtime(database_url: str, pool: int = 2, startup: dict[str, str] | No
         cursor.execute("SELECT pg_backend_pid()")
         backends.append(cursor.fetchone()[0])
 
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def _statement(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        tally.statements.append(statement)
-
     settings = dataclasses.replace(load_settings(), database_url=database_url, step_provider="simulated")
     provider = SimulatedProvider(clock=time.time)
     rt = Runtime(settings=settings, db=Database(engine), enqueuer=enqueuer, providers=ProviderRegistry.of(provider))
@@ -164,27 +209,27 @@ def drain(bench: Bench) -> dict[str, Any]:
     """One worker runs every handed-over step until none is left: claim + record + hand-over."""
     rt, pending, tally = bench.rt, bench.enqueuer.pending, bench.tally
     provider = rt.providers.get()
-    step_ms, trips, statements, kinds = [], [], [], []
+    step_ms, marks = [], [tally.trips]
     cpu, pg_cpu, began = time.process_time(), backend_cpu_seconds(bench.backends), time.perf_counter()
     while pending:
         task_id, step = pending.popleft()
-        trips_before, statements_before = tally.trips, len(tally.statements)
         started = time.perf_counter()
         call(rt, steps.run_step, uuid.UUID(task_id), step, provider)
         step_ms.append(1000 * (time.perf_counter() - started))
-        trips.append(tally.trips - trips_before)
-        statements.append(len(tally.statements) - statements_before)
-        kinds.append(describe(tally.statements[statements_before:]))
+        marks.append(tally.trips)
     elapsed = time.perf_counter() - began
+    python_cpu, pg_cpu = time.process_time() - cpu, backend_cpu_seconds(bench.backends) - pg_cpu
+    trips = [b - a for a, b in itertools.pairwise(marks)]
+    kinds = [tally.statements(a, b) for a, b in itertools.pairwise(marks)]
     return {
         "steps": len(step_ms),
         "seconds": elapsed,
         "step_ms": step_ms,
-        "python_cpu_s": time.process_time() - cpu,
-        "pg_cpu_s": backend_cpu_seconds(bench.backends) - pg_cpu,
+        "python_cpu_s": python_cpu,
+        "pg_cpu_s": pg_cpu,
         "trips": sum(trips) / max(1, len(trips)),
-        "statements": sum(statements) / max(1, len(statements)),
-        "statements_middle_step": kinds[len(kinds) // 2] if kinds else "",
+        "statements": sum(len(k) for k in kinds) / max(1, len(kinds)),
+        "statements_middle_step": describe(kinds[len(kinds) // 2]) if kinds else "",
     }
 
 
@@ -199,7 +244,7 @@ def round_trips(bench: Bench, paths: list[Any], explain_url: str) -> dict[str, A
     found: dict[str, Any] = {}
     for path in paths:
         for i in (1, 2, 0):  # two warm-ups (user cache, pool, dialect), then the counted one
-            trips, mark = bench.tally.trips, len(bench.tally.statements)
+            trips = bench.tally.trips
             captured: list[tuple[str, Any]] = []
             listener = _capture(bench.rt.db.engine, captured)
             response = call(
@@ -213,7 +258,7 @@ def round_trips(bench: Bench, paths: list[Any], explain_url: str) -> dict[str, A
             sa.event.remove(bench.rt.db.engine, "before_cursor_execute", listener)
         found[path.key] = {
             "trips": bench.tally.trips - trips,
-            "statements": describe(bench.tally.statements[mark:]),
+            "statements": describe(bench.tally.statements(trips)),
             "status": response.status_code,
         } | explain(explain_url, captured)
     return found

@@ -69,6 +69,10 @@ ACTIVE_LIMIT = 25  # pipelines in flight: the emulator dispatches one request at
 INTERRUPTION_MARGIN = 8.0  # seconds around a fault within which an attempt may be cut short
 LONG_STEP_SECONDS = (3.0, 6.0)  # a long pipeline's steps: above the simulated provider's inline bound
 LONG_SHARE = 0.1  # of the pipelines
+# Some pipelines' steps run inline for a second: an engine step takes a few milliseconds, so only a step
+# that works this long is reliably still running when the kill strikes (kill_functions).
+MEDIUM_STEP_SECONDS = 1.0
+MEDIUM_SHARE = 0.1
 STORMS = 4  # duplicate storms over the run
 STORM_SENDERS, STORM_INTERVAL, STORM_SECONDS = 4, 0.05, 8.0
 FIRST_STEP_P99_LIMIT = 10.0  # seconds from a task's creation to its first step starting
@@ -132,6 +136,8 @@ class Driver:
         # Pipeline 3 is always long: the kill (at a quarter of the run) then finds a waiting step.
         if self.plan_random.random() < LONG_SHARE or index == 3:
             simulate["step_seconds"] = round(self.plan_random.uniform(*LONG_STEP_SECONDS), 2)
+        elif self.plan_random.random() < MEDIUM_SHARE:
+            simulate["step_seconds"] = MEDIUM_STEP_SECONDS
         if roll < 0.06:  # more failures than the step has attempts: the task must fail
             step = self.plan_random.choice(STEPS)
             simulate.update(fail_step=step, failures=50)
@@ -326,15 +332,25 @@ class Driver:
         running: list[Any] = []
         waiting: list[Any] = []
         deadline = time.monotonic() + 30
+        # A step that will still be running when the signal lands: one of a second, claimed just now.
+        medium = [p.task_id for p in self.pipelines if p.simulate.get("step_seconds") == MEDIUM_STEP_SECONDS]
+        about_to_be_cut = sa.text(
+            "SELECT 1 FROM task_steps WHERE status = 'running' AND task_id = ANY(CAST(:ids AS uuid[]))"
+            " AND heartbeat_at > now() - interval '0.4 seconds' LIMIT 1"
+        )
         query = sa.text("SELECT task_id::text, name, attempts FROM task_steps WHERE status = 'running'")
         with self.engine.connect() as conn:
+
+            def look() -> tuple[list[Any], list[Any]]:
+                # (The live phase plans no such pipeline: there, any running step will do.)
+                cut = not medium or conn.execute(about_to_be_cut, {"ids": medium}).first() is not None
+                return (list(conn.execute(query).all()) if cut else []), list(conn.execute(sa.text(WAITING_SQL)).all())
+
             while not (running and waiting) and time.monotonic() < deadline:
-                running = list(conn.execute(query).all())
-                waiting = list(conn.execute(sa.text(WAITING_SQL)).all())
+                running, waiting = look()
             deadline = time.monotonic() + 30
             while not running and time.monotonic() < deadline:  # none together: strike while one runs
-                running = list(conn.execute(query).all())
-                waiting = list(conn.execute(sa.text(WAITING_SQL)).all())
+                running, waiting = look()
             start = time.time()
             self.stack.kill_functions()
         # The kill may land between a claim's commit and its "step claimed" log line: these

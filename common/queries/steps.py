@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from common.db import prepared
+from common.providers import FACT_COLUMNS
 from common.queries.tasks import PHASE_ORDER_PARAM
 
 # A delivery scheduled for due_at may arrive a little early (the queue's clock is not the
@@ -56,8 +57,14 @@ class Holder:
 
 _LOCK_STEP = "SELECT * FROM planter_lock_step(:task_id, :step, :early)"
 
+# Only the columns a delivery reads (a new attempt's context, a no-op's reason): pg8000 decodes
+# every column sent, and parses a timestamptz with strptime, so due_at is sent only to the two
+# no-ops that say when the step is due (services.steps._NOTHING_TO_DO).
 _CLAIM_STEP = (
-    "SELECT * FROM planter_claim_step(:task_id, :step, :claim_id, :timeout, :message, :percent, :phases, :early,"
+    "SELECT verdict, attempt, user_id, task_status, status, lease_left,"
+    " CASE WHEN verdict IN ('backing_off', 'check_not_due') THEN due_at END AS due_at,"
+    f" project_name, project_description, mode, payload, handoff, {', '.join(FACT_COLUMNS)}"
+    " FROM planter_claim_step(:task_id, :step, :claim_id, :timeout, :message, :percent, :phases, :early,"
     " :hold, :fail_error, :fail_message)"
 )
 

@@ -226,7 +226,9 @@ def lock_task(conn: sa.Connection, task_id: uuid.UUID, user_id: uuid.UUID | None
 
 
 def cancel(conn: sa.Connection, task_id: uuid.UUID, message: str) -> None:
-    """Mark a locked, active task cancelled and skip the steps that have not started."""
+    """Mark a locked, active task cancelled, skip the steps that have not started, and stop a step
+    that waits for outside work: nothing waits for a cancelled task (its check may never come: the
+    reaper leaves ended tasks alone). A running step is stopped by its heartbeat."""
     conn.execute(
         sa.text(
             """
@@ -239,9 +241,14 @@ def cancel(conn: sa.Connection, task_id: uuid.UUID, message: str) -> None:
     )
     conn.execute(
         sa.text(
-            "UPDATE task_steps SET status = 'skipped', due_at = NULL WHERE task_id = :task_id AND status = 'pending'"
+            """
+            UPDATE task_steps SET status = 'skipped', due_at = NULL, claim_id = NULL, lease_expires_at = NULL,
+                   finished_at = CASE WHEN status = 'waiting' THEN now() ELSE finished_at END,
+                   error = CASE WHEN status = 'waiting' THEN :stopped ELSE error END
+            WHERE task_id = :task_id AND status IN ('pending', 'waiting')
+            """
         ),
-        {"task_id": task_id},
+        {"task_id": task_id, "stopped": "the task was cancelled while the step waited for outside work"},
     )
 
 

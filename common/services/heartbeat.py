@@ -59,6 +59,9 @@ class Heartbeats:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _changed: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    # When the thread wakes next on its own. A run due later needs no wake-up: registering one per
+    # step would otherwise switch to the thread and back on every step of a busy worker.
+    _wakes_at: float = float("-inf")
 
     @contextmanager
     def keep(
@@ -82,7 +85,9 @@ class Heartbeats:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, daemon=True, name=self.name)
                 self._thread.start()
-        self._changed.set()
+            sooner = run.next_beat < self._wakes_at
+        if sooner:
+            self._changed.set()
         try:
             yield
         finally:
@@ -91,8 +96,9 @@ class Heartbeats:
 
     def _loop(self) -> None:
         while True:
-            # Cleared before reading the runs: a run registered from here on sets it again, so the
-            # wait below cannot sleep past its first beat.
+            # Cleared before reading the runs: a run registered from here on is either among the
+            # upcoming ones read below, or compared with the wake time set there (and sets the
+            # event if it is due sooner), so the wait cannot sleep past its first beat.
             self._changed.clear()
             with self._lock:
                 runs = list(self._runs.values())
@@ -102,7 +108,9 @@ class Heartbeats:
                     self._beat(run)
             with self._lock:
                 upcoming = [r.next_beat for r in self._runs.values()]
-            self._changed.wait(max(0.05, min(upcoming) - self.clock()) if upcoming else 30.0)
+                wait = max(0.05, min(upcoming) - self.clock()) if upcoming else 30.0
+                self._wakes_at = self.clock() + wait
+            self._changed.wait(wait)
 
     def _beat(self, run: _Run) -> None:
         run.next_beat = self.clock() + run.interval

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import urllib.parse
 import uuid
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 from dev.cloudtasks.model import QUEUE_NAME, TASK_ID, ApiError, Queue, Task, get
 from dev.cloudtasks.store import Store
+from dev.standins.serving import QuietThreadingServer
 
 _LOCATION = r"projects/[^/:]+/locations/[^/:]+"
 _QUEUE = _LOCATION + r"/queues/[^/:]+"
@@ -159,12 +159,7 @@ def make_server(port: int, store: Store) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per dispatch is logged; API calls are not
 
-    class Server(ThreadingHTTPServer):
+    class Server(QuietThreadingServer):
         daemon_threads = True
-
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            # A client that went away mid-request (a killed functions process) is not news.
-            if not isinstance(sys.exc_info()[1], ConnectionError):
-                super().handle_error(request, client_address)
 
     return Server(("127.0.0.1", port), RequestHandler)

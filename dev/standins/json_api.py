@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from dev.standins.faults import Faults
 from dev.standins.google_errors import google_error, injected_google_error
-from dev.standins.serving import ServedOnThread
+from dev.standins.serving import QuietThreadingServer, ServedOnThread
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class JsonApiStandIn(ServedOnThread):
         self.lock = threading.Lock()  # guards what the handler threads record
         self.faults = Faults(injected_google_error)
         self.exchanges: list[Exchange] = []
-        server = http.server.ThreadingHTTPServer((host, port), _handler_for(self))
+        server = QuietThreadingServer((host, port), _handler_for(self))
         server.daemon_threads = True
         super().__init__(server, thread_name)
 

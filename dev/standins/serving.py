@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import http.server
+import sys
 import threading
-from typing import Self
+from typing import Any, Self
+
+
+class QuietThreadingServer(http.server.ThreadingHTTPServer):
+    """A client that hangs up mid-request (Planter's functions killed by the fault run) is routine
+    here, not an error worth socketserver's traceback on stderr; anything else is still printed."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class ServedOnThread:

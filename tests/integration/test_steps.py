@@ -321,7 +321,7 @@ def test_a_failing_attempt_answers_2xx_and_schedules_its_own_retry(
     # Redelivered before the backoff ends: a no-op 2xx, not counted, nothing more scheduled.
     early = deliver(client, task["task_id"], "creating_org")
     assert early.status_code == 200 and early.get_json()["outcome"] == "noop"
-    assert "backing off" in early.get_json()["detail"]
+    assert f"backing off until {row['due_at'].strftime('%Y-%m-%dT%H:%M:%S')}" in early.get_json()["detail"]
     assert step_rows(engine, task["task_id"])["creating_org"]["attempts"] == 1
     assert len(enqueued.scheduled) == 1
     make_due(engine, task["task_id"], "creating_org")
