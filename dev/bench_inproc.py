@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import pg8000
 import sqlalchemy as sa
@@ -35,18 +35,6 @@ from common.runtime import Database, ProviderRegistry, Runtime
 from common.services import progress, projects, steps, tasks, users
 from dev.bench_peer import backend_cpu_seconds
 from dev.bench_util import median, percentile
-
-T = TypeVar("T")
-
-
-# --- the one adapter ------------------------------------------------------------------------------
-
-
-def call(rt: Runtime, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Every call of a Planter service in this process goes through here: services take the
-    runtime as their first parameter."""
-    return service(rt, *args, **kwargs)
-
 
 # --- a runtime of the bench's own ------------------------------------------------------------------
 
@@ -200,7 +188,7 @@ def create_tasks(bench: Bench, worker: users.User, count: int, label: str) -> li
     """Tasks of the pipeline, their first step handed over to the bench's enqueuer."""
     create = projects.create_project
     return [
-        str(call(bench.rt, create, worker, CreateProject(project_name=f"{label} {i}"), None).task.task_id)
+        str(create(bench.rt, worker, CreateProject(project_name=f"{label} {i}"), None).task.task_id)
         for i in range(count)
     ]
 
@@ -214,7 +202,7 @@ def drain(bench: Bench) -> dict[str, Any]:
     while pending:
         task_id, step = pending.popleft()
         started = time.perf_counter()
-        call(rt, steps.run_step, uuid.UUID(task_id), step, provider)
+        steps.run_step(rt, uuid.UUID(task_id), step, provider)
         step_ms.append(1000 * (time.perf_counter() - started))
         marks.append(tally.trips)
     elapsed = time.perf_counter() - began
@@ -240,16 +228,14 @@ def round_trips(bench: Bench, paths: list[Any], explain_url: str) -> dict[str, A
     """Round trips and statements of one warm request per hot path, through the gateway in-process."""
     from dev.gateway import create_app
 
-    client = call(bench.rt, create_app).test_client()
+    client = create_app(bench.rt).test_client()
     found: dict[str, Any] = {}
     for path in paths:
         for i in (1, 2, 0):  # two warm-ups (user cache, pool, dialect), then the counted one
             trips = bench.tally.trips
             captured: list[tuple[str, Any]] = []
             listener = _capture(bench.rt.db.engine, captured)
-            response = call(
-                bench.rt,
-                client.open,
+            response = client.open(
                 path.paths[i % len(path.paths)],
                 method=path.method,
                 headers=path.headers[i % len(path.headers)],
@@ -332,13 +318,13 @@ def database_ceiling(
     shipped = bench_runtime(url, pool=threads).rt
     no_flush = bench_runtime(url, pool=threads, startup={"synchronous_commit": "off"}).rt
     variants: list[tuple[str, Runtime, Callable[[Runtime, int], Any]]] = [
-        ("progress write, as shipped", shipped, lambda rt, i: call(rt, progress.post_progress, write_ids[i], update)),
+        ("progress write, as shipped", shipped, lambda rt, i: progress.post_progress(rt, write_ids[i], update)),
         (
             "progress write, commits not waiting for the WAL flush (synchronous_commit off)",
             no_flush,
-            lambda rt, i: call(rt, progress.post_progress, write_ids[i], update),
+            lambda rt, i: progress.post_progress(rt, write_ids[i], update),
         ),
-        ("task read, as shipped", shipped, lambda rt, i: call(rt, tasks.get_task, read_ids[i], reader)),
+        ("task read, as shipped", shipped, lambda rt, i: tasks.get_task(rt, read_ids[i], reader)),
     ]
     write_ids = [uuid.UUID(t) for t in write_tasks]
     read_ids = [uuid.UUID(t) for t in read_tasks]
@@ -404,7 +390,7 @@ def cpu_items(rt: Runtime, user_token: str, task_id: str, callback_token: str, r
             fn()
         return (time.perf_counter() - started) / n * 1e6
 
-    owner = call(rt, users.resolve_user, rt.tokens.user(user_token))
+    owner = users.resolve_user(rt, rt.tokens.user(user_token))
     row = rt.db.statement(lambda conn: tasks.read_task(conn, uuid.UUID(read_task), owner))
     task = tasks.to_task(row)
     body = json.dumps({"message": "bench progress", "progress_percent": 50})
