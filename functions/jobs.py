@@ -7,14 +7,8 @@ from common.models_jobs import CreateJob, JobListQuery, UpdateJob
 from common.services import jobs
 
 
-def _simulate_allowed(call: Call) -> bool:
-    return call.rt.settings.step_provider == "simulated"
-
-
 def create_job(call: Call) -> Reply:
-    job = jobs.create_job(
-        call.rt, call.user, call.json(CreateJob), call.rt.clock.now(), simulate_allowed=_simulate_allowed(call)
-    )
+    job = jobs.create_job(call.rt, call.user, call.json(CreateJob), call.rt.clock.now())
     return Reply(job, 201, {"Location": f"/api/v1/jobs/{job.job_id}"})
 
 
@@ -30,9 +24,7 @@ def get_job(call: Call) -> Reply:
 def update_job(call: Call) -> Reply:
     body = call.json(UpdateJob)
     job_id = call.uuid_param("job_id")
-    return Reply(
-        jobs.update_job(call.rt, job_id, call.user, body, call.rt.clock.now(), simulate_allowed=_simulate_allowed(call))
-    )
+    return Reply(jobs.update_job(call.rt, job_id, call.user, body, call.rt.clock.now()))
 
 
 def pause_job(call: Call) -> Reply:

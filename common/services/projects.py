@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from common.errors import IdempotencyKeyReused, QuotaExceeded, ValidationFailed
+from common.errors import IdempotencyKeyReused, QuotaExceeded
 from common.models import CreateProject, Task
 from common.pipeline import INITIAL_MESSAGE, STEPS
 from common.queries import idempotency as idempotency_q
@@ -18,6 +18,7 @@ from common.queries import tasks as task_q
 from common.queries import users as user_q
 from common.queue import hand_over
 from common.services import templates
+from common.services.simulate_policy import SimulatePolicy
 from common.services.tasks import read_task, to_task
 from common.services.users import User
 
@@ -79,18 +80,7 @@ def check_quota(rt: Runtime, conn: sa.Connection, user: User) -> None:
 
 def create_project(rt: Runtime, user: User, body: CreateProject, idempotency_key: str | None) -> Created:
     """Write the task, its steps and first progress row in one transaction, then enqueue step one."""
-    settings = rt.settings
-    if body.simulate is not None and (settings.step_provider != "simulated" or not settings.allow_simulate):
-        raise ValidationFailed(
-            "simulate is only accepted in development, with the simulated step provider",
-            errors={"simulate": "not accepted by this deployment"},
-        )
-    if body.simulate is not None and body.simulate.step_seconds > settings.simulate_max_step_seconds:
-        cap = settings.simulate_max_step_seconds
-        raise ValidationFailed(
-            f"simulate.step_seconds is capped at {cap:g} in this deployment",
-            errors={"simulate.step_seconds": f"at most {cap:g}"},
-        )
+    SimulatePolicy.of(rt.settings).check(body.simulate, "simulate")
     fingerprint = _fingerprint(body)
     payload: dict[str, Any] = {"simulate": body.simulate.model_dump()} if body.simulate else {}
     payload.update(templates.github_choices(rt.settings, body))

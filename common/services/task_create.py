@@ -24,6 +24,7 @@ from common.queries import task_types as type_q
 from common.queries import tasks as task_q
 from common.queue import hand_over
 from common.services.projects import Created, _replay, check_quota
+from common.services.simulate_policy import SimulatePolicy
 from common.services.tasks import read_task, to_task
 from common.services.users import User
 from common.task_types import TYPES, TaskType
@@ -46,7 +47,7 @@ class TaskSpec:
         return dumped
 
 
-def validate(request: CreateTask, *, simulate_allowed: bool, field: str = "payload") -> TaskSpec:
+def validate(request: CreateTask, simulate: SimulatePolicy, field: str = "payload") -> TaskSpec:
     """The request checked against its type's payload schema: 422 naming the field at fault
     (under ``field``: "payload" for a task, "task.payload" for a job's task)."""
     task_type = TYPES[request.type]
@@ -57,11 +58,7 @@ def validate(request: CreateTask, *, simulate_allowed: bool, field: str = "paylo
         for item in error.errors(include_url=False):
             errors.setdefault(".".join([field, *(str(p) for p in item["loc"])]), item["msg"])
         raise ValidationFailed(f"the payload is not valid for a {request.type} task", errors=errors) from None
-    if getattr(payload, "simulate", None) is not None and not simulate_allowed:
-        raise ValidationFailed(
-            "simulate is only accepted with the simulated step provider",
-            errors={f"{field}.simulate": "not accepted by this deployment"},
-        )
+    simulate.check(getattr(payload, "simulate", None), f"{field}.simulate")
     return TaskSpec(task_type=task_type, payload=payload, priority=request.priority)
 
 

@@ -6,6 +6,7 @@ tasks it creates go to the RecordingEnqueuer, and ``drain`` delivers them like t
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,10 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from common import db
 from common.auth import Identity
 from common.models_jobs import CreateJob
 from common.models_tasks import CreateTask
-from common.runtime import Runtime
+from common.runtime import Database, Runtime
 from common.services import job_scheduler, jobs
 from common.services.users import User, resolve_user
 from tests.conftest import RecordingEnqueuer, new_id
@@ -34,11 +36,28 @@ def alice(rt: Runtime) -> User:
 
 def new_job(rt: Runtime, now: datetime, schedule: str = "* * * * *", timezone: str = "UTC", task: Any = None) -> str:
     body = CreateJob(name="job", schedule=schedule, timezone=timezone, task=CreateTask(**(task or PROJECT)))
-    return jobs.create_job(rt, alice(rt), body, now, simulate_allowed=True).job_id
+    return jobs.create_job(rt, alice(rt), body, now).job_id
 
 
 def tick(rt: Runtime, now: datetime) -> job_scheduler.TickOutcome:
-    return job_scheduler.fire_due_jobs(rt, job_scheduler.JobTick(now=now, simulate_allowed=True))
+    return job_scheduler.fire_due_jobs(rt, job_scheduler.JobTick(now=now))
+
+
+def racing_ticks(instances: list[Runtime], now: datetime) -> list[job_scheduler.TickOutcome]:
+    """One tick per instance, released together."""
+    start = threading.Barrier(len(instances))
+    outcomes: list[job_scheduler.TickOutcome] = []
+
+    def race(instance: Runtime) -> None:
+        start.wait(5)
+        outcomes.append(tick(instance, now))
+
+    threads = [threading.Thread(target=race, args=(rt,)) for rt in instances]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return outcomes
 
 
 def runs(engine: sa.Engine, job_id: str) -> list[dict[str, Any]]:
@@ -145,19 +164,24 @@ def test_every_minute_fires_once_per_minute_whatever_the_number_of_ticks(
 ) -> None:
     job_id = new_job(runtime, T0)
     minute = T0.replace(second=0) + timedelta(minutes=1)
-    for m in range(3):
-        base = minute + timedelta(minutes=m)
-        for second in (0, 5, 20, 40, 59):
-            tick(runtime, base + timedelta(seconds=second))
-        # Two instances ticking at the same moment.
-        threads = [threading.Thread(target=tick, args=(runtime, base + timedelta(seconds=30))) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    # A second instance: its own engine and pool on the same database, the same queue.
+    other_engine = db.create_engine(runtime.settings)
+    instances = [runtime, dataclasses.replace(runtime, db=Database(other_engine))]
+    try:
+        for m in range(3):
+            base = minute + timedelta(minutes=m)
+            # The minute's first ticks race: two instances at once, on a job that is due.
+            outcomes = racing_ticks(instances, base)
+            assert sorted(o.fired for o in outcomes) == [0, 1], outcomes
+            for second in (0, 5, 20, 40, 59):  # then more ticks within the same minute
+                assert tick(instances[second % 2], base + timedelta(seconds=second)).fired == 0
+    finally:
+        other_engine.dispose()
     fired = runs(engine, job_id)
     assert [r["scheduled_for"] for r in fired] == [minute + timedelta(minutes=m) for m in range(3)]
     assert len({r["task_id"] for r in fired}) == 3 and len(enqueued.calls) == 3
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tasks")).scalar() == 3
     state = job(runtime, job_id)
     assert state["next_run"] == (minute + timedelta(minutes=3)).isoformat().replace("+00:00", ".000000Z")
     assert state["last_task_id"] == str(fired[-1]["task_id"])

@@ -268,3 +268,30 @@ def test_the_reaper_and_cancel_treat_every_type_as_they_treat_projects(
     assert cancelled["status"] == "cancelled"
     assert [s["status"] for s in cancelled["steps"]] == ["succeeded", "skipped"]
     assert deliver(client, task_id, "redeploying").get_json()["outcome"] == "noop"
+
+
+def test_the_simulate_guardrails_hold_for_tasks_and_jobs_as_for_projects(
+    client_with: Any, auth_header: Any, engine: sa.Engine
+) -> None:
+    """Issue 12's guardrails (simulate refused where not allowed, step_seconds capped) on every way a
+    task starts, not only the shorthand: a slow or refused simulation must not enter by the side door."""
+    headers = auth_header()
+    slow = {"type": "create_project", "payload": {"project_name": "Slow", "simulate": {"step_seconds": 31}}}
+    capped = client_with(simulate_max_step_seconds=30.0)
+    problem = assert_problem(post_task(capped, headers, slow), 422)
+    assert "payload.simulate.step_seconds" in problem["errors"] and "30" in problem["detail"]
+    job = {"name": "slow", "schedule": "* * * * *", "task": slow}
+    problem = assert_problem(capped.post("/api/v1/jobs", json=job, headers=headers), 422)
+    assert "task.payload.simulate.step_seconds" in problem["errors"]
+
+    quick = {"type": "create_project", "payload": {"project_name": "Quick", "simulate": {"step_seconds": 1}}}
+    refusing = client_with(allow_simulate=False)
+    assert "payload.simulate" in assert_problem(post_task(refusing, headers, quick), 422)["errors"]
+    job = {"name": "quick", "schedule": "* * * * *", "task": quick}
+    problem = assert_problem(refusing.post("/api/v1/jobs", json=job, headers=headers), 422)
+    assert "task.payload.simulate" in problem["errors"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT (SELECT count(*) FROM tasks) + (SELECT count(*) FROM jobs)")).scalar() == 0
+    # Within the cap, where allowed, both are accepted.
+    assert post_task(capped, headers, quick).status_code == 202
+    assert capped.post("/api/v1/jobs", json={**job, "name": "ok"}, headers=headers).status_code == 201
