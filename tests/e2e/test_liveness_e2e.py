@@ -3,8 +3,8 @@
 Long steps are handed off and wait (no delivery holds a dispatch slot for them), so a new
 pipeline starts and completes while as many long steps run as the queue has slots; a storm of
 duplicates on a long step costs other pipelines next to nothing; a cancelled long step stops at
-its next scheduled check. These hold on any queue: the old one-slot emulator, and the stand-in
-with production's concurrency.
+once, and a step running inside its delivery stops at its next heartbeat. The queue is the
+Cloud Tasks stand-in with production's concurrency.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from common.providers.simulated import INLINE_SECONDS
 from dev.local_queues import LOCAL_QUEUE_CONFIG
 from tests.e2e.conftest import Api
 
@@ -102,13 +103,31 @@ def test_a_duplicate_storm_on_a_long_step_does_not_delay_other_pipelines(api: Ap
     assert api.task(email, target["task_id"])["steps"][0]["attempts"] == 1
 
 
-def test_a_cancelled_long_step_stops_at_its_next_check(api: Api) -> None:
+def test_a_cancelled_long_step_stops_at_once_and_holds_no_slot(api: Api) -> None:
     email = "cancel-long@e2e.test"
-    task = api.create(email, "Cancelled Long", step_seconds=4)
+    task = api.create(email, "Cancelled Long", step_seconds=LONG)
     api.wait_for(email, task["task_id"], lambda t: t["steps"][0]["status"] == "waiting", 30)
     assert api.cancel(email, task["task_id"]).status_code == 200
-    # The scheduled check (due 4 s after the hand-off) finds the task cancelled and stops the step.
-    stopped = api.wait_for(email, task["task_id"], lambda t: t["steps"][0]["status"] == "skipped", 20)
+    # Stopped by the cancel itself, long before the step's own end (its check is due after LONG s).
+    stopped = api.wait_for(email, task["task_id"], lambda t: t["steps"][0]["status"] == "skipped", LONG / 4)
     assert stopped["status"] == "cancelled"
     assert [s["status"] for s in stopped["steps"]] == ["skipped"] * len(stopped["steps"])
     assert stopped["steps"][0]["attempts"] == 1 and "cancelled" in (stopped["steps"][0]["error"] or "")
+    # It never held a slot: every slot still takes a new pipeline at once.
+    quick = [api.create(email, f"After Cancel {i}", step_seconds=SHORT) for i in range(QUEUE_SLOTS)]
+    for q in quick:
+        assert api.wait_terminal(email, q["task_id"], 30)["status"] == "completed"
+
+
+def test_a_cancelled_step_running_inside_its_delivery_stops_at_its_next_heartbeat(api: Api) -> None:
+    """A step short enough to run inline (INLINE_SECONDS) holds its delivery; a cancel reaches it at
+    the heartbeat (every 0.75 s with STEP_TIMEOUT_SECONDS=3), before its 2 s are up: the step is
+    stopped (skipped), where a run to its end would have recorded it succeeded."""
+    email = "cancel-inline@e2e.test"
+    task = api.create(email, "Cancelled Inline", step_seconds=INLINE_SECONDS)
+    api.wait_for(email, task["task_id"], lambda t: t["steps"][0]["status"] == "running", 30)
+    assert api.cancel(email, task["task_id"]).status_code == 200
+    stopped = api.wait_for(email, task["task_id"], lambda t: t["steps"][0]["status"] != "running", 30)
+    first = stopped["steps"][0]
+    assert stopped["status"] == "cancelled" and first["status"] == "skipped", stopped
+    assert "stopped" in (first["error"] or ""), first
