@@ -20,6 +20,7 @@ from tests.conftest import TEST_JWT_SECRET, TEST_STEP_SECRET
 from tests.e2e.conftest import E2E_ENV, Api, running_stack
 
 PLANTER = pathlib.Path(sys.executable).parent / "planter"
+LONG_STEP = 30  # seconds: a task still active while the test looks at it
 CLI_ENV = {**E2E_ENV, "EVENTS_POLL_SECONDS": "0.1", "EVENTS_HEARTBEAT_SECONDS": "1", "EVENTS_STREAM_SECONDS": "2"}
 
 
@@ -125,3 +126,39 @@ def test_admin_routes_refuse_unsigned_requests(stack: LocalStack) -> None:
     assert post.status_code == 401
     listing = requests.get(f"{stack.base_url}/internal/admin/users", timeout=10)
     assert listing.status_code == 401
+
+
+def test_the_other_commands_of_api_md_work_and_each_takes_json(stack: LocalStack, api: Api) -> None:
+    """ls, cancel, jobs and chat against the local stack (the assistant answers from the Gemini
+    stand-in), each with --json for scripts."""
+    email = "cli-others@example.test"
+    task = api.create(email, "CLI Others", step_seconds=LONG_STEP)
+    listed = planter(stack, "ls", "--json", email=email)
+    assert listed.returncode == 0, listed.stderr
+    assert [t["task_id"] for t in json.loads(listed.stdout)["tasks"]] == [task["task_id"]]
+    cancelled = planter(stack, "cancel", task["task_id"], "--json", email=email)
+    assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["status"] == "cancelled", cancelled.stderr
+
+    payload = json.dumps({"project_name": "Nightly", "simulate": {"step_seconds": 0.1}})
+    created = planter(
+        stack, "jobs", "create", "nightly", "--schedule", "0 3 * * *", "--type", "create_project",
+        "--payload", payload, "--json", email=email,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    job_id = json.loads(created.stdout)["job_id"]
+    paused = planter(stack, "jobs", "pause", job_id, "--json", email=email)
+    assert paused.returncode == 0 and json.loads(paused.stdout)["status"] == "paused", paused.stderr
+    resumed = planter(stack, "jobs", "resume", job_id, "--json", email=email)
+    assert resumed.returncode == 0 and json.loads(resumed.stdout)["status"] == "active", resumed.stderr
+    jobs = planter(stack, "jobs", "ls", "--json", email=email)
+    assert [j["job_id"] for j in json.loads(jobs.stdout)["jobs"]] == [job_id], jobs.stderr
+    runs = planter(stack, "jobs", "runs", job_id, "--json", email=email)
+    assert runs.returncode == 0 and json.loads(runs.stdout)["runs"] == [], runs.stderr
+    assert planter(stack, "jobs", "rm", job_id, email=email).returncode == 0
+    assert json.loads(planter(stack, "jobs", "ls", "--json", email=email).stdout)["jobs"] == []
+
+    said = planter(stack, "chat", "How many projects do I have?", email=email)
+    assert said.returncode == 0 and said.stdout.startswith("planter> "), said.stdout + said.stderr
+    answer = planter(stack, "chat", "--json", "And how many failed?", email=email)
+    assert answer.returncode == 0, answer.stderr
+    assert [m["role"] for m in json.loads(answer.stdout)["messages"]] == ["user", "assistant"]
