@@ -4,11 +4,15 @@ it (streams of 2 s here), set-tier through the admin route, and the account rout
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
+import socket
+import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -69,6 +73,85 @@ def test_create_watch_exits_1_for_a_failing_task_with_its_error(stack: LocalStac
     done = planter(stack, "create", "CLI Fails", "--watch", "--simulate", failing, email="cli-fail@example.test")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "failed:" in done.stdout and "deploying" in done.stdout
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the stack that resets each of its first ``cuts_left`` connections once
+    it has passed ``cut_after`` bytes of the answer (mid-event, no clean end of stream), as a flaky
+    network does; later connections pass whole."""
+
+    def __init__(self, upstream_port: int, cut_after: int, cuts_left: int) -> None:
+        self.upstream_port = upstream_port
+        self.cut_after = cut_after
+        self.cuts_left = cuts_left
+        self.cuts = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
+
+    def _pipe(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        requests_in = threading.Thread(target=self._forward_requests, args=(client, upstream), daemon=True)
+        requests_in.start()
+        limit = self.cut_after if self.cuts < self.cuts_left else float("inf")
+        passed, cut = 0, False
+        try:
+            while passed < limit:
+                chunk = upstream.recv(int(min(4096, limit - passed)))
+                if not chunk:
+                    break
+                client.sendall(chunk)
+                passed += len(chunk)
+            else:
+                self.cuts += 1
+                cut = True
+        except OSError:
+            pass
+        finally:
+            # Wake the other thread's recv (a close alone would not); a cut ends with a reset.
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RD)
+            requests_in.join(5)
+            if cut:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+            upstream.close()
+
+    @staticmethod
+    def _forward_requests(client: socket.socket, upstream: socket.socket) -> None:
+        try:
+            while chunk := client.recv(4096):
+                upstream.sendall(chunk)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_watch_survives_connections_dropped_mid_event(stack: LocalStack, api: Api) -> None:
+    email = "cli-drops@example.test"
+    task = api.create(email, "CLI Drops", step_seconds=0.3)
+    proxy = CuttingProxy(stack.port, cut_after=900, cuts_left=3)  # the headers, an event or two, a reset
+    try:
+        proxy_url = f"http://127.0.0.1:{proxy.port}"
+        done = planter(stack, "--url", proxy_url, "watch", task["task_id"], "--json", email=email)
+    finally:
+        proxy.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert proxy.cuts == 3 and len([e for e in events if e["event"] == "note" and "dropped" in e["data"]]) == 3
+    ids = [int(e["id"]) for e in events if e["event"] == "progress"]
+    assert ids == list(range(1, len(api.progress(task["task_id"])) + 1))  # none missed, none repeated
+    assert events[-1]["event"] == "end" and events[-1]["data"]["status"] == "completed"
 
 
 def test_watch_json_prints_events_as_json_lines(stack: LocalStack, api: Api) -> None:
