@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import re
 import shutil
 import time
 import uuid
@@ -179,13 +178,16 @@ def test_plant_watch_fail_and_retry_in_a_real_browser(page: Any, api: Api, capsy
     assert retry["task_id"] != failing["task_id"] and retry["project_name"] == "Doomed Deploy"
     _card(page, retry["task_id"]).wait_for(timeout=10_000)
 
-    # Teardown answers either with a new task or, until that route ships, says it is not available.
-    failure.get_by_role("button", name="Teardown").click()
+    # Teardown starts a teardown task of the failed project (POST /api/v1/tasks is served).
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/v1/tasks")) as torn:
+        failure.get_by_role("button", name="Teardown").click()
+    assert torn.value.status == 202, torn.value.text()
+    teardown = torn.value.json()
+    assert teardown["type"] == "teardown" and teardown["payload"]["project_task_id"] == failing["task_id"]
     # The Retry's toast may still show: wait for the Teardown's own text, not any toast.
-    expect(page.locator("#toast")).to_have_text(
-        re.compile(r"^(Teardown started\.|Teardown is not available on this server yet\.)$"), timeout=10_000
-    )
+    expect(page.locator("#toast")).to_have_text("Teardown started.", timeout=10_000)
     page.wait_for_selector("#toast", state="hidden", timeout=10_000)
+    assert api.wait_terminal(email, teardown["task_id"])["status"] == "completed"
 
     # History lists both; the charts are drawn as inline SVG.
     page.wait_for_selector(f'#history-rows tr[data-task-id="{failing["task_id"]}"]', timeout=10_000)
