@@ -5,7 +5,8 @@ It signs in with the link `make dev` prints (the token in the URL fragment), pla
 through the page's form, watches its bar reach 100 % without a reload, sees a failing task shown
 as failed with its error, retries it, and saves screenshots to .local/screenshots/. The page runs
 on the event stream there; a second test takes the stream tokens away (a 404 through Playwright's
-request routing, as a server without them answers) and sees the polling fallback do the same.
+request routing, as a server without them answers) and sees the polling fallback do the same; a
+third works the side panels (profile, jobs' pause and resume, the assistant, insights, step stats).
 """
 
 from __future__ import annotations
@@ -263,3 +264,46 @@ def test_text_rendering_history_pages_and_a_bad_token(page: Any, api: Api) -> No
     expect(page.locator("#sign-in-error")).to_contain_text("refused")
     assert page.locator("#app").is_hidden()
     _shot(page, "sign-in.png")
+
+
+def test_profile_jobs_assistant_insights_and_step_stats_panels(page: Any, api: Api) -> None:
+    """The side panels against the routes they read, all served now: none says "not available"."""
+    email = f"panels-{uuid.uuid4().hex[:8]}@example.com"
+    planted = api.create(email, "Panel Project", step_seconds=0.05)
+    assert api.wait_terminal(email, planted["task_id"])["status"] == "completed"
+    body = {"name": "Nightly redeploy", "schedule": "0 3 * * *", "task": {"type": "create_project",
+            "payload": {"project_name": "Nightly"}}}  # fmt: skip
+    job = api.session.post(f"{api.base_url}/api/v1/jobs", json=body, headers=api.headers(email), timeout=10)
+    assert job.status_code == 201, job.text
+    job_url = f"{api.base_url}/api/v1/jobs/{job.json()['job_id']}"
+    _sign_in(page, api, email)
+
+    # The profile: who, the plan and this period's usage.
+    expect(page.locator("#profile")).to_contain_text(email)
+    expect(page.locator("#profile")).to_contain_text("free")
+    expect(page.locator("#who-tier")).to_contain_text("free")
+
+    # Jobs: pause, then resume, each reaching the server.
+    row = page.locator("#jobs li.job", has_text="Nightly redeploy")
+    expect(row.locator(".badge")).to_have_text("active", timeout=10_000)
+    row.get_by_role("button", name="Pause").click()
+    expect(row.locator(".badge")).to_have_text("paused")
+    assert api.session.get(job_url, headers=api.headers(email), timeout=10).json()["status"] == "paused"
+    row.get_by_role("button", name="Resume").click()
+    expect(row.locator(".badge")).to_have_text("active")
+    assert api.session.get(job_url, headers=api.headers(email), timeout=10).json()["status"] == "active"
+
+    # The assistant answers in the page (the Gemini stand-in behind it).
+    page.fill("#chat-input", "How is my last project doing?")
+    page.press("#chat-input", "Enter")
+    reply = page.locator("#chat-log .chat-message.assistant p")
+    expect(reply).to_have_count(1, timeout=30_000)
+    assert (reply.text_content() or "").strip()
+    assert page.locator("#chat-error").text_content() == ""
+
+    # Insights and step statistics are drawn from their routes (the finished pipeline's steps).
+    expect(page.locator("#step-stats table tbody tr")).to_have_count(6, timeout=10_000)
+    expect(page.locator("#insights .insight", has_text="Quota forecast")).to_have_count(1, timeout=30_000)
+    expect(page.locator(".unavailable")).to_have_count(0)
+    _shot(page, "panels.png")
+    assert page.problems == [], page.problems
