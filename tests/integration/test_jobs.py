@@ -310,3 +310,23 @@ def test_lord_howe_half_hour_shifts_both_ways(engine: sa.Engine, runtime: Runtim
         runtime, engine, "45 1 * * *", "Australia/Lord_Howe", datetime(2026, 4, 4, 1, 0, tzinfo=UTC), 2
     )
     assert autumn == ["04-04 14:45", "04-05 15:15"]  # 01:45 happens twice: once, the first time
+
+
+def test_jobs_and_runs_are_listed_page_by_page_runs_newest_first(
+    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, runtime: Runtime
+) -> None:
+    headers = auth_header()
+    made = [new_job(runtime, T0) for _ in range(3)]
+    first = client.get("/api/v1/jobs?limit=2", headers=headers).get_json()
+    assert len(first["jobs"]) == 2 and first["next_cursor"]
+    rest = client.get(f"/api/v1/jobs?limit=2&cursor={first['next_cursor']}", headers=headers).get_json()
+    assert rest["next_cursor"] is None
+    assert sorted(j["job_id"] for j in first["jobs"] + rest["jobs"]) == sorted(made)
+    assert_problem(client.get("/api/v1/jobs?cursor=not-a-cursor", headers=headers), 400)
+
+    for m in (1, 2, 3):
+        tick(runtime, T0 + timedelta(minutes=m))
+    listed = client.get(f"/api/v1/jobs/{made[0]}/runs", headers=headers).get_json()["runs"]
+    created = [t["created_at"] for t in listed]
+    assert len(listed) == 3 and created == sorted(created, reverse=True)
+    assert all(t["type"] == "create_project" for t in listed)
