@@ -330,3 +330,20 @@ def test_jobs_and_runs_are_listed_page_by_page_runs_newest_first(
     created = [t["created_at"] for t in listed]
     assert len(listed) == 3 and created == sorted(created, reverse=True)
     assert all(t["type"] == "create_project" for t in listed)
+
+
+def test_a_run_is_an_ordinary_task_on_its_priority_queue_that_the_user_can_cancel(
+    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine, runtime: Runtime
+) -> None:
+    job_id = new_job(runtime, T0, task={**PROJECT, "priority": "high"})
+    tick(runtime, T0 + timedelta(minutes=1))
+    (run,) = runs(engine, job_id)
+    assert enqueued.calls == [(str(run["task_id"]), "creating_org", 0)] and enqueued.priorities == ["high"]
+    task = client.get(f"/api/v1/tasks/{run['task_id']}", headers=auth_header()).get_json()
+    assert (task["type"], task["priority"], task["project_name"]) == ("create_project", "high", "Cron App")
+    cancelled = client.post(f"/api/v1/tasks/{run['task_id']}/cancel", headers=auth_header())
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+    tick(runtime, T0 + timedelta(minutes=1, seconds=30))  # settles the run
+    assert [r["outcome"] for r in runs(engine, job_id)] == ["cancelled"]
+    state = job(runtime, job_id)  # the user's choice: no failure counted
+    assert (state["status"], state["consecutive_failures"]) == ("active", 0)
