@@ -179,6 +179,13 @@ def test_make_dev_serves_keeps_data_and_stops_clean(dev_command: DevCommand) -> 
     assert gone["steps"][0]["status"] == "succeeded" and gone["result"]["gcp_project"] == "deleted", gone
     assert gone["result"]["gcp_project_id"] == task["gcp_project_id"]
 
+    # The planter command against make dev, with the token it printed: created, watched to the end.
+    cli_env = {**os.environ, "PLANTER_URL": base, "PLANTER_TOKEN": token.group(1)}
+    cli = [str(pathlib.Path(sys.executable).parent / "planter"), "create", "CLI Demo", "--watch"]
+    watched = subprocess.run(cli, env=cli_env, capture_output=True, text=True, timeout=180, check=False)
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert "100%" in watched.stdout and "completed" in watched.stdout, watched.stdout
+
     # A crash of the functions (kill -9) is followed by a new process, as Cloud Functions would start.
     crashed = dev_command.functions_pid()
     os.killpg(crashed, signal.SIGKILL)
