@@ -21,7 +21,6 @@ from common.models_tasks import CreateTask
 from common.queries import jobs as q
 from common.queue import hand_over
 from common.services import task_create
-from common.services.simulate_policy import SimulatePolicy
 from common.services.users import User
 
 if TYPE_CHECKING:
@@ -89,7 +88,7 @@ def _fire(
     request = CreateTask(type=job["task_type"], payload=job["task_payload"], priority=job["task_priority"])
     try:
         with conn.begin_nested():  # a refusal leaves nothing half-written
-            spec = task_create.validate(request, SimulatePolicy.of(rt.settings))
+            spec = task_create.validate(request, rt.settings)
             task_id = task_create.create_in(rt, conn, user, spec)
     except PlanterError as refusal:  # quota, the project gone or in the wrong state, a stale payload
         q.set_run(conn, job_id, scheduled_for, None, refusal.detail)

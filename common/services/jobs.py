@@ -18,7 +18,6 @@ from common.models_jobs import CreateJob, Job, JobList, JobRuns, UpdateJob
 from common.models_tasks import CreateTask
 from common.queries import jobs as q
 from common.services import task_create
-from common.services.simulate_policy import SimulatePolicy
 from common.services.tasks import decode_cursor, encode_cursor, to_task
 from common.services.users import User
 
@@ -56,7 +55,7 @@ def _read(conn: sa.Connection, job_id: uuid.UUID, user: User, *, lock: bool = Fa
 def create_job(rt: Runtime, user: User, body: CreateJob, now: datetime) -> Job:
     """Check the schedule, zone and task (422), the cap (409); the job's first run is its next time."""
     first = cron.next_run(body.schedule, body.timezone, now)
-    spec = task_create.validate(body.task, SimulatePolicy.of(rt.settings), field="task.payload")
+    spec = task_create.validate(body.task, rt.settings, field="task.payload")
     job_id = uuid.uuid4()
 
     def work(conn: sa.Connection) -> dict[str, Any]:
@@ -111,8 +110,7 @@ def _change(rt: Runtime, job_id: uuid.UUID, user: User, change: Any) -> Job:
 
 def update_job(rt: Runtime, job_id: uuid.UUID, user: User, body: UpdateJob, now: datetime) -> Job:
     """Change any of name, schedule, timezone, task; an active job's next_run is recomputed from now."""
-    policy = SimulatePolicy.of(rt.settings)
-    spec = task_create.validate(body.task, policy, field="task.payload") if body.task else None
+    spec = task_create.validate(body.task, rt.settings, field="task.payload") if body.task else None
 
     def change(row: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         if body.name is not None:

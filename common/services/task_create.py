@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 
+from common.config import Settings
 from common.errors import Conflict, NotFound, ValidationFailed
+from common.models import CreateProject
 from common.models_tasks import CreateTask
 from common.pipeline import INITIAL_MESSAGE
 from common.queries import idempotency as idempotency_q
 from common.queries import task_types as type_q
 from common.queries import tasks as task_q
 from common.queue import hand_over
+from common.services import templates
 from common.services.projects import Created, _replay, check_quota
 from common.services.simulate_policy import SimulatePolicy
 from common.services.tasks import read_task, to_task
@@ -47,9 +50,10 @@ class TaskSpec:
         return dumped
 
 
-def validate(request: CreateTask, simulate: SimulatePolicy, field: str = "payload") -> TaskSpec:
-    """The request checked against its type's payload schema: 422 naming the field at fault
-    (under ``field``: "payload" for a task, "task.payload" for a job's task)."""
+def validate(request: CreateTask, settings: Settings, field: str = "payload") -> TaskSpec:
+    """The request checked against its type's payload schema and this deployment's choices (simulate,
+    a create_project's template and owner, as the shorthand checks them): 422 naming the field at
+    fault (under ``field``: "payload" for a task, "task.payload" for a job's task)."""
     task_type = TYPES[request.type]
     try:
         payload = task_type.payload_model.model_validate(request.payload)
@@ -58,7 +62,13 @@ def validate(request: CreateTask, simulate: SimulatePolicy, field: str = "payloa
         for item in error.errors(include_url=False):
             errors.setdefault(".".join([field, *(str(p) for p in item["loc"])]), item["msg"])
         raise ValidationFailed(f"the payload is not valid for a {request.type} task", errors=errors) from None
-    simulate.check(getattr(payload, "simulate", None), f"{field}.simulate")
+    SimulatePolicy.of(settings).check(getattr(payload, "simulate", None), f"{field}.simulate")
+    if isinstance(payload, CreateProject):
+        try:
+            templates.github_choices(settings, payload)
+        except ValidationFailed as refused:
+            errors = {f"{field}.{name}": why for name, why in (refused.errors or {}).items()}
+            raise ValidationFailed(refused.detail, errors=errors) from None
     return TaskSpec(task_type=task_type, payload=payload, priority=request.priority)
 
 

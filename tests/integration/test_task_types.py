@@ -295,3 +295,27 @@ def test_the_simulate_guardrails_hold_for_tasks_and_jobs_as_for_projects(
     # Within the cap, where allowed, both are accepted.
     assert post_task(capped, headers, quick).status_code == 202
     assert capped.post("/api/v1/jobs", json={**job, "name": "ok"}, headers=headers).status_code == 201
+
+
+def test_a_create_project_task_checks_its_template_and_owner_as_the_shorthand_does(
+    client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine
+) -> None:
+    """Its payload is the body of POST /api/v1/projects (API.md), so the same bad choices are 422 at
+    once, not a task that fails at its forking step; and a job's task is checked the same way."""
+    headers = auth_header()
+    cases = [
+        ({"project_name": "x", "template": "nobody/nothing"}, "payload.template"),
+        ({"project_name": "x", "github_owner": "someone-else"}, "payload.github_owner"),  # mode saas
+    ]
+    for payload, field in cases:
+        shorthand = assert_problem(client.post("/api/v1/projects", json=payload, headers=headers), 422)
+        problem = assert_problem(post_task(client, headers, {"type": "create_project", "payload": payload}), 422)
+        assert field in problem["errors"] and problem["detail"] == shorthand["detail"], problem
+        job = {"name": "j", "schedule": "* * * * *", "task": {"type": "create_project", "payload": payload}}
+        assert f"task.{field}" in assert_problem(client.post("/api/v1/jobs", json=job, headers=headers), 422)["errors"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT (SELECT count(*) FROM tasks) + (SELECT count(*) FROM jobs)")).scalar() == 0
+    # A template of the list is taken, and kept on the task for its forking step.
+    template = client.get("/api/v1/templates", headers=headers).get_json()["templates"][-1]["name"]
+    body = {"type": "create_project", "payload": {"project_name": "Chosen", "template": template}}
+    assert post_task(client, headers, body).get_json()["payload"]["template"] == template
