@@ -42,7 +42,9 @@ def _jobs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    admin = sub.add_parser("admin", help="internal admin routes (signed with STEP_SIGNING_SECRET locally)")
+    admin = sub.add_parser(
+        "admin", help="internal admin routes (signed with STEP_SIGNING_SECRET locally)", parents=[_output()]
+    )
     admin_sub = admin.add_subparsers(dest="admin_action", required=True)
     set_tier = admin_sub.add_parser("set-tier", parents=[_output()])
     set_tier.add_argument("email")
@@ -90,7 +92,9 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--conversation")
     chat.set_defaults(run=commands.cmd_chat)
 
-    token = sub.add_parser("token", help="a local development token for EMAIL (signed with JWT_SECRET)")
+    token = sub.add_parser(
+        "token", help="a local development token for EMAIL (signed with JWT_SECRET)", parents=[_output()]
+    )
     token.add_argument("email")
     token.add_argument("--ttl", type=int, default=3600)
     token.set_defaults(run=commands.cmd_token)
