@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from dev.standins.gcp.server import GcpStandIn
 from dev.standins.github.server import Running, start
 from tests.conftest import RecordingEnqueuer, callback_token
 from tests.integration.test_steps import progress_rows
-from tests.live_support import create, live_provider, make_due, step_row
+from tests.live_support import create, live_provider, make_due, rest, step_row
 
 PARENT = "folders/000000000000"
 BILLING = "billingAccounts/000000-000000-000000"
@@ -148,11 +149,24 @@ def test_the_whole_pipeline_deploys_with_the_builds_own_progress_in_the_history(
 
 
 def test_a_lost_final_callback_is_found_by_the_scheduled_check(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
+    client: Any,
+    auth_header: Any,
+    provider: LiveProvider,
+    gcp: GcpStandIn,
+    engine: sa.Engine,
+    enqueued: RecordingEnqueuer,
+    runtime: Runtime,
 ) -> None:
     task_id = to_gcp_project(runtime, client, auth_header(), provider, "Lost Callback")
     httpx.post(f"{gcp.base_url}/_faults", json={"lose_final_callback": True, "times": 1})
-    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
+    before = datetime.now(UTC)
+    handed = run(runtime, task_id, "deploying", provider)
+    after = datetime.now(UTC)
+    assert handed.outcome == "waiting"
+    # The hand-off itself scheduled the check: a delayed delivery of the same step, check_after (2 s) later.
+    [(step, at, suffix)] = [(c[1], c[3], c[4]) for c in enqueued.scheduled if c[0] == task_id]
+    assert step == "deploying" and suffix.startswith("check-") and handed.again is not None
+    assert at == handed.again[1] and before + timedelta(seconds=1.5) <= at <= after + timedelta(seconds=2)
     wait_build_done(gcp)
     assert step_row(engine, task_id, "deploying")["status"] == "waiting"  # no outcome came
     make_due(engine, task_id, "deploying")
@@ -289,6 +303,47 @@ def test_a_release_build_redeploy_and_teardown_reuse_what_the_project_task_made(
     assert gcp.state.projects[first["gcp_project_id"]]["state"] == "DELETE_REQUESTED"
     twice = provider.gcp.run(_step_ctx(task_id, "deleting_gcp_project", facts))
     assert isinstance(twice, StepOutcome) and twice.facts == {"gcp_project": "absent"}
+
+
+@pytest.mark.parametrize("how", ["failed", "cancelled"])
+def test_a_failed_or_cancelled_project_is_torn_down_from_what_its_steps_recorded(
+    client: Any,
+    auth_header: Any,
+    provider: LiveProvider,
+    gcp: GcpStandIn,
+    github_server: Running,
+    engine: sa.Engine,
+    runtime: Runtime,
+    how: str,
+) -> None:
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, f"Abandoned {how}")
+    if how == "failed":  # Cloud Build refuses the build: the task fails at once, its project and repository made
+        httpx.post(f"{gcp.base_url}/_faults", json={"method": "POST", "path": "/builds$", "status": 400, "times": 1})
+        assert run(runtime, task_id, "deploying", provider).outcome == "failed"
+    else:
+        assert client.post(f"/api/v1/tasks/{task_id}/cancel", headers=auth_header()).status_code == 200
+    project = client.get(f"/api/v1/tasks/{task_id}", headers=auth_header()).get_json()
+    assert project["status"] == how
+    made = {s["name"]: s["result"] for s in project["steps"]}
+    gcp_project, repository = made["creating_gcp_project"]["gcp_project_id"], made["forking_template"]["full_name"]
+    assert gcp.state.projects[gcp_project]["state"] == "ACTIVE"
+
+    answer = client.post(
+        "/api/v1/tasks", json={"type": "teardown", "payload": {"project_task_id": task_id}}, headers=auth_header()
+    )
+    assert answer.status_code == 202, answer.get_json()
+    teardown = answer.get_json()["task_id"]
+    assert [run(runtime, teardown, s, provider).outcome for s in ("deleting_gcp_project", "archiving_repository")] == [
+        "succeeded",
+        "succeeded",
+    ]
+    done = client.get(f"/api/v1/tasks/{teardown}", headers=auth_header()).get_json()
+    assert done["status"] == "completed", done
+    assert done["result"]["gcp_project_id"] == gcp_project and done["result"]["gcp_project"] == "deleted"
+    assert done["result"]["repository"] == "archived"
+    assert gcp.state.projects[gcp_project]["state"] == "DELETE_REQUESTED"
+    with rest(github_server.base_url) as http:
+        assert http.get(f"/repos/{repository}").json()["archived"] is True
 
 
 def _step_ctx(task_id: str, step: str, facts: dict[str, Any], handoff: dict[str, Any] | None = None) -> StepContext:
