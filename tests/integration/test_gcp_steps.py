@@ -299,7 +299,8 @@ def test_a_release_build_redeploy_and_teardown_reuse_what_the_project_task_made(
     again = provider.gcp.run(_step_ctx(task_id, "redeploying", facts))
     assert isinstance(again, StepOutcome) and again.facts["deployment_url"] == first["service_url"]
     gone = provider.gcp.run(_step_ctx(task_id, "deleting_gcp_project", facts))
-    assert isinstance(gone, StepOutcome) and gone.facts == {"gcp_project": "deleted"}
+    assert isinstance(gone, StepOutcome)
+    assert gone.facts == {"gcp_project": "deleted", "gcp_project_id": first["gcp_project_id"]}
     assert gcp.state.projects[first["gcp_project_id"]]["state"] == "DELETE_REQUESTED"
     twice = provider.gcp.run(_step_ctx(task_id, "deleting_gcp_project", facts))
     assert isinstance(twice, StepOutcome) and twice.facts == {"gcp_project": "absent"}
@@ -344,6 +345,37 @@ def test_a_failed_or_cancelled_project_is_torn_down_from_what_its_steps_recorded
     assert gcp.state.projects[gcp_project]["state"] == "DELETE_REQUESTED"
     with rest(github_server.base_url) as http:
         assert http.get(f"/repos/{repository}").json()["archived"] is True
+
+
+def test_a_project_made_by_an_attempt_that_then_failed_is_found_by_its_label_and_torn_down(
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
+) -> None:
+    task = create(client, auth_header(), "Billing Refused")
+    task_id = task["task_id"]
+    for step in BEFORE_GCP:
+        assert run(runtime, task_id, step, provider).outcome == "succeeded", step
+    # The project is created, then linking billing is refused: the task fails at once, and the
+    # project the attempt made is on no fact of the task.
+    refusal = {"method": "PUT", "path": "/billingInfo$", "status": 403, "times": 1}
+    httpx.post(f"{gcp.base_url}/_faults", json=refusal)
+    assert run(runtime, task_id, "creating_gcp_project", provider).outcome == "failed"
+    failed = client.get(f"/api/v1/tasks/{task_id}", headers=auth_header()).get_json()
+    assert failed["status"] == "failed" and failed["gcp_project_id"] is None
+    with gcp.state.lock:
+        ours = [p for p, v in gcp.state.projects.items() if (v.get("labels") or {}).get("planter-task") == task_id]
+        others = {p: v.get("state") for p, v in gcp.state.projects.items() if p not in ours}
+    assert len(ours) == 1 and gcp.state.projects[ours[0]]["state"] == "ACTIVE"
+
+    answer = client.post(
+        "/api/v1/tasks", json={"type": "teardown", "payload": {"project_task_id": task_id}}, headers=auth_header()
+    )
+    teardown = answer.get_json()["task_id"]
+    assert run(runtime, teardown, "deleting_gcp_project", provider).outcome == "succeeded"
+    result = step_row(engine, teardown, "deleting_gcp_project")["result"]
+    assert result["gcp_project"] == "deleted" and result["gcp_project_id"] == ours[0]
+    with gcp.state.lock:
+        assert gcp.state.projects[ours[0]]["state"] == "DELETE_REQUESTED"
+        assert {p: v.get("state") for p, v in gcp.state.projects.items() if p not in ours} == others
 
 
 def _step_ctx(task_id: str, step: str, facts: dict[str, Any], handoff: dict[str, Any] | None = None) -> StepContext:
