@@ -139,6 +139,9 @@ def test_the_whole_pipeline_deploys_with_the_builds_own_progress_in_the_history(
         ("deploying", 81, "Cloud Build: pushing"),
         ("deploying", 84, "Cloud Build: deploying"),
     ]
+    # The user sees the same history through the API, oldest first.
+    shown = client.get(f"/api/v1/tasks/{task_id}/progress", headers=auth_header()).get_json()["progress"]
+    assert [(r["status"], r["progress_percent"], r["message"]) for r in shown] == history
     # The build carries the task, the step (what any later attempt looks for) and its attempt.
     build = gcp.state.builds[row["result"]["build_id"]]
     assert build["tags"] == [
