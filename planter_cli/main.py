@@ -43,7 +43,7 @@ def _jobs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     admin = sub.add_parser(
-        "admin", help="internal admin routes (signed with STEP_SIGNING_SECRET locally, parents=[_output()])"
+        "admin", help="internal admin routes (signed with STEP_SIGNING_SECRET locally)", parents=[_output()]
     )
     admin_sub = admin.add_subparsers(dest="admin_action", required=True)
     set_tier = admin_sub.add_parser("set-tier", parents=[_output()])
@@ -87,13 +87,13 @@ def parser() -> argparse.ArgumentParser:
 
     _jobs_parser(sub)
 
-    chat = sub.add_parser("chat", help="ask the assistant (interactive without a message, parents=[_output()])")
+    chat = sub.add_parser("chat", help="ask the assistant (interactive without a message)", parents=[_output()])
     chat.add_argument("message", nargs="*")
     chat.add_argument("--conversation")
     chat.set_defaults(run=commands.cmd_chat)
 
     token = sub.add_parser(
-        "token", help="a local development token for EMAIL (signed with JWT_SECRET, parents=[_output()])"
+        "token", help="a local development token for EMAIL (signed with JWT_SECRET)", parents=[_output()]
     )
     token.add_argument("email")
     token.add_argument("--ttl", type=int, default=3600)

@@ -60,6 +60,12 @@ class IssueDraft(BaseModel):
     body: str = Field(min_length=20, max_length=4000)
     labels: list[str] = Field(default_factory=list, max_length=4)
 
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title(cls, value: object) -> object:
+        # Repaired: a title is plain text, so Markdown heading marks ("# Setup") are dropped.
+        return value.strip().lstrip("#").strip() if isinstance(value, str) else value
+
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: list[str]) -> list[str]:

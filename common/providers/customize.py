@@ -14,9 +14,9 @@ MAX_SETTING_CHARS = 60
 PROMPT_FILE_CHARS = 4000  # per file shown to the model; enough for a template's small files
 
 
-def config_keys(files: dict[str, str]) -> list[str]:
+def config_values(files: dict[str, str]) -> dict[str, Any]:
     config = files.get(CONFIG_PATH)
-    return list(json.loads(config)) if config else []
+    return dict(json.loads(config)) if config else {}
 
 
 def customization_prompt(project: str, description: str, template: str, files: dict[str, str]) -> str:
@@ -31,9 +31,10 @@ def customization_prompt(project: str, description: str, template: str, files: d
     )
 
 
-def customization_check(project: str, keys: list[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def customization_check(project: str, current: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Repairs of an answer: a README without a title gets the project's; config keys the
-    template does not have are refused (a typo must not add settings nobody reads)."""
+    template does not have are refused (a typo must not add settings nobody reads); a value
+    that is no setting for its key is dropped, and the template's value stays."""
 
     def check(raw: dict[str, Any]) -> dict[str, Any]:
         answer = dict(raw)
@@ -41,18 +42,23 @@ def customization_check(project: str, keys: list[str]) -> Callable[[dict[str, An
         if readme.strip() and not readme.lstrip().startswith("#"):
             answer["readme"] = f"# {project}\n\n{readme.strip()}\n"
         config = answer.get("config") or {}
-        unknown = sorted(set(config) - set(keys))
+        unknown = sorted(set(config) - set(current))
         if unknown:
             raise ValueError(f"config names keys the template does not have: {', '.join(unknown)}")
-        # A setting is one short line; anything else (a paragraph, a file) is dropped, not written.
-        answer["config"] = {k: v for k, v in config.items() if isinstance(v, str) and _is_setting(v)}
+        answer["config"] = {k: v for k, v in config.items() if isinstance(v, str) and _is_setting(v, current[k])}
         return answer
 
     return check
 
 
-def _is_setting(value: str) -> bool:
-    return 0 < len(value.strip()) <= MAX_SETTING_CHARS and "\n" not in value
+def _is_setting(value: str, current: object) -> bool:
+    """A setting is one short line (not a paragraph, not a file); one that is a single word in the
+    template (a level, a region, a name) stays a single word ("--- Dockerfile ---" is no log level)."""
+    text = value.strip()
+    if not 0 < len(text) <= MAX_SETTING_CHARS or "\n" in text:
+        return False
+    one_word = isinstance(current, str) and bool(current.strip()) and len(current.split()) == 1
+    return not one_word or len(text.split()) == 1
 
 
 def apply(

@@ -208,9 +208,9 @@ class LiveProvider:
         files = repos.text_files(gh, owner, name, tree)
         template = str(ctx.payload.get("template") or self.config.templates[0].partition("=")[0]).split("/")[-1]
         prompt = customize.customization_prompt(ctx.project_name, ctx.project_description, template, files)
-        keys = customize.config_keys(files)
-        check = customize.customization_check(ctx.project_name, keys)
-        asked = ask(self.ai(), prompt, customization_schema(keys), Customization, check)
+        current = customize.config_values(files)
+        check = customize.customization_check(ctx.project_name, current)
+        asked = ask(self.ai(), prompt, customization_schema(list(current)), Customization, check)
         package = name
         changed, commit_message = customize.apply(asked.plan, files, template, package, trailer)
         usage = {"ai_operations": asked.calls}
@@ -237,13 +237,18 @@ class LiveProvider:
             readme = repos.read_text(gh, owner, name, tree, "README.md")
             prompt = customize.issues_prompt(ctx.project_name, ctx.project_description, f"{owner}/{name}", readme)
             asked = ask(self.ai(), prompt, ISSUES_SCHEMA, IssuePlan)
-            drafts = asked.plan.issues
             usage["ai_operations"] = asked.calls
+            # An earlier attempt's plan stands: its count, and none of its titles again (a model
+            # asked twice does not plan the same issues twice).
+            total = planned or len(asked.plan.issues)
+            titles = {item["title"].strip().lower() for item in opened.values()}
+            drafts = iter(d for d in asked.plan.issues if d.title.strip().lower() not in titles)
             new = 0
-            for index, draft in enumerate(drafts, start=1):
-                if index in opened:
+            for index in range(1, total + 1):
+                draft = None if index in opened else next(drafts, None)
+                if draft is None:
                     continue
-                marker = repos.issue_marker(ctx.task_id, index, len(drafts))
+                marker = repos.issue_marker(ctx.task_id, index, total)
                 labels = sorted({*draft.labels, repos.ISSUE_LABEL})
                 opened[index] = repos.open_issue(gh, owner, name, draft.title, f"{draft.body}\n\n{marker}", labels)
                 new += 1

@@ -123,6 +123,8 @@ class GcpSteps:
             )
         state = {"project_id": project_id, "build_id": build["id"], "service": service, "region": self.config.region}
         state["made"] = _made(state, build)
+        if ctx.step == "building_release":  # the release is the build: its id, however the step ends
+            state["facts"] = {"release_id": build["id"]}
         return self._build_outcome(ctx, state, build)
 
     def redeploying(self, ctx: StepContext) -> StepOutcome:
@@ -153,9 +155,7 @@ class GcpSteps:
             raise StepFailed(f"Cloud Build build {build_id} ended {status}: {detail} (log: {log_url})")
         url = builds.service_url(self.gcp, project_id, str(state["region"]), str(state["service"]))
         made = {**_made(state, build), "service_url": url}
-        facts = {"deployment_url": url}
-        if ctx.step == "building_release":
-            facts["release_id"] = build_id
+        facts = {**(state.get("facts") or {}), "deployment_url": url}
         return StepOutcome(facts=facts, message=f"Deployed to {url}", result=made)
 
 

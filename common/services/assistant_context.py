@@ -38,6 +38,20 @@ below; when a project failed, name the step and the error and say what to do nex
 not answer the question, say so. Never invent tasks, errors or figures."""
 
 
+# What a user can do about a project that failed at each step: told to the model, so that its answer
+# to "why did it fail, what do I do?" can say it (the model knows Planter only from this block).
+_WHAT_TO_DO = {
+    "creating_org": "install Planter's GitHub App on the organization (or plant in Planter's own), then retry",
+    "forking_template": "if the repository name is taken, choose another project name; then retry",
+    "customizing_project": "the AI service failed or kept answering unusably; retry the project later",
+    "creating_gcp_project": "check the Google Cloud parent, billing account and project quota, then retry",
+    "deploying": "open the build log named in the error, fix the repository's build, then redeploy it "
+    "(a redeploy task) or retry the project",
+    "creating_issues": "the repository and the deployment exist: a generate_issues task opens the issues",
+}
+_RETRY = "retrying is the dashboard's Retry button (a new task with the same input)"
+
+
 def _clip(text: str | None, limit: int = MAX_ERROR_CHARS) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -95,6 +109,9 @@ def read_context(rt: Runtime, user_id: uuid.UUID, at: datetime) -> str:
     if failed is not None:
         lines.append("Most recent failed project:")
         lines.append(_task_line(failed))
+        step = failed["step_name"] or failed["current_step"]
+        if step in _WHAT_TO_DO:
+            lines.append(f"What to do about the failed project: {_WHAT_TO_DO[step]} ({_RETRY}).")
     lines.append(f"Latest tasks, newest first ({len(tasks)}):" if tasks else "No tasks yet.")
     lines.extend(_task_line(t) for t in tasks)
     if jobs is not None:

@@ -36,6 +36,10 @@ def _pct(part: float, whole: float) -> int:
     return round(100 * part / whole) if whole else 0
 
 
+def _rate(part: int, whole: int) -> str:
+    return f"{_pct(part, whole)}%" if whole else "no tasks"  # not "0%": nothing failed
+
+
 def failure_hotspots(steps: list[dict[str, Any]]) -> list[Fact]:
     failing = sorted((s for s in steps if s["failed"]), key=lambda s: (-s["failed"], s["name"]))[:HOTSPOTS]
     facts = []
@@ -143,7 +147,7 @@ def weekly_trend(row: dict[str, Any]) -> list[Fact]:
             },
             confidence=0.9,
             recommendations=[
-                f"Success rate this week: {_pct(ok_this, this)}%, last week: {_pct(ok_last, last)}%.",
+                f"Success rate this week: {_rate(ok_this, this)}, last week: {_rate(ok_last, last)}.",
                 "Ask the assistant why a failed task failed.",
             ],
         )

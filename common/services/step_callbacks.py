@@ -48,10 +48,13 @@ def report_outcome(rt: Runtime, task_id: uuid.UUID, update: ProgressCallback) ->
         holder = q.Holder(task_id, step.name, None, "waiting", note=outcome)
         if outcome == "failed":
             return apply_failure(rt, conn, holder, step, row["attempts"], update.error or "the outside work failed")
-        facts = {k: v for k in URL_FACTS if (v := getattr(update, k)) is not None}
+        handed_off = (row["handoff"] or {}).get("state") or {}
+        # The facts the provider noted for success when it handed off (a release id), then the worker's.
+        facts = {**(handed_off.get("facts") or {})}
+        facts.update({k: v for k in URL_FACTS if (v := getattr(update, k)) is not None})
         usage = dict((row["handoff"] or {}).get("usage") or {})
         # What the provider noted it made when it handed off (build id, log URL...) is the step's result.
-        made = ((row["handoff"] or {}).get("state") or {}).get("made")
+        made = handed_off.get("made")
         result = {**made, "service_url": facts.get("deployment_url")} if isinstance(made, dict) else None
         found = StepOutcome(facts=facts, usage=usage, message=update.message, result=result)
         return apply_success(rt, conn, holder, step, found)

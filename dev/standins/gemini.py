@@ -4,7 +4,9 @@ Vertex AI: `/v1beta1/projects/{p}/locations/{l}/publishers/google/models/{m}:gen
 Developer API: `/v1beta/models/{m}:generateContent` (or `/v1/...`). Answers are DERIVED FROM THE
 PROMPT, so a test can tell that the caller's context reached the model:
 - with a JSON `responseSchema` / `responseJsonSchema`: a schema-valid object whose strings are
-  lines of the prompt, taken in order;
+  lines of the prompt, taken in order; or, when the prompt briefs it on a project (its name and
+  what it is for), the README, description and issues a model would write from the brief's words
+  (dev/standins/gemini_brief.py);
 - otherwise: the lines of the context (the system instruction after its first paragraph, which
   is taken as the instructions, and the earlier turns) that share the most words with the last
   user message, quoted. Asked "why did my last project fail?", it quotes the
@@ -25,6 +27,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from dev.standins.gemini_brief import Brief, brief_of
 from dev.standins.google_errors import google_error
 from dev.standins.json_api import JsonApiStandIn, Reply, Request
 from dev.standins.serving import serve_alone
@@ -141,23 +144,24 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def value_for(schema: dict[str, Any], root: dict[str, Any], lines: _Lines) -> Any:
+def value_for(schema: dict[str, Any], root: dict[str, Any], lines: _Lines, brief: Brief | None = None) -> Any:
     """A value valid for ``schema`` (the OpenAPI subset Gemini takes, or JSON Schema)."""
     schema = _resolve(schema, root)
     for key in ("anyOf", "oneOf"):
         options = [o for o in _get(schema, key, []) if _kind(_resolve(o, root)) != "null"]
         if options:
-            return value_for(options[0], root, lines)
+            return value_for(options[0], root, lines, brief)
     if schema.get("enum"):
         return schema["enum"][0]
     kind = _kind(schema)
     if kind == "object":
-        props: dict[str, Any] = schema.get("properties", {})
-        return {name: value_for(sub, root, lines) for name, sub in props.items()}
+        return _object_for(schema, root, lines, brief)
     if kind == "array":
         low = int(_get(schema, "minItems", 1))
         high = int(_get(schema, "maxItems", max(low, 2)))
-        return [value_for(schema.get("items", {"type": "string"}), root, lines) for _ in range(max(low, min(2, high)))]
+        wanted = len(brief.features) + 2 if brief else 2  # a briefed plan: one item per feature, and chores
+        items = schema.get("items", {"type": "string"})
+        return [value_for(items, root, lines, brief) for _ in range(max(low, min(wanted, high)))]
     if kind in ("integer", "number"):
         least = float(schema.get("minimum", 0))
         most = float(schema["maximum"]) if "maximum" in schema else None
@@ -168,6 +172,25 @@ def value_for(schema: dict[str, Any], root: dict[str, Any], lines: _Lines) -> An
         return True
     max_length = _get(schema, "maxLength")
     return lines.take(int(max_length) if max_length is not None else None, int(_get(schema, "minLength", 0)))
+
+
+def _object_for(schema: dict[str, Any], root: dict[str, Any], lines: _Lines, brief: Brief | None) -> dict[str, Any]:
+    props: dict[str, Any] = schema.get("properties", {})
+    if brief is None:
+        return {name: value_for(sub, root, lines) for name, sub in props.items()}
+    required = set(schema.get("required", []))
+    answer: dict[str, Any] = {}
+    for name in sorted(props, key=lambda n: n != "title"):  # a body is written for its title
+        sub = _resolve(props[name], root)
+        max_length = _get(sub, "maxLength")
+        written = brief.text(name, int(max_length) if max_length else None) if _kind(sub) == "string" else None
+        if written is not None:
+            answer[name] = written
+        elif name == "labels" and _kind(sub) == "array":
+            answer[name] = brief.labels()
+        elif name in required or _kind(sub) in ("object", "array"):
+            answer[name] = value_for(sub, root, lines, brief)
+    return {name: answer[name] for name in props if name in answer}
 
 
 def _get(schema: dict[str, Any], camel: str, default: Any = None) -> Any:
@@ -188,7 +211,7 @@ def json_answer(body: dict[str, Any]) -> Any:
     schema = config.get("responseJsonSchema") or config.get("responseSchema") or {"type": "string"}
     # Strings come from the prompt itself (the turns), not from the system instruction.
     turns = "\n".join(text for content in body.get("contents", []) for text in _texts(content))
-    return value_for(schema, schema, _Lines(turns or prompt_text(body)))
+    return value_for(schema, schema, _Lines(turns or prompt_text(body)), brief_of(turns))
 
 
 def generate_content(model: str, body: dict[str, Any]) -> dict[str, Any]:

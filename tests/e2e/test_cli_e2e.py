@@ -85,6 +85,9 @@ def test_errors_are_the_problem_detail_with_exit_codes(stack: LocalStack) -> Non
     assert missing.returncode == 3 and "404" in missing.stderr and "no task" in missing.stderr
     invalid = planter(stack, "create", "")
     assert invalid.returncode == 3 and "422" in invalid.stderr and "project_name" in invalid.stderr
+    # Every command reports a refusal the same way (chat once crashed here on a missing --json).
+    unknown = planter(stack, "chat", "hello", "--conversation", "00000000-0000-0000-0000-000000000000")
+    assert unknown.returncode == 3 and "404" in unknown.stderr and "Traceback" not in unknown.stderr
     down = subprocess.run(
         [str(PLANTER), "--url", f"http://127.0.0.1:{free_port()}", "ls"], capture_output=True, text=True, check=False
     )

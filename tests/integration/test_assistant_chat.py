@@ -88,6 +88,7 @@ def test_why_did_my_last_project_fail_names_the_step_and_the_error(
     assert (user_message["role"], user_message["content"]) == ("user", "Why did my last project fail?")
     assert reply["role"] == "assistant"
     assert "deploying" in reply["content"] and ALICE_ERROR in reply["content"] and "shop-front" in reply["content"]
+    assert "What to do about the failed project: open the build log" in reply["content"]
     # Another user's task is neither in the reply nor anywhere in what the model was told.
     [prompt] = prompts(gemini)
     assert str(ids["alice_failed"]) in prompt and "garden-blog" in prompt

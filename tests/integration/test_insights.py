@@ -290,3 +290,11 @@ def test_a_step_slower_than_its_usual_median(gemini: Any, engine: sa.Engine, run
     served = get_insights(runtime, alice, InsightDeps(ai=ai_client(gemini), clock=Clock(now)))
     slow = [i for i in served.insights if i.type == "slow_step"]
     assert [i.data for i in slow] == [{"step": "deploying", "median_seconds_7d": 1000.0, "usual_median_seconds": 100.0}]
+
+
+def test_a_week_without_tasks_has_no_success_rate_rather_than_zero_percent() -> None:
+    from common.services.insight_facts import weekly_trend
+
+    row = {"created_this_week": 4, "completed_this_week": 3, "failed_this_week": 1}
+    [fact] = weekly_trend({**row, "created_last_week": 0, "completed_last_week": 0, "failed_last_week": 0})
+    assert fact.recommendations[0] == "Success rate this week: 75%, last week: no tasks."

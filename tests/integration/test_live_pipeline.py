@@ -81,7 +81,9 @@ def test_a_pipeline_plants_a_repository_that_git_clone_fetches(
         p.relative_to(tmp_path / "clone").as_posix() for p in (tmp_path / "clone").rglob("*") if ".git" not in p.parts
     }
     assert {"Dockerfile", "app/main.py", "tests/test_main.py", "config/settings.json"} <= files
-    assert (tmp_path / "clone" / "README.md").read_text().startswith("# ")
+    readme = (tmp_path / "clone" / "README.md").read_text()
+    assert readme.startswith("# Recipe Box") and "plan weekly meals" in readme
+    assert '"log_level": "info"' in (tmp_path / "clone" / "config" / "settings.json").read_text()
     assert 'name = "recipe-box"' in (tmp_path / "clone" / "pyproject.toml").read_text()
     commit = by_name["customizing_project"]["result"]["commit_sha"]
     assert _head(github, f"{PLANTER_ORG}/recipe-box") == commit
@@ -92,6 +94,10 @@ def test_a_pipeline_plants_a_repository_that_git_clone_fetches(
     assert sorted(i["number"] for i in opened) == sorted(i["number"] for i in issues)
     assert all("planter" in [label["name"] for label in i["labels"]] for i in opened)
     assert all(f"planter:task={task['task_id']}" in i["body"] for i in opened)
+    # Each issue is one of the description's features or a chore of the project, not the prompt.
+    titles = [i["title"] for i in opened]
+    assert any("family recipes" in t for t in titles) and any("weekly meals" in t for t in titles), titles
+    assert not any(t.startswith(("Plan ", "What ", "#")) for t in titles), titles
 
 
 def test_a_redelivery_of_every_step_after_success_changes_nothing(

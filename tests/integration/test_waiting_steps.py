@@ -100,6 +100,23 @@ def test_a_worker_outcome_ends_the_waiting_step_once(
     assert enqueued.calls == calls
 
 
+def test_a_worker_outcome_keeps_the_facts_the_provider_noted_at_hand_off(
+    client: Any, auth_header: Any, engine: sa.Engine
+) -> None:
+    # A release build notes its release id when it hands off; the worker's outcome does not know it.
+    task_id = hand_off(client, auth_header(), engine)
+    execute(
+        engine,
+        """UPDATE task_steps SET handoff = jsonb_set(handoff, '{state,facts}', '{"release_id": "b-42"}')
+           WHERE task_id = :t AND name = 'creating_org'""",
+        t=task_id,
+    )
+    org = "https://github.com/planter-from-the-worker"
+    assert outcome(client, task_id, step_outcome="succeeded", org_url=org).status_code == 200
+    facts = read(client, auth_header(), task_id)["steps"][0]["result"]["facts"]
+    assert facts == {"release_id": "b-42", "org_url": org}
+
+
 def test_a_failed_outcome_is_one_failed_attempt_retried_by_a_scheduled_copy(
     client: Any, auth_header: Any, enqueued: RecordingEnqueuer, engine: sa.Engine
 ) -> None:

@@ -157,3 +157,19 @@ def test_the_stand_in_quotes_context_not_instructions_and_fills_json_from_the_tu
     assert "Cloud Build quota exceeded" in answer and "You answer about failed projects" not in answer
     result = client(gemini).generate_json("first line\nsecond line", Issues, system="never quoted")
     assert {issue.title for issue in result.issues} <= {"first line", "second line"}
+
+
+def test_a_briefed_prompt_gets_a_readme_and_issues_written_from_the_brief(gemini: Any) -> None:
+    from common.providers import customize
+    from common.providers.ai_plans import ISSUES_SCHEMA
+
+    wants = "A booking page for a yoga studio, with email reminders and a waiting list"
+    readme_prompt = customize.customization_prompt("Calm Studio", wants, "python-service", {"app/main.py": "x"})
+    readme_schema = {"type": "object", "properties": {"readme": {"type": "string"}}}
+    answer = client(gemini).generate_json(readme_prompt, readme_schema)
+    assert answer["readme"].startswith("# Calm Studio") and "- Email reminders" in answer["readme"]
+
+    prompt = customize.issues_prompt("Calm Studio", wants, "o/calm-studio", None) + "\n- Add email reminders"
+    titles = [i["title"] for i in client(gemini).generate_json(prompt, ISSUES_SCHEMA)["issues"]]
+    assert titles[:2] == ["Build a booking page for a yoga studio", "Implement a waiting list"]
+    assert len(titles) == 5 and len(set(titles)) == 5 and "Add email reminders" not in titles

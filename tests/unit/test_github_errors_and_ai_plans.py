@@ -9,7 +9,8 @@ import pytest
 
 from common.ai import AIPermanent, AIRateLimited, AITransient
 from common.github.client import rate_limit_delay
-from common.providers.ai_plans import ISSUES_SCHEMA, AIFailed, AIUnusable, IssuePlan, ask
+from common.providers import customize
+from common.providers.ai_plans import ISSUES_SCHEMA, AIFailed, AIUnusable, IssueDraft, IssuePlan, ask
 
 NOW = 1_800_000_000.0
 
@@ -83,3 +84,19 @@ def test_service_failures_are_not_retried_here_and_count_only_answered_calls(err
     with pytest.raises(AIFailed) as raised:
         ask(ScriptedAI({"issues": []}, error), "plan issues", ISSUES_SCHEMA, IssuePlan)
     assert raised.value.error is error and raised.value.calls == 1
+
+
+def test_a_config_value_that_is_no_setting_for_its_key_is_dropped_and_the_template_value_stays() -> None:
+    check = customize.customization_check("Shop", {"log_level": "info", "greeting": "Hello there", "port": 8080})
+    answer = check(
+        {"readme": "# Shop", "config": {"log_level": "--- Dockerfile ---", "greeting": "Welcome to the shop"}}
+    )
+    assert answer["config"] == {"greeting": "Welcome to the shop"}
+    assert check({"readme": "# Shop", "config": {"log_level": "debug"}})["config"] == {"log_level": "debug"}
+    with pytest.raises(ValueError, match="does not have: colour"):
+        check({"readme": "# Shop", "config": {"colour": "green"}})
+
+
+def test_an_issue_title_loses_its_markdown_heading_marks() -> None:
+    draft = IssueDraft.model_validate({"title": "## Add a shopping list", "body": "The goal, and when it is done."})
+    assert draft.title == "Add a shopping list"
