@@ -289,7 +289,22 @@ def test_a_step_slower_than_its_usual_median(gemini: Any, engine: sa.Engine, run
         )
     served = get_insights(runtime, alice, InsightDeps(ai=ai_client(gemini), clock=Clock(now)))
     slow = [i for i in served.insights if i.type == "slow_step"]
-    assert [i.data for i in slow] == [{"step": "deploying", "median_seconds_7d": 1000.0, "usual_median_seconds": 100.0}]
+    usual = {"usual_median_seconds": 100.0, "baseline": "everyone"}  # alice has no earlier runs of her own
+    assert [i.data for i in slow] == [{"step": "deploying", "median_seconds_7d": 1000.0, **usual}]
+
+    # With three earlier runs of her own (400 s), those are her usual: 1000 s is still slow against them.
+    for days in (9, 12, 15):
+        add_task(engine, alice, name=f"e{days}", status="completed", created=now - timedelta(days=days),
+                 steps=[ok("deploying", 400)])  # fmt: skip
+    served = get_insights(runtime, alice, InsightDeps(ai=ai_client(gemini), clock=Clock(now + timedelta(hours=2))))
+    [slow_own] = [i for i in served.insights if i.type == "slow_step"]
+    assert slow_own.data == {
+        "step": "deploying",
+        "median_seconds_7d": 1000.0,
+        "usual_median_seconds": 400.0,
+        "baseline": "own",
+    }
+    assert "your usual 400 s (your 3 earlier runs)" in slow_own.description
 
 
 def test_a_week_without_tasks_has_no_success_rate_rather_than_zero_percent() -> None:
