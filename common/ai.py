@@ -14,7 +14,6 @@ so functions that never talk to the model do not pay for it at cold start.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar, overload
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from common.config import Settings
 from common.errors import RetryLater
+from common.lazy import Lazy
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -106,15 +106,10 @@ class GeminiClient:
 
     def __init__(self, settings: AISettings):
         self.settings = settings
-        self._client: Any = None
-        self._lock = threading.Lock()
+        self._client: Lazy[Any] = Lazy(self._build)
 
     def _genai(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._build()
-        return self._client
+        return self._client.get()
 
     def _build(self) -> Any:
         from google import genai

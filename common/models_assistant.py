@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from common.models import Model, StrictModel
+from common.pipeline import TASK_TYPES
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 MAX_MESSAGE_CHARS = 4000
@@ -72,7 +73,7 @@ class Insights(Model):
 
 class StepStatsQuery(StrictModel):
     days: int = Field(30, ge=1, le=90)
-    type: str = Field("create_project", min_length=1, max_length=64, description="The task type.")
+    type: Literal[TASK_TYPES] = Field("create_project", description="The task type.")  # type: ignore[valid-type]
 
 
 class StepStats(Model):

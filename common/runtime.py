@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
 from common import db
 from common.auth import TokenVerifier
 from common.config import Settings
+from common.lazy import Lazy
 from common.services.heartbeat import Heartbeats
 from common.services.users import KnownUsers
 
@@ -53,26 +54,6 @@ class SystemClock:
 
     def time(self) -> float:
         return time.time()
-
-
-class Lazy(Generic[T]):
-    """A value built on first use, once, whichever thread asks first."""
-
-    def __init__(self, build: Callable[[], T]) -> None:
-        self._build = build
-        self._value: T | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> T:
-        if self._value is None:
-            with self._lock:
-                if self._value is None:
-                    self._value = self._build()
-        return self._value
-
-    @property
-    def built(self) -> bool:
-        return self._value is not None
 
 
 @dataclass(frozen=True)

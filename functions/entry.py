@@ -9,7 +9,8 @@ import flask
 
 from common.config import load_settings
 from common.http import Router
-from common.runtime import Lazy, Runtime, build_runtime
+from common.lazy import Lazy
+from common.runtime import Runtime, build_runtime
 from common.services.users import resolve_user
 from functions.routes import ROUTES, routes_of
 

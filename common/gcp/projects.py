@@ -75,6 +75,23 @@ def enable_services(gcp: GcpClient, project_id: str, stop: threading.Event) -> l
     return ids
 
 
+def labelled(gcp: GcpClient, task_id: str) -> list[str]:
+    """The ids of the active projects labelled as ``task_id``'s: what its attempts made, also those no
+    step recorded (made, then billing refused; or the task cancelled while the step ran). Search is
+    eventually consistent at Google, which a teardown, long after the creation, can live with."""
+    found: list[str] = []
+    params = {"query": f"labels.{TASK_LABEL}:{task_id}"}
+    while True:
+        page = gcp.call("GET", "resourcemanager", "v3/projects:search", params=params)
+        for project in page.get("projects") or []:
+            # The query is case-insensitive; the label must be this task's exactly, the project still standing.
+            if (project.get("labels") or {}).get(TASK_LABEL) == task_id and project.get("state") == "ACTIVE":
+                found.append(str(project["projectId"]))
+        if not page.get("nextPageToken"):
+            return found
+        params["pageToken"] = str(page["nextPageToken"])
+
+
 def delete_project(gcp: GcpClient, project_id: str, stop: threading.Event) -> bool:
     """True when deleted now; False when it was already gone (or being deleted)."""
     try:

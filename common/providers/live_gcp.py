@@ -77,14 +77,18 @@ class GcpSteps:
         return StepOutcome(facts={"gcp_project_id": project_id}, result=result)
 
     def deleting_gcp_project(self, ctx: StepContext) -> StepOutcome:
-        project_id = str(ctx.facts.get("gcp_project_id") or "")
-        deleted = bool(project_id) and projects.delete_project(self.gcp, project_id, ctx.stop)
+        # The project the project task recorded, and any other its attempts made and did not record
+        # (found by the task label every attempt sets).
+        recorded = str(ctx.facts.get("gcp_project_id") or "")
+        project_task = str(ctx.payload.get("project_task_id") or "")
+        found = projects.labelled(self.gcp, project_task) if project_task else []
+        ids = list(dict.fromkeys([recorded, *found] if recorded else found))
+        deleted = [p for p in ids if projects.delete_project(self.gcp, p, ctx.stop)]
         state = "deleted" if deleted else "absent"
-        return StepOutcome(
-            facts={"gcp_project": state},
-            message=f"Google Cloud project {state}",
-            result={"gcp_project_id": project_id or None, "gcp_project": state},
-        )
+        project_id = deleted[0] if deleted else recorded
+        result = {"gcp_project_id": project_id or None, "gcp_project": state, "deleted": deleted}
+        facts = {"gcp_project": state, **({"gcp_project_id": deleted[0]} if deleted else {})}
+        return StepOutcome(facts=facts, message=f"Google Cloud project {state}", result=result)
 
     # --- the build ---------------------------------------------------------------------------
     def _project_of(self, ctx: StepContext) -> str:

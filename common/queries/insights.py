@@ -58,7 +58,8 @@ def step_stats(
 
 
 # The facts insights are made of: per step over 30 days (failures, the last error, this week's
-# median against the step's usual median over everyone's last runs), this week against last,
+# median against the caller's own earlier median, and the step's usual median over everyone's last
+# runs for a caller with too few earlier runs), this week against last,
 # active tasks running longer than LONG_RUNNING_SECONDS, and the plan with this month's usage.
 _FACTS = sa.text(
     f"""
@@ -73,7 +74,12 @@ _FACTS = sa.text(
                (array_agg(s.error ORDER BY s.finished_at DESC) FILTER (WHERE s.status = 'failed'))[1] AS last_error,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY {DURATION})
                    FILTER (WHERE s.status = 'succeeded'
-                           AND r.created_at > CAST(:at AS timestamptz) - interval '7 days') AS median_7d
+                           AND r.created_at > CAST(:at AS timestamptz) - interval '7 days') AS median_7d,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY {DURATION})
+                   FILTER (WHERE s.status = 'succeeded'
+                           AND r.created_at <= CAST(:at AS timestamptz) - interval '7 days') AS own_median,
+               count(*) FILTER (WHERE s.status = 'succeeded'
+                                AND r.created_at <= CAST(:at AS timestamptz) - interval '7 days') AS own_runs
         FROM recent r JOIN task_steps s ON s.task_id = r.id
         WHERE s.status IN ('succeeded', 'failed') AND s.started_at IS NOT NULL AND s.finished_at IS NOT NULL
         GROUP BY s.name
@@ -97,7 +103,8 @@ _FACTS = sa.text(
     )
     SELECT (SELECT coalesce(json_agg(json_build_object(
                 'name', p.name, 'runs', p.runs, 'failed', p.failed, 'last_error', p.last_error,
-                'median_7d', p.median_7d, 'usual_median', ss.seconds) ORDER BY p.position), '[]'::json)
+                'median_7d', p.median_7d, 'own_median', p.own_median, 'own_runs', p.own_runs,
+                'usual_median', ss.seconds) ORDER BY p.position), '[]'::json)
             FROM per_step p LEFT JOIN step_seconds ss ON ss.name = p.name) AS steps,
            weeks.*, stuck.tasks AS stuck_tasks,
            coalesce(sub.tier, CAST(:default_tier AS text)) AS tier,

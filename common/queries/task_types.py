@@ -7,13 +7,28 @@ from typing import Any
 
 import sqlalchemy as sa
 
-# Locked: a teardown and a redeploy of the same project serialise their checks.
+# Locked: a teardown and a redeploy of the same project serialise their checks. A fact the task
+# lacks is taken from what its steps recorded making (a later step's over an earlier one's): a step
+# that succeeded after the user cancelled the task stored its result but moved no fact onto the task,
+# and a teardown must still find what it made.
 _PROJECT_TASK = sa.text(
     """
-    SELECT id, type, status, project_name, project_description, mode,
-           org_url, repo_url, deployment_url, gcp_project_id, project_id
-    FROM tasks WHERE id = :task_id AND user_id = :user_id
-    FOR SHARE
+    SELECT t.id, t.type, t.status, t.project_name, t.project_description, t.mode,
+           coalesce(t.org_url, m.facts ->> 'org_url') AS org_url,
+           coalesce(t.repo_url, m.facts ->> 'repo_url') AS repo_url,
+           coalesce(t.deployment_url, m.facts ->> 'deployment_url') AS deployment_url,
+           coalesce(t.gcp_project_id, m.facts ->> 'gcp_project_id') AS gcp_project_id,
+           coalesce(t.project_id, m.facts ->> 'project_id') AS project_id
+    FROM tasks t
+    LEFT JOIN LATERAL (
+        SELECT jsonb_object_agg(f.key, f.value ORDER BY s.position) AS facts
+        FROM task_steps s,
+             jsonb_each_text(CASE WHEN jsonb_typeof(s.result -> 'facts') = 'object'
+                                  THEN s.result -> 'facts' ELSE '{}'::jsonb END) f
+        WHERE s.task_id = t.id AND f.value IS NOT NULL
+    ) m ON true
+    WHERE t.id = :task_id AND t.user_id = :user_id
+    FOR SHARE OF t
     """
 )
 

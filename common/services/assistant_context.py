@@ -49,7 +49,7 @@ _WHAT_TO_DO = {
     "(a redeploy task) or retry the project",
     "creating_issues": "the repository and the deployment exist: a generate_issues task opens the issues",
 }
-_RETRY = "retrying is the dashboard's Retry button (a new task with the same input)"
+_RETRY = "the dashboard's Retry button starts a new task with the same input"
 
 
 def _clip(text: str | None, limit: int = MAX_ERROR_CHARS) -> str:
@@ -111,7 +111,7 @@ def read_context(rt: Runtime, user_id: uuid.UUID, at: datetime) -> str:
         lines.append(_task_line(failed))
         step = failed["step_name"] or failed["current_step"]
         if step in _WHAT_TO_DO:
-            lines.append(f"What to do about the failed project: {_WHAT_TO_DO[step]} ({_RETRY}).")
+            lines.append(f"What to do about the failed project: {_WHAT_TO_DO[step]}; {_RETRY}.")
     lines.append(f"Latest tasks, newest first ({len(tasks)}):" if tasks else "No tasks yet.")
     lines.extend(_task_line(t) for t in tasks)
     if jobs is not None:

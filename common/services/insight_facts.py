@@ -20,6 +20,8 @@ _PROJECT_AI_OPERATIONS = sum(step.ai_operations for step in STEPS)
 SLOW_FACTOR = 1.5
 # ... and at least this many seconds longer: sub-second steps jitter by large factors.
 SLOW_MARGIN_SECONDS = 5.0
+# The caller's own earlier runs of a step this many or more: their median is the step's "usual".
+OWN_BASELINE_RUNS = 3
 
 
 @dataclass(frozen=True)
@@ -72,21 +74,26 @@ def failure_hotspots(steps: list[dict[str, Any]]) -> list[Fact]:
 def slow_steps(steps: list[dict[str, Any]]) -> list[Fact]:
     facts = []
     for s in steps:
-        recent, usual = s["median_7d"], s["usual_median"]
+        # The caller's own earlier runs (this month, before this week) are the baseline when there
+        # are enough of them; otherwise the step's usual median over everyone's recent runs.
+        own = s["own_runs"] >= OWN_BASELINE_RUNS and bool(s["own_median"])
+        recent, usual = s["median_7d"], s["own_median"] if own else s["usual_median"]
         if recent is None or not usual or recent < SLOW_FACTOR * usual or recent - usual < SLOW_MARGIN_SECONDS:
             continue
+        against = f"your usual {usual:.0f} s (your {s['own_runs']} earlier runs)" if own else f"a usual {usual:.0f} s"
         facts.append(
             Fact(
                 type="slow_step",
                 title=f"Step {s['name']} is slower than usual",
-                description=f"This week {s['name']} took {recent:.0f} s at the median, against a usual {usual:.0f} s"
+                description=f"This week {s['name']} took {recent:.0f} s at the median, against {against}"
                 f" ({recent / usual:.1f} times as long).",
                 data={
                     "step": s["name"],
                     "median_seconds_7d": round(recent, 1),
                     "usual_median_seconds": round(usual, 1),
+                    "baseline": "own" if own else "everyone",
                 },
-                confidence=0.6,
+                confidence=0.7 if own else 0.6,
                 recommendations=[
                     f"Look at the progress messages of step {s['name']} in your latest tasks.",
                     "If it keeps growing, check the outside service that step waits for.",

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -108,8 +109,17 @@ def phrase(ai: AIClient, facts: list[Fact]) -> list[Fact]:
     ]
 
 
-def _generate(conn: sa.Connection, user: User, deps: InsightDeps) -> Insights | None:
-    """Generate under the user's lock; None when another request holds it."""
+def _phrased_or_none(ai: AIClient, facts: list[Fact]) -> list[Fact] | None:
+    try:
+        return phrase(ai, facts)
+    except AIServiceError:
+        return None
+
+
+def _generate(conn: sa.Connection, user: User, deps: InsightDeps, *, ask_ai: bool = True) -> Insights | None:
+    """Generate under the user's lock; None when another request holds it. Without ``ask_ai`` (the
+    request waited on another's generation, which stored nothing: the AI service failed it) the
+    failure's answer is served without asking the AI service again."""
     if not q.try_generation_lock(conn, user.id):
         return None
     now = deps.clock()
@@ -127,9 +137,8 @@ def _generate(conn: sa.Connection, user: User, deps: InsightDeps) -> Insights | 
         default_limit=TIER_LIMITS[FREE_TIER],
     )
     facts = all_facts(figures, now, period_start)
-    try:
-        phrased = phrase(deps.ai, facts)
-    except AIServiceError:
+    phrased = _phrased_or_none(deps.ai, facts) if ask_ai else None
+    if phrased is None:  # the AI service failed (this request's call, or the one it waited on)
         if cached:
             return _served(cached, cached=True, stale=True)
         return _served(_rows(facts, now), cached=False)
@@ -143,10 +152,14 @@ def get_insights(rt: Runtime, user: User, deps: InsightDeps) -> Insights:
     if _fresh(cached, deps.clock()):
         return _served(cached, cached=True)
     deadline = time.monotonic() + deps.wait_seconds
+    waited = False
     while True:
-        served = rt.db.transaction(lambda conn: _generate(conn, user, deps))
+        # Once this request has waited on another's generation, it does not ask the AI service itself:
+        # if that generation stored nothing fresh, the service just failed it (single flight, failures too).
+        served = rt.db.transaction(functools.partial(_generate, user=user, deps=deps, ask_ai=not waited))
         if served is not None:
             return served
+        waited = True
         # Another request of this user is generating: wait for its set rather than ask the AI again.
         time.sleep(WAIT_POLL_SECONDS)
         cached = rt.db.statement(lambda conn: q.cached_set(conn, user.id))

@@ -92,9 +92,16 @@ def test_every_exchange_of_the_google_steps_matches_googles_discovery_documents(
         gcp_steps = GcpSteps(config=config, gcp=GcpClient(base_url=standin.base_url, token=lambda: None))
         standin.add_fault({"foreign_project": "contract-app"})  # the 409 → 403 → another id path, too
 
-        def ctx(step: str, facts: dict[str, Any], handoff: dict[str, Any] | None = None) -> StepContext:
+        task_id = "0b7c6c1e-7d7a-4c55-9a57-3f1d2b6d1c01"
+
+        def ctx(
+            step: str,
+            facts: dict[str, Any],
+            handoff: dict[str, Any] | None = None,
+            payload: dict[str, Any] | None = None,
+        ) -> StepContext:
             return StepContext(
-                "0b7c6c1e-7d7a-4c55-9a57-3f1d2b6d1c01", step, 1, "Contract App", "", "saas", {}, facts,
+                task_id, step, 1, "Contract App", "", "saas", payload or {}, facts,
                 lambda: "callback-token", handoff or {}, threading.Event(),
             )  # fmt: skip
 
@@ -108,7 +115,9 @@ def test_every_exchange_of_the_google_steps_matches_googles_discovery_documents(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert found.facts["deployment_url"].endswith(".run.app")
-        gcp_steps.run(ctx("deleting_gcp_project", facts))
+        # A teardown (its payload names the project task) also searches for the projects labelled as the task's.
+        gone = gcp_steps.run(ctx("deleting_gcp_project", facts, payload={"project_task_id": task_id}))
+        assert isinstance(gone, StepOutcome) and gone.facts["gcp_project"] == "deleted"
     finally:
         standin.stop()
 
@@ -128,6 +137,7 @@ def test_every_exchange_of_the_google_steps_matches_googles_discovery_documents(
         "cloudresourcemanager.projects.create",
         "cloudresourcemanager.projects.get",
         "cloudresourcemanager.projects.delete",
+        "cloudresourcemanager.projects.search",
         "cloudbilling.projects.updateBillingInfo",
         "serviceusage.services.batchEnable",
         "cloudbuild.projects.builds.create",
@@ -135,6 +145,32 @@ def test_every_exchange_of_the_google_steps_matches_googles_discovery_documents(
         "cloudbuild.projects.builds.get",
         "run.projects.locations.services.get",
     }, called
+
+
+def test_the_project_search_matches_labels_shows_only_the_callers_projects_and_refuses_other_queries() -> None:
+    standin = GcpStandIn(free_port()).start()
+    try:
+        standin.add_fault({"foreign_project": "foreign-app"})
+        with standin.state.lock:  # someone else's project, with the same label
+            standin.state.projects["foreign-app"]["labels"] = {"planter-task": "t1"}
+        with httpx.Client(base_url=standin.base_url) as http:
+            for project_id, task in (("one-app", "t1"), ("two-app", "t2")):
+                made = {"projectId": project_id, "labels": {"planter-task": task}}
+                assert http.post("/v3/projects", json=made).status_code == 200
+
+            def found(query: str) -> list[str]:
+                answer = http.get("/v3/projects:search", params={"query": query})
+                assert answer.status_code == 200, answer.text
+                return sorted(p["projectId"] for p in answer.json().get("projects", []))
+
+            assert found("labels.planter-task:t1") == ["one-app"]
+            assert found("LABELS.planter-task:T2") == ["two-app"]  # case-insensitive, as Google's
+            assert found("labels.planter-task:t1 labels.planter-task:t2") == ["one-app", "two-app"]  # any term
+            assert found("labels.planter-task:t3") == []
+            refused = http.get("/v3/projects:search", params={"query": "name:one*"})
+            assert refused.status_code == 400 and refused.json()["error"]["status"] == "INVALID_ARGUMENT"
+    finally:
+        standin.stop()
 
 
 def test_the_build_list_honours_cloud_builds_tags_filter_and_refuses_filters_it_does_not_serve() -> None:

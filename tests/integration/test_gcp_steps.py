@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from dev.standins.gcp.server import GcpStandIn
 from dev.standins.github.server import Running, start
 from tests.conftest import RecordingEnqueuer, callback_token
 from tests.integration.test_steps import progress_rows
-from tests.live_support import create, live_provider, make_due, step_row
+from tests.live_support import create, live_provider, make_due, rest, step_row
 
 PARENT = "folders/000000000000"
 BILLING = "billingAccounts/000000-000000-000000"
@@ -138,6 +139,9 @@ def test_the_whole_pipeline_deploys_with_the_builds_own_progress_in_the_history(
         ("deploying", 81, "Cloud Build: pushing"),
         ("deploying", 84, "Cloud Build: deploying"),
     ]
+    # The user sees the same history through the API, oldest first.
+    shown = client.get(f"/api/v1/tasks/{task_id}/progress", headers=auth_header()).get_json()["progress"]
+    assert [(r["status"], r["progress_percent"], r["message"]) for r in shown] == history
     # The build carries the task, the step (what any later attempt looks for) and its attempt.
     build = gcp.state.builds[row["result"]["build_id"]]
     assert build["tags"] == [
@@ -148,11 +152,24 @@ def test_the_whole_pipeline_deploys_with_the_builds_own_progress_in_the_history(
 
 
 def test_a_lost_final_callback_is_found_by_the_scheduled_check(
-    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
+    client: Any,
+    auth_header: Any,
+    provider: LiveProvider,
+    gcp: GcpStandIn,
+    engine: sa.Engine,
+    enqueued: RecordingEnqueuer,
+    runtime: Runtime,
 ) -> None:
     task_id = to_gcp_project(runtime, client, auth_header(), provider, "Lost Callback")
     httpx.post(f"{gcp.base_url}/_faults", json={"lose_final_callback": True, "times": 1})
-    assert run(runtime, task_id, "deploying", provider).outcome == "waiting"
+    before = datetime.now(UTC)
+    handed = run(runtime, task_id, "deploying", provider)
+    after = datetime.now(UTC)
+    assert handed.outcome == "waiting"
+    # The hand-off itself scheduled the check: a delayed delivery of the same step, check_after (2 s) later.
+    [(step, at, suffix)] = [(c[1], c[3], c[4]) for c in enqueued.scheduled if c[0] == task_id]
+    assert step == "deploying" and suffix.startswith("check-") and handed.again is not None
+    assert at == handed.again[1] and before + timedelta(seconds=1.5) <= at <= after + timedelta(seconds=2)
     wait_build_done(gcp)
     assert step_row(engine, task_id, "deploying")["status"] == "waiting"  # no outcome came
     make_due(engine, task_id, "deploying")
@@ -285,10 +302,83 @@ def test_a_release_build_redeploy_and_teardown_reuse_what_the_project_task_made(
     again = provider.gcp.run(_step_ctx(task_id, "redeploying", facts))
     assert isinstance(again, StepOutcome) and again.facts["deployment_url"] == first["service_url"]
     gone = provider.gcp.run(_step_ctx(task_id, "deleting_gcp_project", facts))
-    assert isinstance(gone, StepOutcome) and gone.facts == {"gcp_project": "deleted"}
+    assert isinstance(gone, StepOutcome)
+    assert gone.facts == {"gcp_project": "deleted", "gcp_project_id": first["gcp_project_id"]}
     assert gcp.state.projects[first["gcp_project_id"]]["state"] == "DELETE_REQUESTED"
     twice = provider.gcp.run(_step_ctx(task_id, "deleting_gcp_project", facts))
     assert isinstance(twice, StepOutcome) and twice.facts == {"gcp_project": "absent"}
+
+
+@pytest.mark.parametrize("how", ["failed", "cancelled"])
+def test_a_failed_or_cancelled_project_is_torn_down_from_what_its_steps_recorded(
+    client: Any,
+    auth_header: Any,
+    provider: LiveProvider,
+    gcp: GcpStandIn,
+    github_server: Running,
+    engine: sa.Engine,
+    runtime: Runtime,
+    how: str,
+) -> None:
+    task_id = to_gcp_project(runtime, client, auth_header(), provider, f"Abandoned {how}")
+    if how == "failed":  # Cloud Build refuses the build: the task fails at once, its project and repository made
+        httpx.post(f"{gcp.base_url}/_faults", json={"method": "POST", "path": "/builds$", "status": 400, "times": 1})
+        assert run(runtime, task_id, "deploying", provider).outcome == "failed"
+    else:
+        assert client.post(f"/api/v1/tasks/{task_id}/cancel", headers=auth_header()).status_code == 200
+    project = client.get(f"/api/v1/tasks/{task_id}", headers=auth_header()).get_json()
+    assert project["status"] == how
+    made = {s["name"]: s["result"] for s in project["steps"]}
+    gcp_project, repository = made["creating_gcp_project"]["gcp_project_id"], made["forking_template"]["full_name"]
+    assert gcp.state.projects[gcp_project]["state"] == "ACTIVE"
+
+    answer = client.post(
+        "/api/v1/tasks", json={"type": "teardown", "payload": {"project_task_id": task_id}}, headers=auth_header()
+    )
+    assert answer.status_code == 202, answer.get_json()
+    teardown = answer.get_json()["task_id"]
+    assert [run(runtime, teardown, s, provider).outcome for s in ("deleting_gcp_project", "archiving_repository")] == [
+        "succeeded",
+        "succeeded",
+    ]
+    done = client.get(f"/api/v1/tasks/{teardown}", headers=auth_header()).get_json()
+    assert done["status"] == "completed", done
+    assert done["result"]["gcp_project_id"] == gcp_project and done["result"]["gcp_project"] == "deleted"
+    assert done["result"]["repository"] == "archived"
+    assert gcp.state.projects[gcp_project]["state"] == "DELETE_REQUESTED"
+    with rest(github_server.base_url) as http:
+        assert http.get(f"/repos/{repository}").json()["archived"] is True
+
+
+def test_a_project_made_by_an_attempt_that_then_failed_is_found_by_its_label_and_torn_down(
+    client: Any, auth_header: Any, provider: LiveProvider, gcp: GcpStandIn, engine: sa.Engine, runtime: Runtime
+) -> None:
+    task = create(client, auth_header(), "Billing Refused")
+    task_id = task["task_id"]
+    for step in BEFORE_GCP:
+        assert run(runtime, task_id, step, provider).outcome == "succeeded", step
+    # The project is created, then linking billing is refused: the task fails at once, and the
+    # project the attempt made is on no fact of the task.
+    refusal = {"method": "PUT", "path": "/billingInfo$", "status": 403, "times": 1}
+    httpx.post(f"{gcp.base_url}/_faults", json=refusal)
+    assert run(runtime, task_id, "creating_gcp_project", provider).outcome == "failed"
+    failed = client.get(f"/api/v1/tasks/{task_id}", headers=auth_header()).get_json()
+    assert failed["status"] == "failed" and failed["gcp_project_id"] is None
+    with gcp.state.lock:
+        ours = [p for p, v in gcp.state.projects.items() if (v.get("labels") or {}).get("planter-task") == task_id]
+        others = {p: v.get("state") for p, v in gcp.state.projects.items() if p not in ours}
+    assert len(ours) == 1 and gcp.state.projects[ours[0]]["state"] == "ACTIVE"
+
+    answer = client.post(
+        "/api/v1/tasks", json={"type": "teardown", "payload": {"project_task_id": task_id}}, headers=auth_header()
+    )
+    teardown = answer.get_json()["task_id"]
+    assert run(runtime, teardown, "deleting_gcp_project", provider).outcome == "succeeded"
+    result = step_row(engine, teardown, "deleting_gcp_project")["result"]
+    assert result["gcp_project"] == "deleted" and result["gcp_project_id"] == ours[0]
+    with gcp.state.lock:
+        assert gcp.state.projects[ours[0]]["state"] == "DELETE_REQUESTED"
+        assert {p: v.get("state") for p, v in gcp.state.projects.items() if p not in ours} == others
 
 
 def _step_ctx(task_id: str, step: str, facts: dict[str, Any], handoff: dict[str, Any] | None = None) -> StepContext:

@@ -37,7 +37,8 @@ def test_every_body_the_provider_reads_matches_githubs_models(github: Running, t
     with rest(github.base_url) as http:
         _valid(models.OrganizationFull, http.get(f"/orgs/{PLANTER_ORG}"), 200)
         _valid(models.Installation, http.get(f"/orgs/{PLANTER_ORG}/installation"), 200)
-        app_jwt = jwt.encode({"iss": "1", "iat": 0, "exp": 2**31}, "not-the-app-key", algorithm="HS256")
+        claims = {"iss": "1", "iat": 0, "exp": 2**31}
+        app_jwt = jwt.encode(claims, "not-the-app-key-32-bytes-at-least", algorithm="HS256")
         bought = http.post("/app/installations/1001/access_tokens", headers={"Authorization": f"Bearer {app_jwt}"})
         _valid(models.InstallationToken, bought, 201)
         made = _valid(

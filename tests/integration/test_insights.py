@@ -213,6 +213,42 @@ def test_stale_when_the_ai_service_fails_and_plain_words_without_a_cache(
     assert stale.generated_at == first.generated_at and stale.insights == first.insights
 
 
+@pytest.mark.parametrize("cached_before", [True, False])
+def test_ten_concurrent_requests_while_the_ai_service_fails_make_one_call(
+    gemini: Any, engine: sa.Engine, runtime: Runtime, cached_before: bool
+) -> None:
+    start = datetime.now(UTC)
+    alice = seed_mixed(engine, start)
+    clock = Clock(start)
+    ai = SlowCountingAI(ai_client(gemini), delay=0.5)
+    deps = InsightDeps(ai=ai, clock=clock)
+    earlier = get_insights(runtime, alice, deps) if cached_before else None
+    clock.now = start + timedelta(hours=2)  # nothing fresh: every request would generate
+    calls_before = ai.calls
+    # The AI service fails every call it gets from now on (at most ten).
+    requests.post(f"{gemini.base_url}/_faults", json={"path": ".", "status": 503, "times": 10}, timeout=5)
+
+    results: list[Any] = []
+    barrier = threading.Barrier(10)
+
+    def request() -> None:
+        barrier.wait()
+        results.append(get_insights(runtime, alice, deps))
+
+    threads = [threading.Thread(target=request) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ai.calls - calls_before == 1  # the waiters took the holder's failure as theirs
+    assert len(results) == 10
+    if earlier is not None:  # the last set, stale, for all
+        assert {(r.cached, r.stale, r.generated_at) for r in results} == {(True, True, earlier.generated_at)}
+    else:  # the computed insights in plain words, for all
+        assert {(r.cached, r.stale) for r in results} == {(False, False)}
+        assert all("Step deploying fails most often" in [i.title for i in r.insights] for r in results)
+
+
 def test_the_insights_route(client: Any, gemini: Any, auth_header: Headers, engine: sa.Engine) -> None:
     seed_mixed(engine, datetime.now(UTC))
     first = client.get("/api/v1/dashboard/insights", headers=auth_header(ALICE))
@@ -253,7 +289,22 @@ def test_a_step_slower_than_its_usual_median(gemini: Any, engine: sa.Engine, run
         )
     served = get_insights(runtime, alice, InsightDeps(ai=ai_client(gemini), clock=Clock(now)))
     slow = [i for i in served.insights if i.type == "slow_step"]
-    assert [i.data for i in slow] == [{"step": "deploying", "median_seconds_7d": 1000.0, "usual_median_seconds": 100.0}]
+    usual = {"usual_median_seconds": 100.0, "baseline": "everyone"}  # alice has no earlier runs of her own
+    assert [i.data for i in slow] == [{"step": "deploying", "median_seconds_7d": 1000.0, **usual}]
+
+    # With three earlier runs of her own (400 s), those are her usual: 1000 s is still slow against them.
+    for days in (9, 12, 15):
+        add_task(engine, alice, name=f"e{days}", status="completed", created=now - timedelta(days=days),
+                 steps=[ok("deploying", 400)])  # fmt: skip
+    served = get_insights(runtime, alice, InsightDeps(ai=ai_client(gemini), clock=Clock(now + timedelta(hours=2))))
+    [slow_own] = [i for i in served.insights if i.type == "slow_step"]
+    assert slow_own.data == {
+        "step": "deploying",
+        "median_seconds_7d": 1000.0,
+        "usual_median_seconds": 400.0,
+        "baseline": "own",
+    }
+    assert "your usual 400 s (your 3 earlier runs)" in slow_own.description
 
 
 def test_a_week_without_tasks_has_no_success_rate_rather_than_zero_percent() -> None:

@@ -3,12 +3,14 @@ and Gemini stand-ins: real git repositories, real HTTP, faults injected the way 
 
 from __future__ import annotations
 
+import html
 import pathlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -98,6 +100,16 @@ def test_a_pipeline_plants_a_repository_that_git_clone_fetches(
     titles = [i["title"] for i in opened]
     assert any("family recipes" in t for t in titles) and any("weekly meals" in t for t in titles), titles
     assert not any(t.startswith(("Plan ", "What ", "#")) for t in titles), titles
+
+    # The URLs the task hands out open as web pages, as on github.com.
+    repo_page = httpx.get(done["repo_url"], timeout=10)
+    assert repo_page.status_code == 200 and repo_page.headers["content-type"].startswith("text/html")
+    assert "plan weekly meals" in repo_page.text and all(html.escape(t) in repo_page.text for t in titles)
+    issue_page = httpx.get(issues[0]["url"], timeout=10)
+    assert issue_page.status_code == 200 and html.escape(issues[0]["title"]) in issue_page.text
+    commit_page = httpx.get(by_name["customizing_project"]["result"]["commit_url"], timeout=10)
+    assert commit_page.status_code == 200 and "README.md" in commit_page.text
+    assert httpx.get(f"{done['repo_url']}/issues/99", timeout=10).status_code == 404
 
 
 def test_a_redelivery_of_every_step_after_success_changes_nothing(

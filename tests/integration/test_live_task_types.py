@@ -3,8 +3,9 @@ PostgreSQL, against the GitHub and Gemini stand-ins: issues opened once, a repos
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -184,3 +185,46 @@ def test_generate_issues_on_an_archived_repository_fails_at_once_with_the_reason
 
 
 TEARDOWN = ("deleting_gcp_project", "archiving_repository")
+
+
+@dataclasses.dataclass(frozen=True)
+class CancelledWhileRunning:
+    """The provider, with the user cancelling the task while the step runs (after its work is done)."""
+
+    provider: Any
+    cancel: Callable[[], None]
+
+    def run(self, ctx: StepContext) -> Any:
+        outcome = self.provider.run(ctx)
+        self.cancel()
+        return outcome
+
+    def check(self, ctx: StepContext) -> Any:
+        return self.provider.check(ctx)
+
+
+def test_a_repository_made_by_a_step_the_user_cancelled_is_torn_down(
+    client: Any, auth_header: Any, provider: Any, github: Running, engine: sa.Engine, runtime: Runtime
+) -> None:
+    task_id = create(client, auth_header(), "Changed My Mind")["task_id"]
+    assert run_pipeline(runtime, task_id, provider, ("creating_org",))[0].outcome == "succeeded"
+
+    def cancel() -> None:
+        assert client.post(f"/api/v1/tasks/{task_id}/cancel", headers=auth_header()).status_code == 200
+
+    steps.run_step(runtime, uuid.UUID(task_id), "forking_template", CancelledWhileRunning(provider, cancel))
+    project = client.get(f"/api/v1/tasks/{task_id}", headers=auth_header()).get_json()
+    assert project["status"] == "cancelled"
+    # The step's result lists the repository it made (the task never advanced past it).
+    made = {s["name"]: s["result"] for s in project["steps"]}["forking_template"]
+    full = f"{PLANTER_ORG}/changed-my-mind"
+    assert made["full_name"] == full
+
+    teardown = _new_task(client, auth_header(), "teardown", {"project_task_id": task_id})
+    assert [steps.run_step(runtime, uuid.UUID(teardown), s, provider).outcome for s in TEARDOWN] == [
+        "succeeded",
+        "succeeded",
+    ]
+    assert step_row(engine, teardown, "archiving_repository")["result"]["state"] == "archived"
+    with rest(github.base_url) as http:
+        assert http.get(f"/repos/{full}").json()["archived"] is True

@@ -126,5 +126,8 @@ def test_the_window_and_the_type_filter(client: Any, auth_header: Headers, seede
 
 
 def test_invalid_parameters_are_422(client: Any, auth_header: Headers) -> None:
-    for query in ("days=0", "days=91", "days=x", "type=", "other=1"):
+    for query in ("days=0", "days=91", "days=x", "type=", "type=no_such_type", "other=1"):
         assert_problem(client.get(f"{STEPS}?{query}", headers=auth_header(ALICE)), 422)
+    # An unknown task type says which ones there are, rather than answering an empty list.
+    unknown = assert_problem(client.get(f"{STEPS}?type=deploy", headers=auth_header(ALICE)), 422)
+    assert "create_project" in unknown["errors"]["type"]

@@ -33,6 +33,8 @@ class GcpStandIn(JsonApiStandIn):
         state, method, path, query, body = self.state, request.method, request.path, request.query, request.body
         if method == "POST" and path == "/v3/projects":
             return state.create_project(body)
+        if method == "GET" and path == "/v3/projects:search":
+            return state.search_projects((query.get("query") or [""])[0])
         if (m := _PROJECT.match(path)) and method in ("GET", "DELETE"):
             return state.get_project(m["id"]) if method == "GET" else state.delete_project(m["id"])
         if (m := _OPERATION.match(path)) and method == "GET":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 
 from dev.standins.google_errors import google_error
 
+_LABEL_TERM = re.compile(r"labels\.(?P<key>[a-z0-9_-]+):(?P<value>[a-z0-9_-]+)", re.IGNORECASE)
 # A project id taken by someone else: its GET answers 403 and creating it answers 409.
 FOREIGN_OWNER = "someone-else"
 
@@ -84,6 +86,29 @@ class GcpState:
                 # Google answers 403 for ids that do not exist as well as for others' projects.
                 return 403, google_error(403, f"The caller does not have permission on project {project_id}")
             return 200, dict(project)
+
+    def search_projects(self, query: str) -> tuple[int, dict[str, Any]]:
+        """Resource Manager's projects.search for the query Planter sends: `labels.KEY:VALUE` terms
+        (any of them matching, case-insensitive, as Google's); others' projects are never shown."""
+        terms = [_LABEL_TERM.fullmatch(term) for term in query.split()]
+        if any(term is None for term in terms):
+            return 400, google_error(400, f"the stand-in serves only labels.KEY:VALUE queries, not {query!r}")
+        wanted = [(term["key"].lower(), term["value"].lower()) for term in terms if term]
+        with self.lock:
+            found = [
+                dict(project)
+                for project_id, project in self.projects.items()
+                if not self.owners.get(project_id)
+                and (
+                    not wanted
+                    or any(
+                        str(v).lower() == value and k.lower() == key
+                        for k, v in (project.get("labels") or {}).items()
+                        for key, value in wanted
+                    )
+                )
+            ]
+        return 200, ({"projects": found} if found else {})
 
     def delete_project(self, project_id: str) -> tuple[int, dict[str, Any]]:
         status, project = self.get_project(project_id)

@@ -1,4 +1,5 @@
-"""The stand-in's WSGI app: GitHub's REST subset, `_faults`, and git smart HTTP for `git clone`.
+"""The stand-in's WSGI app: GitHub's REST subset, `_faults`, git smart HTTP for `git clone`, and
+plain web pages at the web URLs (dev/standins/github/web.py).
 
 Errors come back as GitHub sends them: a JSON body with `message` and `documentation_url`
 (plus `errors` on 422), the same status codes (404 for what the caller cannot see, a private
@@ -21,7 +22,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from dev.standins.faults import Faults
-from dev.standins.github import objects
+from dev.standins.github import objects, web
 from dev.standins.github.git_routes import GitDataRoutes
 from dev.standins.github.gitstore import GitStore
 from dev.standins.github.replies import DOCS, GitHubError, jwt_claims, reply
@@ -82,7 +83,8 @@ class GitHubStandIn(GitDataRoutes):
             # As on github.com, the web URL clones too: /owner/repo and /owner/repo.git are one repository.
             environ = {**environ, "PATH_INFO": f"/{git_path['owner']}/{git_path['repo']}.git/{git_path['rest']}"}
             return serve_git(self.git.root, environ, start_response)
-        response = self.dispatch(request)
+        shown = web.page(request.path, self.state, self.git, self.base_url) if request.method == "GET" else None
+        response = shown or self.dispatch(request)
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:

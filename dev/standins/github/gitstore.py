@@ -135,6 +135,13 @@ class GitStore:
         sha_, tree, parents, date, *message = out.split("\n")
         return CommitInfo(sha_, tree, parents.split(), "\n".join(message).rstrip("\n"), date)
 
+    def show(self, owner: str, name: str, sha: str) -> str:
+        """A commit as `git show --stat --patch` prints it (the web page of a commit)."""
+        repo = self.path(owner, name)
+        if self._git(repo, "cat-file", "-t", sha).strip() != "commit":
+            raise GitError(f"{sha} is not a commit")
+        return self._git(repo, "show", "--stat", "--patch", "--format=fuller", sha)
+
     def read_tree(self, owner: str, name: str, sha: str, recursive: bool) -> list[TreeEntry]:
         args = ["ls-tree", "--long", "-z"] + (["-r", "-t"] if recursive else []) + [sha]
         entries = []
