@@ -83,7 +83,7 @@ def run(runtime: Runtime, task_id: str, name: str, provider: LiveProvider) -> st
     return steps.run_step(runtime, uuid.UUID(task_id), name, provider)
 
 
-def wait_for(engine: sa.Engine, task_id: str, step: str, status: str, seconds: float = 15) -> dict[str, Any]:
+def wait_for(engine: sa.Engine, task_id: str, step: str, status: str, seconds: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while True:
         row = step_row(engine, task_id, step)
@@ -92,7 +92,7 @@ def wait_for(engine: sa.Engine, task_id: str, step: str, status: str, seconds: f
         time.sleep(0.05)
 
 
-def wait_build_done(gcp: GcpStandIn, seconds: float = 10) -> None:
+def wait_build_done(gcp: GcpStandIn, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with gcp.state.lock:

@@ -118,6 +118,23 @@ def seed_mixed(engine: sa.Engine, now: datetime) -> User:
     return alice
 
 
+def ten_at_once(request: Callable[[], Any]) -> list[Any]:
+    """Ten calls of ``request`` released together (a barrier), from ten threads; their answers."""
+    results: list[Any] = []
+    barrier = threading.Barrier(10)
+
+    def one() -> None:
+        barrier.wait()
+        results.append(request())
+
+    threads = [threading.Thread(target=one) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_insights_of_a_user_with_mixed_outcomes(gemini: Any, engine: sa.Engine, runtime: Runtime) -> None:
     now = datetime.now(UTC)
     alice = seed_mixed(engine, now)
@@ -164,18 +181,7 @@ def test_cached_for_an_hour_single_flight_then_recomputed(gemini: Any, engine: s
     deps = InsightDeps(ai=ai, clock=clock)
 
     # Ten concurrent requests with nothing cached: one AI call, one set for all of them.
-    results: list[Any] = []
-    barrier = threading.Barrier(10)
-
-    def request() -> None:
-        barrier.wait()
-        results.append(get_insights(runtime, alice, deps))
-
-    threads = [threading.Thread(target=request) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = ten_at_once(lambda: get_insights(runtime, alice, deps))
     assert ai.calls == 1 and ai_calls(gemini) == 1
     assert len({r.generated_at for r in results}) == 1
     assert sorted(r.cached for r in results) == [False] + [True] * 9
@@ -228,18 +234,7 @@ def test_ten_concurrent_requests_while_the_ai_service_fails_make_one_call(
     # The AI service fails every call it gets from now on (at most ten).
     requests.post(f"{gemini.base_url}/_faults", json={"path": ".", "status": 503, "times": 10}, timeout=5)
 
-    results: list[Any] = []
-    barrier = threading.Barrier(10)
-
-    def request() -> None:
-        barrier.wait()
-        results.append(get_insights(runtime, alice, deps))
-
-    threads = [threading.Thread(target=request) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = ten_at_once(lambda: get_insights(runtime, alice, deps))
     assert ai.calls - calls_before == 1  # the waiters took the holder's failure as theirs
     assert len(results) == 10
     if earlier is not None:  # the last set, stale, for all
