@@ -34,7 +34,7 @@ from common.config import Settings
 from common.queue import tasks_client
 from dev.local_queues import LOCAL_QUEUE_CONFIG, PRIORITY_RATE_LIMITS
 from dev.stack import ROOT, free_port, wait_for_port
-from dev.standins.serving import QuietThreadingServer
+from dev.standins.serving import QuietThreadingServer, ServedOnThread
 
 PARENT = "projects/retry-probe/locations/us-central1"
 MODES = ("503", "500", "owned")
@@ -74,7 +74,7 @@ class Probe:
         return 200
 
 
-def serve(probe: Probe) -> QuietThreadingServer:
+def serve(probe: Probe) -> ServedOnThread:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
@@ -85,11 +85,9 @@ def serve(probe: Probe) -> QuietThreadingServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = QuietThreadingServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    probe.url = f"http://127.0.0.1:{server.server_address[1]}/step"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    worker = ServedOnThread(QuietThreadingServer(("127.0.0.1", 0), Handler), "retry-probe-worker").start()
+    probe.url = f"{worker.base_url}/step"
+    return worker
 
 
 def run(mode: str, failing: int, clean: int, failures: int, work: float, directory: pathlib.Path) -> dict[str, Any]:
@@ -116,7 +114,7 @@ def run(mode: str, failing: int, clean: int, failures: int, work: float, directo
         deadline = time.monotonic() + 300
         while len(probe.done) < failing + clean and time.monotonic() < deadline:
             time.sleep(0.1)
-        server.shutdown()
+        server.stop()
     finally:
         standin.kill()
         standin.wait()

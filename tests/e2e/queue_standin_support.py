@@ -15,6 +15,7 @@ from typing import Any
 from common.config import Settings
 from common.queue import tasks_client
 from dev.stack import ROOT, free_port, wait_for_port
+from dev.standins.serving import ServedOnThread
 
 PARENT = "projects/standin-test/locations/us-central1"
 
@@ -85,8 +86,8 @@ class Standin:
         return self.log_path.read_text()
 
 
-def serve_target() -> tuple[Target, ThreadingHTTPServer]:
-    """Start the worker on a free port; returns it and its server (to shut down)."""
+def serve_target() -> tuple[Target, ServedOnThread]:
+    """Start the worker on a free port; returns it and its server (to stop)."""
     recorder = Target()
 
     class Handler(BaseHTTPRequestHandler):
@@ -131,11 +132,9 @@ def serve_target() -> tuple[Target, ThreadingHTTPServer]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    recorder.url = f"http://127.0.0.1:{server.server_address[1]}/work"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return recorder, server
+    worker = ServedOnThread(ThreadingHTTPServer(("127.0.0.1", 0), Handler), "queue-test-worker").start()
+    recorder.url = f"{worker.base_url}/work"
+    return recorder, worker
 
 
 def make_queue(standin: Standin, queue_id: str, *, concurrent: int = 10, rate: float = 100, **retry: Any) -> str:

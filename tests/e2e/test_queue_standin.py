@@ -35,7 +35,7 @@ from tests.e2e.queue_standin_support import (
 def target() -> Iterator[Target]:
     recorder, server = serve_target()
     yield recorder
-    server.shutdown()
+    server.stop()
 
 
 @pytest.fixture(scope="module")
