@@ -82,7 +82,7 @@ class GcpSteps:
         recorded = str(ctx.facts.get("gcp_project_id") or "")
         project_task = str(ctx.payload.get("project_task_id") or "")
         found = projects.labelled(self.gcp, project_task) if project_task else []
-        ids = list(dict.fromkeys([recorded, *found] if recorded else found))
+        ids = list(dict.fromkeys(p for p in (recorded, *found) if p))
         deleted = [p for p in ids if projects.delete_project(self.gcp, p, ctx.stop)]
         state = "deleted" if deleted else "absent"
         project_id = deleted[0] if deleted else recorded

@@ -57,10 +57,14 @@ def _clip(text: str | None, limit: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _failed_step(t: dict[str, Any]) -> str | None:
+    return t["step_name"] or t["current_step"]  # type: ignore[no-any-return]
+
+
 def _task_line(t: dict[str, Any]) -> str:
     head = f'- task {t["id"]} "{t["project_name"]}" ({t["type"]}), created {t["created_at"]}: {t["status"]}'
     if t["status"] == "failed":
-        step = t["step_name"] or t["current_step"] or "an unknown step"
+        step = _failed_step(t) or "an unknown step"
         attempts = f" after {t['step_attempts']} of {t['step_max_attempts']} attempts" if t["step_name"] else ""
         error = t["step_error"] or t["error_message"]
         return f"{head}; failed at step {step}{attempts}: error: {_clip(error)}"
@@ -109,7 +113,7 @@ def read_context(rt: Runtime, user_id: uuid.UUID, at: datetime) -> str:
     if failed is not None:
         lines.append("Most recent failed project:")
         lines.append(_task_line(failed))
-        step = failed["step_name"] or failed["current_step"]
+        step = _failed_step(failed)
         if step in _WHAT_TO_DO:
             lines.append(f"What to do about the failed project: {_WHAT_TO_DO[step]}; {_RETRY}.")
     lines.append(f"Latest tasks, newest first ({len(tasks)}):" if tasks else "No tasks yet.")

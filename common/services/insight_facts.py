@@ -39,7 +39,7 @@ def _pct(part: float, whole: float) -> int:
 
 
 def _rate(part: int, whole: int) -> str:
-    return f"{_pct(part, whole)}%" if whole else "no tasks"  # not "0%": nothing failed
+    return f"{_pct(part, whole)}%" if whole else "no tasks"  # a week without tasks has no rate, not 0 %
 
 
 def failure_hotspots(steps: list[dict[str, Any]]) -> list[Fact]:

@@ -93,20 +93,12 @@ class GcpState:
         terms = [_LABEL_TERM.fullmatch(term) for term in query.split()]
         if any(term is None for term in terms):
             return 400, google_error(400, f"the stand-in serves only labels.KEY:VALUE queries, not {query!r}")
-        wanted = [(term["key"].lower(), term["value"].lower()) for term in terms if term]
+        wanted = {(term["key"].lower(), term["value"].lower()) for term in terms if term}
         with self.lock:
             found = [
                 dict(project)
                 for project_id, project in self.projects.items()
-                if not self.owners.get(project_id)
-                and (
-                    not wanted
-                    or any(
-                        str(v).lower() == value and k.lower() == key
-                        for k, v in (project.get("labels") or {}).items()
-                        for key, value in wanted
-                    )
-                )
+                if not self.owners.get(project_id) and (not wanted or _labels_of(project) & wanted)
             ]
         return 200, ({"projects": found} if found else {})
 
@@ -119,3 +111,7 @@ class GcpState:
             response = {"@type": "type.googleapis.com/google.cloud.resourcemanager.v3.Project", **project}
             response["state"] = "DELETE_REQUESTED"
             return 200, self.operation(f"operations/dp.{uuid.uuid4().int % 10**19}", response)
+
+
+def _labels_of(project: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(str(k).lower(), str(v).lower()) for k, v in (project.get("labels") or {}).items()}
